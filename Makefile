@@ -1,0 +1,49 @@
+# One task runner. `make test` and `make lab` both set everything up from nothing
+# (only python3 >= 3.11 and make are needed), so CI runs what a developer runs.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+BROWSER_STAMP := $(VENV)/.browser-stamp
+PORT   ?= $(or $(EXECCTX_LAB_PORT),8888)
+PYTEST_ARGS ?=
+
+.PHONY: test lab lint typecheck unit notebooks bench clean browser-deps
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+# Debian's chromium for the Playwright browser test (Playwright's own browser download
+# does not work offline). Installed once; skipped where apt-get is missing.
+$(BROWSER_STAMP): | $(STAMP)
+	@if command -v chromium >/dev/null 2>&1 || test -x /usr/bin/chromium; then :; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	else echo "note: no apt-get; install chromium yourself to run the browser test"; fi
+	@touch $(BROWSER_STAMP)
+
+browser-deps: $(BROWSER_STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check execctx_nb tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP) $(BROWSER_STAMP)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test: lint typecheck unit
+
+lab: $(STAMP)
+	$(BIN)/python -m execctx_nb.lab --port $(PORT)
+
+bench: $(STAMP)
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,43 @@
+"""execctx_nb: explore a workflow engine's execution context from Jupyter.
+
+The table of contents:
+
+- records: :class:`StepEnvelope`, :class:`StepMetadata`, :class:`ExecutionScope`,
+  :class:`LineageEntry`, the event kinds (:mod:`execctx_nb.events`)
+- keys: :mod:`execctx_nb.keys` builds every Valkey key and object-store path
+- :func:`idempotency_key`
+- errors: :class:`ExecctxError` and its tree (:mod:`execctx_nb.errors`)
+"""
+
+from __future__ import annotations
+
+from execctx_nb import errors, events, keys
+from execctx_nb._idempotency import idempotency_key
+from execctx_nb._records import DataRef, ExecutionScope, LineageEntry, StepEnvelope, StepMetadata
+from execctx_nb.errors import (
+    EnvelopeDecodeError,
+    ExecctxError,
+    InvalidKeyError,
+    InvalidTenantError,
+    StoreUnavailableError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DataRef",
+    "EnvelopeDecodeError",
+    "ExecctxError",
+    "ExecutionScope",
+    "InvalidKeyError",
+    "InvalidTenantError",
+    "LineageEntry",
+    "StepEnvelope",
+    "StepMetadata",
+    "StoreUnavailableError",
+    "__version__",
+    "errors",
+    "events",
+    "idempotency_key",
+    "keys",
+]

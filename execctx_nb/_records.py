@@ -1,0 +1,191 @@
+"""Typed, immutable records of the protocol: step envelopes and their parts.
+
+Attributes are snake_case; the wire is camelCase exactly as ``docs/wire-format.md`` pins it.
+Records are msgspec Structs: decoding validates shape and types and names the failing path.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import msgspec
+
+from execctx_nb import keys
+from execctx_nb.errors import EnvelopeDecodeError
+
+if TYPE_CHECKING:
+    import polars as pl
+    import pyarrow as pa
+
+__all__ = [
+    "DataRef",
+    "ExecutionScope",
+    "LineageEntry",
+    "StepEnvelope",
+    "StepMetadata",
+    "StepStatus",
+]
+
+StepStatus = Literal["success", "failed"]
+"""``success`` or ``failed``, as in the reference protocol."""
+
+NonNegInt = Annotated[int, msgspec.Meta(ge=0)]
+SchemaHash = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
+
+
+class _Wire(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defaults=False):
+    """Common base: frozen, keyword-only, camelCase on the wire."""
+
+
+class ExecutionScope(msgspec.Struct, frozen=True):
+    """Where a step lives: one tenant's one execution.
+
+    >>> ExecutionScope("org_42", "run-1")
+    ExecutionScope(tenant_id='org_42', execution_id='run-1')
+    """
+
+    tenant_id: str
+    execution_id: str
+
+    def __post_init__(self) -> None:
+        keys.validate_tenant(self.tenant_id, where="scope.tenant_id")
+        keys.validate_id(self.execution_id, kind="execution id", where="scope.execution_id")
+
+
+class StepMetadata(_Wire, kw_only=True):
+    """Facts about a step's output: ``{rowCount, bytes, elapsedMs, producedAt}``."""
+
+    row_count: NonNegInt | None = None
+    bytes: NonNegInt | None = None
+    elapsed_ms: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    produced_at: dt.datetime | None = None
+
+
+class LineageEntry(_Wire, kw_only=True):
+    """One upstream input of a step: ``{stepId, executionId?, attempt?, schemaHash?}``.
+
+    ``execution_id`` is None for a step of the same execution.
+    """
+
+    step_id: str
+    execution_id: str | None = None
+    attempt: NonNegInt | None = None
+    schema_hash: SchemaHash | None = None
+
+    def __post_init__(self) -> None:
+        keys.validate_id(self.step_id, kind="step id", where="lineage.stepId")
+        if self.execution_id is not None:
+            keys.validate_id(self.execution_id, kind="execution id", where="lineage.executionId")
+
+
+class DataRef(_Wire, kw_only=True):
+    """Where a large step output lives in the cold tier (``dataRef`` on the wire)."""
+
+    uri: str
+    format: Literal["parquet"] = "parquet"
+    bytes: NonNegInt
+    sha256: SchemaHash
+    row_count: NonNegInt | None = None
+
+
+def _encode_data(obj: Any) -> Any:
+    """msgspec enc_hook: frames become JSON rows."""
+    module = type(obj).__module__
+    if module.startswith("pyarrow"):
+        return obj.to_pylist()
+    if module.startswith("polars"):
+        return obj.to_dicts()
+    raise NotImplementedError(f"cannot encode {type(obj).__name__} as JSON step data")
+
+
+_ENCODER = msgspec.json.Encoder(enc_hook=_encode_data, decimal_format="number")
+
+
+class StepEnvelope(_Wire, kw_only=True):
+    """A step's output with its schema, lineage, metadata and status.
+
+    ``data`` holds JSON rows, a pyarrow Table or a Polars DataFrame; a large output may
+    instead live in the cold tier, referenced by ``data_ref``.
+
+    Examples
+    --------
+    >>> env = StepEnvelope(execution_id="run-1", step_id="clean", data=[{"a": 1}])
+    >>> StepEnvelope.from_json(env.to_json()).data
+    [{'a': 1}]
+    """
+
+    execution_id: str
+    step_id: str
+    attempt: NonNegInt = 0
+    data: Any = None
+    schema: dict[str, Any] | None = None
+    schema_hash: SchemaHash | None = None
+    schema_version: NonNegInt = 1
+    lineage: tuple[LineageEntry, ...] = ()
+    metadata: StepMetadata = msgspec.field(default_factory=StepMetadata)
+    status: StepStatus = "success"
+    error: str | None = None
+    data_ref: DataRef | None = None
+
+    def __post_init__(self) -> None:
+        keys.validate_id(self.execution_id, kind="execution id", where="envelope.executionId")
+        keys.validate_id(self.step_id, kind="step id", where="envelope.stepId")
+
+    # -- wire ---------------------------------------------------------------------------
+    @classmethod
+    def from_json(cls, text: str | bytes | bytearray | memoryview, *, where: str | None = None) -> StepEnvelope:
+        """Decode a wire envelope; raise EnvelopeDecodeError naming the bad field's path."""
+        return _decode(cls, text, "step envelope", where)
+
+    def to_json(self) -> bytes:
+        """Encode to the wire: compact UTF-8 JSON with camelCase keys."""
+        return _ENCODER.encode(self)
+
+    # -- frames -------------------------------------------------------------------------
+    def to_arrow(self) -> pa.Table:
+        """The data as a pyarrow Table (cold-tier data must be loaded by the store first)."""
+        import pyarrow as pa
+
+        data = self._inline_data()
+        if isinstance(data, pa.Table):
+            return data
+        if type(data).__module__.startswith("polars"):
+            return data.to_arrow()
+        return self.to_polars().to_arrow()
+
+    def to_polars(self) -> pl.DataFrame:
+        """The data as a Polars DataFrame (every row is read to infer column dtypes)."""
+        import polars as pl
+
+        data = self._inline_data()
+        if isinstance(data, pl.DataFrame):
+            return data
+        if type(data).__module__.startswith("pyarrow"):
+            frame = pl.from_arrow(data)
+            assert isinstance(frame, pl.DataFrame)
+            return frame
+        if data is None:
+            return pl.DataFrame()
+        rows = data if isinstance(data, list) else [data]
+        if not all(isinstance(row, dict) for row in rows):
+            return pl.DataFrame({"value": rows}, strict=False)
+        return pl.DataFrame(rows, infer_schema_length=None, strict=False)
+
+    def _inline_data(self) -> Any:
+        if self.data is None and self.data_ref is not None:
+            raise EnvelopeDecodeError(
+                f"Step {self.step_id!r} keeps its data in the cold tier at {self.data_ref.uri!r};"
+                " read it through the store (store.get_step(...)) to load it"
+            )
+        return self.data
+
+
+def _decode(cls: type[Any], text: str | bytes | bytearray | memoryview, what: str, where: str | None) -> Any:
+    at = f" (at key {where!r})" if where else ""
+    try:
+        return msgspec.json.decode(text, type=cls)
+    except msgspec.ValidationError as exc:
+        raise EnvelopeDecodeError(f"Invalid {what}{at}: {exc}") from exc
+    except msgspec.DecodeError as exc:
+        raise EnvelopeDecodeError(f"Malformed JSON for a {what}{at}: {exc}") from exc

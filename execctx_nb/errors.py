@@ -1,0 +1,93 @@
+"""The exception tree of execctx_nb.
+
+Every error the package raises is an :class:`ExecctxError`; leaves also subclass the builtin
+that fits, so ``except ValueError`` keeps working for bad input::
+
+    ExecctxError
+    ├── InvalidTenantError (ValueError)      tenant id fails ^[a-zA-Z0-9_-]{1,64}$
+    ├── InvalidKeyError (ValueError)         execution / step / flow id or attempt is unusable
+    ├── EnvelopeDecodeError (ValueError)     bytes are not a valid envelope, event or stream entry
+    ├── SchemaInferenceError (ValueError)    input cannot be turned into a JSON Schema
+    │   └── CyclicDataError                  a Python container contains itself
+    ├── StoreError
+    │   ├── StoreUnavailableError (ConnectionError)  the server did not take or answer in time
+    │   ├── IdempotencyConflictError         same idempotency key, different payload
+    │   ├── LeaseError                       a lease is held by someone else or was lost
+    │   └── ColdTierError (OSError)          the object store failed
+    └── EventStreamError
+        └── HandlerError                     a subscriber's handler raised (carries the cause)
+
+Dependency exceptions (valkey, pyarrow, obstore, msgspec) are translated at one boundary per
+module with ``raise ... from exc``; messages follow "what was expected, what was got, where,
+and what to do".
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ColdTierError",
+    "CyclicDataError",
+    "EnvelopeDecodeError",
+    "EventStreamError",
+    "ExecctxError",
+    "HandlerError",
+    "IdempotencyConflictError",
+    "InvalidKeyError",
+    "InvalidTenantError",
+    "LeaseError",
+    "SchemaInferenceError",
+    "StoreError",
+    "StoreUnavailableError",
+]
+
+
+class ExecctxError(Exception):
+    """Root of every error raised by execctx_nb."""
+
+
+class InvalidTenantError(ExecctxError, ValueError):
+    """A tenant id does not match ``^[a-zA-Z0-9_-]{1,64}$``."""
+
+
+class InvalidKeyError(ExecctxError, ValueError):
+    """An execution, step or flow id (or an attempt number) cannot be used in a key."""
+
+
+class EnvelopeDecodeError(ExecctxError, ValueError):
+    """Bytes are not a valid step envelope, event or stream entry; the message names the path."""
+
+
+class SchemaInferenceError(ExecctxError, ValueError):
+    """An input cannot be turned into a JSON Schema."""
+
+
+class CyclicDataError(SchemaInferenceError):
+    """A Python container passed to inference contains itself."""
+
+
+class StoreError(ExecctxError):
+    """Base for errors of the execution context store."""
+
+
+class StoreUnavailableError(StoreError, ConnectionError):
+    """The server did not accept or answer a command in time; the write did not land."""
+
+
+class IdempotencyConflictError(StoreError):
+    """A write reused an idempotency key with a different payload."""
+
+
+class LeaseError(StoreError):
+    """A lease is held by another owner, or the caller's lease was lost."""
+
+
+class ColdTierError(StoreError, OSError):
+    """The object store behind the cold tier failed."""
+
+
+class EventStreamError(ExecctxError):
+    """Base for errors of the execution event stream."""
+
+
+class HandlerError(EventStreamError):
+    """A subscriber handler raised; the original exception is the ``__cause__``."""

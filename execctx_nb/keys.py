@@ -1,0 +1,255 @@
+"""Every structured string of the protocol, built here and nowhere else.
+
+Hot tier (Valkey)::
+
+    t:{tenantId}:exec:{executionId}:steps:{stepId}       latest envelope (JSON string)
+    t:{tenantId}:exec:{executionId}:attempts:{stepId}    hash attempt -> envelope JSON
+    t:{tenantId}:exec:{executionId}:lease                lease owner token
+    t:{tenantId}:flow:{flowId}:vars                      hash of flow variables
+    t:{tenantId}:events                                  execution event stream
+    t:{tenantId}:events:dlq                              dead letters of that stream
+
+Cold tier (object store)::
+
+    t/{tenantId}/exec/{executionId}/steps/{stepId}.json
+    t/{tenantId}/exec/{executionId}/steps/{stepId}.a{attempt}.parquet
+    t/{tenantId}/archive/{flowId}/{executionId}.json
+
+Braces are placeholders, not Valkey hash tags. Ids are validated so that no id can reach
+into another tenant's or another execution's keys, and distinct id tuples never share a key:
+ids never contain ``:`` or ``/`` (the separators), glob characters, braces, whitespace or
+control characters, and are never ``.`` or ``..``.
+
+Examples
+--------
+>>> step_key("org_42", "run-1", "clean")
+'t:org_42:exec:run-1:steps:clean'
+>>> cold_step_path("org_42", "run-1", "clean")
+'t/org_42/exec/run-1/steps/clean.json'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from execctx_nb.errors import InvalidKeyError, InvalidTenantError
+
+__all__ = [
+    "MAX_ID_LENGTH",
+    "TENANT_PATTERN",
+    "cold_archive_path",
+    "cold_execution_prefix",
+    "cold_step_data_path",
+    "cold_step_path",
+    "cold_tenant_prefix",
+    "dlq_key",
+    "events_key",
+    "execution_prefix",
+    "executions_pattern",
+    "flow_vars_key",
+    "lease_key",
+    "mongo_db_name",
+    "parse_execution_key",
+    "parse_step_key",
+    "step_attempts_key",
+    "step_attempts_pattern",
+    "step_key",
+    "steps_pattern",
+    "tenant_pattern",
+    "tenant_prefix",
+    "validate_attempt",
+    "validate_id",
+    "validate_tenant",
+]
+
+TENANT_PATTERN = r"^[a-zA-Z0-9_-]{1,64}$"
+MAX_ID_LENGTH = 200
+
+_TENANT_RE = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+# Forbidden in execution, step and flow ids: the key and path separators, glob and brace
+# characters (SCAN MATCH patterns), backslash (Windows paths, glob escapes), quotes and
+# NUL-like characters, whitespace and every control / format / separator code point.
+_FORBIDDEN_RE = re.compile(r"[:/\\{}\[\]*?\"'\s\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]")
+
+
+def validate_tenant(tenant_id: object, *, where: str = "tenant_id") -> str:
+    """Return ``tenant_id`` if it matches :data:`TENANT_PATTERN`, else raise InvalidTenantError.
+
+    >>> validate_tenant("org_42")
+    'org_42'
+    """
+    if not isinstance(tenant_id, str) or _TENANT_RE.fullmatch(tenant_id) is None:
+        raise InvalidTenantError(
+            f"Invalid tenant id {tenant_id!r}: expected a string matching {TENANT_PATTERN}"
+            f" - at `{where}`; use only letters, digits, '_' and '-', 1 to 64 characters"
+        )
+    return tenant_id
+
+
+def validate_id(value: object, *, kind: str = "id", where: str | None = None) -> str:
+    """Return ``value`` if it is usable as an execution, step or flow id, else raise.
+
+    >>> validate_id("clean", kind="step id")
+    'clean'
+    """
+    at = where or kind.replace(" ", "_")
+    if not isinstance(value, str):
+        raise InvalidKeyError(f"Invalid {kind} {value!r}: expected a str, got {type(value).__name__} - at `{at}`")
+    if not value:
+        raise InvalidKeyError(f"Invalid {kind} '': expected a non-empty string - at `{at}`")
+    if len(value) > MAX_ID_LENGTH:
+        raise InvalidKeyError(
+            f"Invalid {kind} of {len(value)} characters: expected at most {MAX_ID_LENGTH} - at `{at}`"
+        )
+    bad = _FORBIDDEN_RE.search(value)
+    if bad is not None:
+        raise InvalidKeyError(
+            f"Invalid {kind} {value!r}: character {bad.group()!r} at position {bad.start()} is not"
+            f" allowed (no ':' '/' '\\' braces, brackets, '*' '?', quotes, whitespace or control"
+            f" characters) - at `{at}`"
+        )
+    if value in {".", ".."}:
+        raise InvalidKeyError(f"Invalid {kind} {value!r}: '.' and '..' are path steps - at `{at}`")
+    return value
+
+
+def validate_attempt(attempt: object, *, where: str = "attempt") -> int:
+    """Return ``attempt`` if it is an int >= 0 (not a bool), else raise InvalidKeyError."""
+    if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 0:
+        raise InvalidKeyError(f"Invalid attempt {attempt!r}: expected an int >= 0 - at `{where}`")
+    return attempt
+
+
+def tenant_prefix(tenant_id: str) -> str:
+    """The prefix every hot-tier key of a tenant starts with: ``t:{tenantId}:``."""
+    return f"t:{validate_tenant(tenant_id)}:"
+
+
+def tenant_pattern(tenant_id: str) -> str:
+    """A SCAN MATCH pattern for every key of one tenant (and no other)."""
+    return tenant_prefix(tenant_id) + "*"
+
+
+def execution_prefix(tenant_id: str, execution_id: str) -> str:
+    """``t:{tenantId}:exec:{executionId}:``: every key of one execution starts with this."""
+    return f"{tenant_prefix(tenant_id)}exec:{validate_id(execution_id, kind='execution id')}:"
+
+
+def executions_pattern(tenant_id: str) -> str:
+    """SCAN MATCH pattern for the step keys of every execution of a tenant."""
+    return f"{tenant_prefix(tenant_id)}exec:*:steps:*"
+
+
+def step_key(tenant_id: str, execution_id: str, step_id: str) -> str:
+    """``t:{tenantId}:exec:{executionId}:steps:{stepId}``: the latest envelope of a step."""
+    return f"{execution_prefix(tenant_id, execution_id)}steps:{validate_id(step_id, kind='step id')}"
+
+
+def steps_pattern(tenant_id: str, execution_id: str) -> str:
+    """SCAN MATCH pattern for every step key of one execution."""
+    return f"{execution_prefix(tenant_id, execution_id)}steps:*"
+
+
+def step_attempts_key(tenant_id: str, execution_id: str, step_id: str) -> str:
+    """``t:{tenantId}:exec:{executionId}:attempts:{stepId}``: hash of attempt -> envelope."""
+    return f"{execution_prefix(tenant_id, execution_id)}attempts:{validate_id(step_id, kind='step id')}"
+
+
+def step_attempts_pattern(tenant_id: str, execution_id: str) -> str:
+    """SCAN MATCH pattern for every attempts hash of one execution."""
+    return f"{execution_prefix(tenant_id, execution_id)}attempts:*"
+
+
+def lease_key(tenant_id: str, execution_id: str) -> str:
+    """``t:{tenantId}:exec:{executionId}:lease``."""
+    return f"{execution_prefix(tenant_id, execution_id)}lease"
+
+
+def flow_vars_key(tenant_id: str, flow_id: str) -> str:
+    """``t:{tenantId}:flow:{flowId}:vars``."""
+    return f"{tenant_prefix(tenant_id)}flow:{validate_id(flow_id, kind='flow id')}:vars"
+
+
+def events_key(tenant_id: str) -> str:
+    """``t:{tenantId}:events``: the tenant's execution event stream."""
+    return f"{tenant_prefix(tenant_id)}events"
+
+
+def dlq_key(tenant_id: str) -> str:
+    """``t:{tenantId}:events:dlq``: dead letters of the tenant's event stream."""
+    return f"{events_key(tenant_id)}:dlq"
+
+
+def parse_step_key(key: str | bytes) -> tuple[str, str, str]:
+    """Split a step key into ``(tenant_id, execution_id, step_id)``; the inverse of step_key.
+
+    >>> parse_step_key("t:org_42:exec:run-1:steps:clean")
+    ('org_42', 'run-1', 'clean')
+    """
+    text = key.decode() if isinstance(key, bytes) else key
+    parts = text.split(":")
+    if len(parts) != 6 or parts[0] != "t" or parts[2] != "exec" or parts[4] != "steps":
+        raise InvalidKeyError(
+            f"Not a step key: {text!r}; expected t:{{tenantId}}:exec:{{executionId}}:steps:{{stepId}}"
+        )
+    tenant, execution, step = parts[1], parts[3], parts[5]
+    if step_key(tenant, execution, step) != text:  # validates every part
+        raise InvalidKeyError(f"Not a canonical step key: {text!r}")
+    return tenant, execution, step
+
+
+def parse_execution_key(key: str | bytes, tenant_id: str) -> str | None:
+    """Return the execution id of any key under ``t:{tenantId}:exec:``, or None."""
+    text = key.decode() if isinstance(key, bytes) else key
+    head = f"{tenant_prefix(tenant_id)}exec:"
+    if not text.startswith(head):
+        return None
+    execution, sep, _ = text[len(head) :].partition(":")
+    return execution if sep and execution else None
+
+
+def cold_tenant_prefix(tenant_id: str) -> str:
+    """``t/{tenantId}/``: every cold-tier object of a tenant starts with this."""
+    return f"t/{validate_tenant(tenant_id)}/"
+
+
+def cold_execution_prefix(tenant_id: str, execution_id: str) -> str:
+    """``t/{tenantId}/exec/{executionId}/``."""
+    return f"{cold_tenant_prefix(tenant_id)}exec/{validate_id(execution_id, kind='execution id')}/"
+
+
+def cold_step_path(tenant_id: str, execution_id: str, step_id: str) -> str:
+    """``t/{tenantId}/exec/{executionId}/steps/{stepId}.json``: a step's envelope."""
+    return f"{cold_execution_prefix(tenant_id, execution_id)}steps/{validate_id(step_id, kind='step id')}.json"
+
+
+def cold_step_data_path(tenant_id: str, execution_id: str, step_id: str, attempt: int) -> str:
+    """``t/{tenantId}/exec/{executionId}/steps/{stepId}.a{attempt}.parquet``: large step data."""
+    step = validate_id(step_id, kind="step id")
+    return f"{cold_execution_prefix(tenant_id, execution_id)}steps/{step}.a{validate_attempt(attempt)}.parquet"
+
+
+def cold_archive_path(tenant_id: str, flow_id: str, execution_id: str) -> str:
+    """``t/{tenantId}/archive/{flowId}/{executionId}.json``: an archived execution."""
+    flow = validate_id(flow_id, kind="flow id")
+    execution = validate_id(execution_id, kind="execution id")
+    return f"{cold_tenant_prefix(tenant_id)}archive/{flow}/{execution}.json"
+
+
+def mongo_db_name(tenant_id: str) -> str:
+    """The per-tenant MongoDB database name.
+
+    MongoDB caps names at 63 bytes and treats names differing only by case as the same
+    database, so a tenant id that is lowercase and at most 40 characters maps to
+    ``execctx_{tenantId}``; any other gets ``execctx_{lowercased[:24]}_{sha256[:16]}`` so that
+    distinct tenants never share a database.
+
+    >>> mongo_db_name("org_42")
+    'execctx_org_42'
+    """
+    tenant = validate_tenant(tenant_id)
+    if tenant == tenant.lower() and len(tenant) <= 40:
+        return f"execctx_{tenant}"
+    digest = hashlib.sha256(tenant.encode()).hexdigest()[:16]
+    return f"execctx_{tenant.lower()[:24]}_{digest}"
