@@ -60,7 +60,7 @@ class _Event(msgspec.Struct, frozen=True, kw_only=True, rename="camel", tag_fiel
         return encode_event(self)  # type: ignore[arg-type]
 
 
-class StepCommitted(_Event, kw_only=True, tag="step.committed"):
+class StepCommitted(_Event, frozen=True, kw_only=True, tag="step.committed"):
     """A step's envelope was written."""
 
     step_id: str
@@ -70,7 +70,7 @@ class StepCommitted(_Event, kw_only=True, tag="step.committed"):
     elapsed_ms: Annotated[float, msgspec.Meta(ge=0)] | None = None
 
 
-class StepFailed(_Event, kw_only=True, tag="step.failed"):
+class StepFailed(_Event, frozen=True, kw_only=True, tag="step.failed"):
     """A step attempt failed; ``retryable`` says whether the engine will try again."""
 
     step_id: str
@@ -78,14 +78,14 @@ class StepFailed(_Event, kw_only=True, tag="step.failed"):
     retryable: bool = False
 
 
-class ExecutionStatus(_Event, kw_only=True, tag="execution.status"):
+class ExecutionStatus(_Event, frozen=True, kw_only=True, tag="execution.status"):
     """An execution changed state."""
 
     status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
     flow_id: str | None = None
 
 
-class ExecutionLog(_Event, kw_only=True, tag="execution.log"):
+class ExecutionLog(_Event, frozen=True, kw_only=True, tag="execution.log"):
     """A log line of an execution (optionally of one step)."""
 
     message: str
@@ -94,10 +94,14 @@ class ExecutionLog(_Event, kw_only=True, tag="execution.log"):
 
 
 Event: TypeAlias = StepCommitted | StepFailed | ExecutionStatus | ExecutionLog
-EVENT_KINDS: tuple[str, ...] = ("step.committed", "step.failed", "execution.status", "execution.log")
+EVENT_KINDS: tuple[str, ...] = (
+    "step.committed",
+    "step.failed",
+    "execution.status",
+    "execution.log",
+)
 
 _ENCODER = msgspec.json.Encoder()
-_DECODER: msgspec.json.Decoder[Event] = msgspec.json.Decoder(Event)  # type: ignore[arg-type]
 
 
 def encode_event(event: Event) -> bytes:
@@ -120,7 +124,7 @@ def event_from_dict(value: Event | dict[str, Any]) -> Event:
             f"Expected an event record or a wire dict, got {type(value).__name__}"
         )
     try:
-        result: Event = msgspec.convert(value, Event)  # type: ignore[arg-type]
+        result: Event = msgspec.convert(value, Event)
     except msgspec.ValidationError as exc:
         raise EnvelopeDecodeError(f"Invalid execution event: {exc}") from exc
     return result

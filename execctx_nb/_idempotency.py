@@ -12,7 +12,9 @@ from execctx_nb.errors import InvalidKeyError
 __all__ = ["idempotency_key"]
 
 
-def idempotency_key(execution_id: str, step_id: str | None, attempt: int, *, kind: str | None = None) -> str:
+def idempotency_key(
+    execution_id: str, step_id: str | None, attempt: int, *, kind: str | None = None
+) -> str:
     """The idempotency key of one attempt of one step (and, for events, one event kind).
 
     Defined as the lowercase hex sha256 of the RFC 8785 canonical JSON of
@@ -29,7 +31,7 @@ def idempotency_key(execution_id: str, step_id: str | None, attempt: int, *, kin
     64
     """
     keys.validate_attempt(attempt)
-    parts: list[object] = [execution_id, step_id, attempt]
+    parts: list[str | int | None] = [execution_id, step_id, attempt]
     if not isinstance(execution_id, str) or not (step_id is None or isinstance(step_id, str)):
         raise InvalidKeyError(
             f"Invalid idempotency input ({execution_id!r}, {step_id!r}): expected str ids"

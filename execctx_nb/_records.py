@@ -53,7 +53,7 @@ class ExecutionScope(msgspec.Struct, frozen=True):
         keys.validate_id(self.execution_id, kind="execution id", where="scope.execution_id")
 
 
-class StepMetadata(_Wire, kw_only=True):
+class StepMetadata(_Wire, frozen=True, kw_only=True):
     """Facts about a step's output: ``{rowCount, bytes, elapsedMs, producedAt}``."""
 
     row_count: NonNegInt | None = None
@@ -62,7 +62,7 @@ class StepMetadata(_Wire, kw_only=True):
     produced_at: dt.datetime | None = None
 
 
-class LineageEntry(_Wire, kw_only=True):
+class LineageEntry(_Wire, frozen=True, kw_only=True):
     """One upstream input of a step: ``{stepId, executionId?, attempt?, schemaHash?}``.
 
     ``execution_id`` is None for a step of the same execution.
@@ -79,7 +79,7 @@ class LineageEntry(_Wire, kw_only=True):
             keys.validate_id(self.execution_id, kind="execution id", where="lineage.executionId")
 
 
-class DataRef(_Wire, kw_only=True):
+class DataRef(_Wire, frozen=True, kw_only=True):
     """Where a large step output lives in the cold tier (``dataRef`` on the wire)."""
 
     uri: str
@@ -102,7 +102,7 @@ def _encode_data(obj: Any) -> Any:
 _ENCODER = msgspec.json.Encoder(enc_hook=_encode_data, decimal_format="number")
 
 
-class StepEnvelope(_Wire, kw_only=True):
+class StepEnvelope(_Wire, frozen=True, kw_only=True):
     """A step's output with its schema, lineage, metadata and status.
 
     ``data`` holds JSON rows, a pyarrow Table or a Polars DataFrame; a large output may
@@ -134,9 +134,12 @@ class StepEnvelope(_Wire, kw_only=True):
 
     # -- wire ---------------------------------------------------------------------------
     @classmethod
-    def from_json(cls, text: str | bytes | bytearray | memoryview, *, where: str | None = None) -> StepEnvelope:
+    def from_json(
+        cls, text: str | bytes | bytearray | memoryview, *, where: str | None = None
+    ) -> StepEnvelope:
         """Decode a wire envelope; raise EnvelopeDecodeError naming the bad field's path."""
-        return _decode(cls, text, "step envelope", where)
+        envelope: StepEnvelope = _decode(cls, text, "step envelope", where)
+        return envelope
 
     def to_json(self) -> bytes:
         """Encode to the wire: compact UTF-8 JSON with camelCase keys."""
@@ -181,7 +184,9 @@ class StepEnvelope(_Wire, kw_only=True):
         return self.data
 
 
-def _decode(cls: type[Any], text: str | bytes | bytearray | memoryview, what: str, where: str | None) -> Any:
+def _decode(
+    cls: type[Any], text: str | bytes | bytearray | memoryview, what: str, where: str | None
+) -> Any:
     at = f" (at key {where!r})" if where else ""
     try:
         return msgspec.json.decode(text, type=cls)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 
 from execctx_nb.errors import InvalidKeyError, InvalidTenantError
 
@@ -68,9 +69,26 @@ MAX_ID_LENGTH = 200
 
 _TENANT_RE = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 # Forbidden in execution, step and flow ids: the key and path separators, glob and brace
-# characters (SCAN MATCH patterns), backslash (Windows paths, glob escapes), quotes and
-# NUL-like characters, whitespace and every control / format / separator code point.
-_FORBIDDEN_RE = re.compile(r"[:/\\{}\[\]*?\"'\s\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]")
+# characters (SCAN MATCH patterns), backslash (Windows paths, glob escapes) and quotes;
+# besides these, every code point whose Unicode category is "other" (control, format,
+# unassigned, private use, surrogate) or "separator" (spaces, line breaks).
+_FORBIDDEN_RE = re.compile(r"[:/\\{}\[\]*?\"']")
+_FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cn", "Co", "Cs", "Zs", "Zl", "Zp"})
+
+
+def _first_forbidden(value: str) -> int | None:
+    bad = _FORBIDDEN_RE.search(value)
+    first = bad.start() if bad else None
+    if value.isascii():
+        # The ASCII fast path: only controls (and space) remain to check.
+        extra = next((i for i, c in enumerate(value) if c <= " " or c == "\x7f"), None)
+    else:
+        extra = next(
+            (i for i, c in enumerate(value) if unicodedata.category(c) in _FORBIDDEN_CATEGORIES),
+            None,
+        )
+    candidates = [i for i in (first, extra) if i is not None]
+    return min(candidates) if candidates else None
 
 
 def validate_tenant(tenant_id: object, *, where: str = "tenant_id") -> str:
@@ -95,17 +113,19 @@ def validate_id(value: object, *, kind: str = "id", where: str | None = None) ->
     """
     at = where or kind.replace(" ", "_")
     if not isinstance(value, str):
-        raise InvalidKeyError(f"Invalid {kind} {value!r}: expected a str, got {type(value).__name__} - at `{at}`")
+        raise InvalidKeyError(
+            f"Invalid {kind} {value!r}: expected a str, got {type(value).__name__} - at `{at}`"
+        )
     if not value:
         raise InvalidKeyError(f"Invalid {kind} '': expected a non-empty string - at `{at}`")
     if len(value) > MAX_ID_LENGTH:
         raise InvalidKeyError(
             f"Invalid {kind} of {len(value)} characters: expected at most {MAX_ID_LENGTH} - at `{at}`"
         )
-    bad = _FORBIDDEN_RE.search(value)
-    if bad is not None:
+    pos = _first_forbidden(value)
+    if pos is not None:
         raise InvalidKeyError(
-            f"Invalid {kind} {value!r}: character {bad.group()!r} at position {bad.start()} is not"
+            f"Invalid {kind} {value!r}: character {value[pos]!r} at position {pos} is not"
             f" allowed (no ':' '/' '\\' braces, brackets, '*' '?', quotes, whitespace or control"
             f" characters) - at `{at}`"
         )
@@ -143,7 +163,9 @@ def executions_pattern(tenant_id: str) -> str:
 
 def step_key(tenant_id: str, execution_id: str, step_id: str) -> str:
     """``t:{tenantId}:exec:{executionId}:steps:{stepId}``: the latest envelope of a step."""
-    return f"{execution_prefix(tenant_id, execution_id)}steps:{validate_id(step_id, kind='step id')}"
+    return (
+        f"{execution_prefix(tenant_id, execution_id)}steps:{validate_id(step_id, kind='step id')}"
+    )
 
 
 def steps_pattern(tenant_id: str, execution_id: str) -> str:

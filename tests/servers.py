@@ -6,6 +6,7 @@ valkey-server process) and keeps its port and data directory across restarts.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -48,7 +49,9 @@ class ControlledServer:
         config: dict[str, object] = {"save": ""}
         if self.aof:
             config.update(appendonly="yes", appendfsync="always")
-        self._server = ValkeyServer(port=self.port, data_dir=self.data_dir, persist=True, config=config)
+        self._server = ValkeyServer(
+            port=self.port, data_dir=self.data_dir, persist=True, config=config
+        )
         self._server.start()
         return self
 
@@ -81,8 +84,6 @@ class ControlledServer:
 
     def __exit__(self, *exc: object | TracebackType) -> None:
         if self._server is not None:
-            try:
+            with contextlib.suppress(OSError, AssertionError):
                 self.thaw()
-            except (OSError, AssertionError):
-                pass
             self.kill()

@@ -1,0 +1,146 @@
+"""Keys: validation, tenant isolation and injectivity, fuzzed with hypothesis."""
+
+from __future__ import annotations
+
+import fnmatch
+import unicodedata
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from execctx_nb import InvalidKeyError, InvalidTenantError, keys
+
+tenants = st.from_regex(r"\A[a-zA-Z0-9_-]{1,64}\Z")
+# Anything at all, separators, glob characters, unicode and huge strings included.
+any_ids = st.one_of(
+    st.text(max_size=40),
+    st.text(alphabet=":/\\{}[]*?. \t\n\x00", max_size=6),
+    st.text(min_size=190, max_size=260),
+)
+
+
+def _valid(value: str) -> bool:
+    try:
+        keys.validate_id(value)
+    except InvalidKeyError:
+        return False
+    return True
+
+
+# Valid ids built directly (filtering random text would discard nearly everything), with a
+# tiny alphabet in the mix so that near-collisions ("a.b" vs "a", "b") actually happen.
+valid_ids = st.one_of(
+    st.text(alphabet="ab.-_", min_size=1, max_size=4),
+    st.text(
+        alphabet=st.characters(
+            exclude_categories=("Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp"),
+            exclude_characters=":/\\{}[]*?\"'",
+        ),
+        min_size=1,
+        max_size=60,
+    ),
+).filter(lambda v: v not in {".", ".."})
+
+
+@given(st.text(max_size=80))
+def test_tenant_validation_matches_the_pattern(tenant: str) -> None:
+    ok = keys._TENANT_RE.fullmatch(tenant) is not None
+    if ok:
+        assert keys.validate_tenant(tenant) == tenant
+    else:
+        with pytest.raises(InvalidTenantError, match="expected a string matching"):
+            keys.step_key(tenant, "run", "step")
+
+
+@given(any_ids)
+def test_valid_ids_never_hold_separators_or_globs(value: str) -> None:
+    if not _valid(value):
+        return
+    assert value and len(value) <= keys.MAX_ID_LENGTH
+    assert not set(value) & set(":/\\{}[]*?")
+    assert value not in {".", ".."}
+    assert all(unicodedata.category(c)[0] not in "CZ" for c in value)
+
+
+@settings(max_examples=300)
+@given(tenants, valid_ids, valid_ids, tenants, valid_ids, valid_ids)
+def test_distinct_ids_never_share_a_key(
+    t1: str, e1: str, s1: str, t2: str, e2: str, s2: str
+) -> None:
+    a, b = (t1, e1, s1), (t2, e2, s2)
+    builders = [
+        lambda t, e, s: keys.step_key(t, e, s),
+        lambda t, e, s: keys.step_attempts_key(t, e, s),
+        lambda t, e, s: keys.cold_step_path(t, e, s),
+        lambda t, e, s: keys.cold_archive_path(t, s, e),
+        lambda t, e, s: keys.cold_step_data_path(t, e, s, 0),
+    ]
+    for build in builders:
+        assert (build(*a) == build(*b)) == (a == b)
+    assert keys.parse_step_key(keys.step_key(*a)) == a
+
+
+@settings(max_examples=300)
+@given(tenants, tenants, valid_ids, valid_ids)
+def test_no_key_reaches_into_another_tenant(t1: str, t2: str, execution: str, step: str) -> None:
+    key = keys.step_key(t1, execution, step)
+    path = keys.cold_step_path(t1, execution, step)
+    for other in {t2, t1 + "x"} - {t1}:
+        assert not fnmatch.fnmatchcase(key, keys.tenant_pattern(other))
+        assert not key.startswith(keys.tenant_prefix(other))
+        assert not path.startswith(keys.cold_tenant_prefix(other))
+        assert keys.mongo_db_name(other) != keys.mongo_db_name(t1)
+    assert fnmatch.fnmatchcase(key, keys.tenant_pattern(t1))
+    assert fnmatch.fnmatchcase(key, keys.steps_pattern(t1, execution))
+    assert keys.parse_execution_key(key, t1) == execution
+
+
+@given(tenants, valid_ids, valid_ids, valid_ids)
+def test_scan_patterns_are_bounded_to_their_execution(t: str, e1: str, e2: str, step: str) -> None:
+    key = keys.step_key(t, e1, step)
+    assert fnmatch.fnmatchcase(key, keys.steps_pattern(t, e2)) == (e1 == e2)
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ("", "non-empty"),
+        ("a:b", "':'"),
+        ("a/b", "'/'"),
+        ("..", "path steps"),
+        ("a*", "'*'"),
+        ("{a}", "'{'"),
+        ("a b", "' '"),
+        ("a\x00", "'\\x00'"),
+        ("x" * 201, "at most 200"),
+        (42, "expected a str"),
+    ],
+)
+def test_bad_ids_say_what_and_where(value: object, fragment: str) -> None:
+    with pytest.raises(InvalidKeyError) as info:
+        keys.step_key("org", "run", value)  # type: ignore[arg-type]
+    assert fragment in str(info.value)
+    assert "step_id" in str(info.value)
+
+
+def test_bad_tenant_names_the_pattern_and_place() -> None:
+    with pytest.raises(InvalidTenantError, match=r"org 42.*\^\[a-zA-Z0-9_-\]\{1,64\}\$.*tenant_id"):
+        keys.events_key("org 42")
+
+
+def test_layouts_match_the_design() -> None:
+    assert keys.step_key("o", "e", "s") == "t:o:exec:e:steps:s"
+    assert keys.flow_vars_key("o", "f") == "t:o:flow:f:vars"
+    assert keys.lease_key("o", "e") == "t:o:exec:e:lease"
+    assert keys.events_key("o") == "t:o:events"
+    assert keys.cold_step_path("o", "e", "s") == "t/o/exec/e/steps/s.json"
+    assert keys.cold_archive_path("o", "f", "e") == "t/o/archive/f/e.json"
+    assert keys.mongo_db_name("Org") != keys.mongo_db_name("org")
+    assert len(keys.mongo_db_name("A" * 64)) <= 63
+
+
+@pytest.mark.parametrize("attempt", [-1, True, 1.0, "0"])
+def test_bad_attempts_are_rejected(attempt: object) -> None:
+    with pytest.raises(InvalidKeyError, match="expected an int >= 0"):
+        keys.cold_step_data_path("o", "e", "s", attempt)  # type: ignore[arg-type]
