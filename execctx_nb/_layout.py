@@ -1,0 +1,306 @@
+"""A deterministic layered layout of an execution's step DAG, and its static SVG.
+
+Why by hand: graphviz needs a system binary and grandalf's layout is not deterministic; the
+lineage graphs here are small (tens of steps), so a Sugiyama-style layout in plain Python is
+fast, runs everywhere and gives byte-identical SVG for identical input (nbval compares it).
+
+Layers come from the longest path from a source; the order inside a layer from a few
+barycentre sweeps with stable tie-breaks (previous position, then step id). The graph flows
+left to right.
+
+Examples
+--------
+>>> g = Graph(nodes=(GraphNode("a"), GraphNode("b")), edges=(("a", "b"),))
+>>> lay = layout(g)
+>>> [(p.node_id, p.layer) for p in lay.positions]
+[('a', 0), ('b', 1)]
+>>> render_svg(g).startswith("<svg")
+True
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+import msgspec
+
+if TYPE_CHECKING:
+    from execctx_nb._records import StepEnvelope
+
+__all__ = [
+    "STATUS_COLOURS",
+    "Graph",
+    "GraphNode",
+    "Layout",
+    "NodePosition",
+    "graph_from_envelopes",
+    "layout",
+    "node_caption",
+    "render_svg",
+]
+
+NODE_W = 156
+NODE_H = 54
+GAP_X = 56
+GAP_Y = 22
+MARGIN = 12
+_SWEEPS = 4
+
+#: Fill and stroke per node status (colour-blind safe pairs, readable on white and dark).
+STATUS_COLOURS: dict[str, tuple[str, str]] = {
+    "success": ("#e3f4e8", "#2e8540"),
+    "failed": ("#fde8e8", "#c62828"),
+    "running": ("#e6f0fb", "#1f6fb2"),
+    "pending": ("#f2f2f2", "#8a8a8a"),
+    "external": ("#ffffff", "#8a8a8a"),
+}
+
+
+class GraphNode(msgspec.Struct, frozen=True):
+    """One step of the graph with what the picture shows about it."""
+
+    node_id: str
+    status: str = "success"
+    row_count: int | None = None
+    elapsed_ms: float | None = None
+    attempt: int = 0
+    execution_id: str | None = None
+    """Set for an input read from another execution (drawn dashed)."""
+
+
+class Graph(msgspec.Struct, frozen=True):
+    """Nodes and directed edges ``(upstream, downstream)`` by node id."""
+
+    nodes: tuple[GraphNode, ...] = ()
+    edges: tuple[tuple[str, str], ...] = ()
+
+
+class NodePosition(msgspec.Struct, frozen=True):
+    """Where a node is drawn: its layer, its rank inside the layer, and its top-left corner."""
+
+    node_id: str
+    layer: int
+    rank: int
+    x: int
+    y: int
+
+
+class Layout(msgspec.Struct, frozen=True):
+    """Positions of every node (in layer, then rank order) and the drawing size."""
+
+    positions: tuple[NodePosition, ...]
+    width: int
+    height: int
+
+    def position(self, node_id: str) -> NodePosition:
+        """The position of ``node_id``; KeyError names the missing node."""
+        for pos in self.positions:
+            if pos.node_id == node_id:
+                return pos
+        raise KeyError(f"no node {node_id!r} in this layout")
+
+
+def graph_from_envelopes(
+    envelopes: Iterable[StepEnvelope], execution_id: str | None = None
+) -> Graph:
+    """Build the step DAG of one execution from its envelopes' lineage.
+
+    A lineage entry of the same execution (``execution_id`` None or equal) is an edge between
+    steps; an entry naming another execution becomes an ``external`` node ``exec/step``. A
+    step named in lineage but not (yet) written is a ``pending`` node.
+    """
+    envs = list(envelopes)
+    nodes: dict[str, GraphNode] = {}
+    edges: set[tuple[str, str]] = set()
+    for env in envs:
+        execution_id = execution_id or env.execution_id
+        nodes[env.step_id] = GraphNode(
+            env.step_id,
+            status=env.status,
+            row_count=env.metadata.row_count,
+            elapsed_ms=env.metadata.elapsed_ms,
+            attempt=env.attempt,
+        )
+    for env in envs:
+        for entry in env.lineage:
+            if entry.execution_id in (None, execution_id):
+                src = entry.step_id
+                nodes.setdefault(src, GraphNode(src, status="pending"))
+            else:
+                src = f"{entry.execution_id}/{entry.step_id}"
+                nodes.setdefault(
+                    src, GraphNode(src, status="external", execution_id=entry.execution_id)
+                )
+            if src != env.step_id:
+                edges.add((src, env.step_id))
+    return Graph(
+        nodes=tuple(sorted(nodes.values(), key=lambda n: n.node_id)), edges=tuple(sorted(edges))
+    )
+
+
+def _layers(ids: list[str], preds: dict[str, list[str]]) -> dict[str, int]:
+    """Longest-path layering; edges closing a cycle (bad lineage) are ignored, not looped on."""
+    layer: dict[str, int] = {}
+    visiting: set[str] = set()
+
+    def visit(node: str) -> int:
+        # Iterative depth-first search: lineage chains may be long, recursion limits are not.
+        stack: list[tuple[str, int]] = [(node, 0)]
+        while stack:
+            current, i = stack.pop()
+            if current in layer:
+                continue
+            visiting.add(current)
+            ps = preds[current]
+            while i < len(ps) and (ps[i] in layer or ps[i] in visiting):
+                i += 1
+            if i < len(ps):
+                stack.append((current, i + 1))
+                stack.append((ps[i], 0))
+                continue
+            visiting.discard(current)
+            layer[current] = 1 + max((layer[p] for p in ps if p in layer), default=-1)
+        return layer[node]
+
+    for node in ids:
+        visit(node)
+    return layer
+
+
+def layout(graph: Graph) -> Layout:
+    """Lay ``graph`` out in layers, left to right; the result depends only on the input set."""
+    ids = sorted(n.node_id for n in graph.nodes)
+    known = set(ids)
+    preds: dict[str, list[str]] = {i: [] for i in ids}
+    succs: dict[str, list[str]] = {i: [] for i in ids}
+    for src, dst in sorted(set(graph.edges)):
+        if src in known and dst in known and src != dst:
+            preds[dst].append(src)
+            succs[src].append(dst)
+    layer_of = _layers(ids, preds)
+    depth = 1 + max(layer_of.values(), default=-1)
+    layers: list[list[str]] = [[] for _ in range(depth)]
+    for node in ids:
+        layers[layer_of[node]].append(node)
+
+    rank = {node: i for lay in layers for i, node in enumerate(lay)}
+
+    def sweep(order: range, neighbours: dict[str, list[str]]) -> None:
+        for li in order:
+
+            def key(node: str) -> tuple[float, int, str]:
+                ns = [rank[n] for n in neighbours[node]]
+                bary = sum(ns) / len(ns) if ns else float(rank[node])
+                return (bary, rank[node], node)
+
+            layers[li].sort(key=key)
+            for i, node in enumerate(layers[li]):
+                rank[node] = i
+
+    for _ in range(_SWEEPS):
+        sweep(range(1, depth), preds)
+        sweep(range(depth - 2, -1, -1), succs)
+
+    tallest = max((len(lay) for lay in layers), default=0)
+    height = 2 * MARGIN + tallest * NODE_H + max(tallest - 1, 0) * GAP_Y
+    width = 2 * MARGIN + depth * NODE_W + max(depth - 1, 0) * GAP_X
+    positions: list[NodePosition] = []
+    for li, lay in enumerate(layers):
+        # Centre short layers vertically so single chains sit on the middle line.
+        offset = (tallest - len(lay)) * (NODE_H + GAP_Y) // 2
+        for ri, node in enumerate(lay):
+            positions.append(
+                NodePosition(
+                    node,
+                    li,
+                    ri,
+                    MARGIN + li * (NODE_W + GAP_X),
+                    MARGIN + offset + ri * (NODE_H + GAP_Y),
+                )
+            )
+    return Layout(
+        positions=tuple(positions), width=max(width, 2 * MARGIN), height=max(height, 2 * MARGIN)
+    )
+
+
+def _fmt_rows(n: int | None) -> str:
+    if n is None:
+        return "- rows"
+    return f"{n:,} row" + ("" if n == 1 else "s")
+
+
+def _fmt_ms(ms: float | None) -> str:
+    if ms is None:
+        return ""
+    if ms >= 1000:
+        return f"{ms / 1000:.2f} s"
+    return f"{ms:.0f} ms"
+
+
+def node_caption(node: GraphNode) -> str:
+    """The second line of a node's label: rows, time and attempt (also used by the widget)."""
+    if node.status == "external":
+        return "from another execution"
+    if node.status == "pending":
+        return "not written yet"
+    parts = [_fmt_rows(node.row_count)]
+    if node.elapsed_ms is not None:
+        parts.append(_fmt_ms(node.elapsed_ms))
+    if node.attempt:
+        parts.append(f"attempt {node.attempt}")
+    return " · ".join(parts)
+
+
+def _clip(text: str, limit: int = 20) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def render_svg(graph: Graph, lay: Layout | None = None, *, selected: str | None = None) -> str:
+    """Render ``graph`` as a self-contained SVG string (no ids, no scripts, text escaped).
+
+    Each node is a ``<g class="execctx-node" data-step="...">`` so a widget can attach click
+    handlers; ``selected`` draws that node with a thicker border.
+    """
+    lay = lay or layout(graph)
+    by_id = {n.node_id: n for n in graph.nodes}
+    pos = {p.node_id: p for p in lay.positions}
+    esc = html.escape
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="execctx-lineage" width="{lay.width}"'
+        f' height="{lay.height}" viewBox="0 0 {lay.width} {lay.height}" role="img"'
+        ' font-family="system-ui, -apple-system, Segoe UI, sans-serif" font-size="12">',
+        f"<title>Lineage graph: {len(graph.nodes)} steps, {len(graph.edges)} edges</title>",
+    ]
+    for src, dst in sorted(set(graph.edges)):
+        if src not in pos or dst not in pos or src == dst:
+            continue
+        a, b = pos[src], pos[dst]
+        x1, y1 = a.x + NODE_W, a.y + NODE_H // 2
+        x2, y2 = b.x - 6, b.y + NODE_H // 2
+        mid = (x1 + x2) // 2
+        out.append(
+            f'<path class="execctx-edge" d="M{x1},{y1} C{mid},{y1} {mid},{y2} {x2},{y2}"'
+            ' fill="none" stroke="#9aa0a6" stroke-width="1.5"/>'
+        )
+        # A drawn arrowhead, not an SVG <marker>: markers need document-unique ids.
+        out.append(f'<polygon points="{x2},{y2 - 4} {x2 + 6},{y2} {x2},{y2 + 4}" fill="#9aa0a6"/>')
+    for p in lay.positions:
+        node = by_id[p.node_id]
+        fill, stroke = STATUS_COLOURS.get(node.status, STATUS_COLOURS["pending"])
+        width = "3" if node.node_id == selected else "1.5"
+        dash = ' stroke-dasharray="5 3"' if node.status in ("external", "pending") else ""
+        out.append(
+            f'<g class="execctx-node execctx-{esc(node.status)}" data-step="{esc(node.node_id)}"'
+            ' style="cursor:pointer">'
+            f"<title>{esc(node.node_id)} ({esc(node.status)})</title>"
+            f'<rect x="{p.x}" y="{p.y}" width="{NODE_W}" height="{NODE_H}" rx="7"'
+            f' fill="{fill}" stroke="{stroke}" stroke-width="{width}"{dash}/>'
+            f'<text x="{p.x + 10}" y="{p.y + 21}" font-weight="600" fill="#202124">'
+            f"{esc(_clip(node.node_id))}</text>"
+            f'<text x="{p.x + 10}" y="{p.y + 40}" fill="#5f6368">{esc(node_caption(node))}</text>'
+            "</g>"
+        )
+    out.append("</svg>")
+    return "".join(out)

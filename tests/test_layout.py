@@ -1,0 +1,188 @@
+"""The layered DAG layout and its SVG: deterministic, readable, escaped."""
+
+from __future__ import annotations
+
+import random
+import re
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from execctx_nb._layout import (
+    GAP_X,
+    NODE_W,
+    Graph,
+    GraphNode,
+    graph_from_envelopes,
+    layout,
+    render_svg,
+)
+from execctx_nb._records import LineageEntry, StepEnvelope, StepMetadata
+
+PIPELINE = Graph(
+    nodes=tuple(
+        GraphNode(n, row_count=10)
+        for n in ["ingest", "customers", "clean", "join", "quality", "features", "score", "export"]
+    ),
+    edges=(
+        ("ingest", "clean"),
+        ("clean", "join"),
+        ("customers", "join"),
+        ("clean", "quality"),
+        ("join", "features"),
+        ("features", "score"),
+        ("score", "export"),
+    ),
+)
+
+
+def assert_layout_contract(graph: Graph) -> None:
+    """Every node placed once; every edge points to a later layer; no two nodes overlap."""
+    lay = layout(graph)
+    ids = [p.node_id for p in lay.positions]
+    assert sorted(ids) == sorted(n.node_id for n in graph.nodes)
+    layer = {p.node_id: p.layer for p in lay.positions}
+    for src, dst in graph.edges:
+        if src != dst:
+            assert layer[src] < layer[dst] or _on_cycle(graph, src, dst)
+    spots = {(p.x, p.y) for p in lay.positions}
+    assert len(spots) == len(lay.positions)
+    for p in lay.positions:
+        assert 0 <= p.x <= lay.width and 0 <= p.y <= lay.height
+
+
+def _on_cycle(graph: Graph, src: str, dst: str) -> bool:
+    """True when ``src`` is reachable from ``dst`` (the edge closes a cycle)."""
+    seen, todo = set(), [dst]
+    while todo:
+        n = todo.pop()
+        if n == src:
+            return True
+        if n not in seen:
+            seen.add(n)
+            todo.extend(d for s, d in graph.edges if s == n)
+    return False
+
+
+def test_longest_path_layers() -> None:
+    lay = layout(PIPELINE)
+    layer = {p.node_id: p.layer for p in lay.positions}
+    assert layer == {
+        "ingest": 0,
+        "customers": 0,
+        "clean": 1,
+        "join": 2,
+        "quality": 2,
+        "features": 3,
+        "score": 4,
+        "export": 5,
+    }
+    assert lay.width == 2 * 12 + 6 * NODE_W + 5 * GAP_X
+    assert_layout_contract(PIPELINE)
+
+
+def test_barycentre_puts_customers_next_to_its_child() -> None:
+    g = Graph(
+        nodes=tuple(GraphNode(n) for n in "abcxyz"),
+        edges=(("a", "z"), ("b", "y"), ("c", "x")),
+    )
+    lay = layout(g)
+    rank = {p.node_id: p.rank for p in lay.positions}
+    # Sorted ids would give a,b,c over x,y,z (all edges crossing); the sweeps uncross them.
+    assert [rank["x"], rank["y"], rank["z"]] == [rank["c"], rank["b"], rank["a"]]
+
+
+def test_independent_of_input_order() -> None:
+    nodes = list(PIPELINE.nodes)
+    edges = list(PIPELINE.edges)
+    rng = random.Random(7)
+    for _ in range(5):
+        rng.shuffle(nodes)
+        rng.shuffle(edges)
+        shuffled = Graph(nodes=tuple(nodes), edges=tuple(edges))
+        assert layout(shuffled) == layout(PIPELINE)
+        assert render_svg(shuffled) == render_svg(PIPELINE)
+
+
+def test_cycle_does_not_hang_and_places_every_node() -> None:
+    g = Graph(nodes=tuple(GraphNode(n) for n in "abc"), edges=(("a", "b"), ("b", "c"), ("c", "a")))
+    assert_layout_contract(g)
+
+
+def test_long_chain_no_recursion_error() -> None:
+    n = 3000
+    g = Graph(
+        nodes=tuple(GraphNode(f"s{i:05d}") for i in range(n)),
+        edges=tuple((f"s{i:05d}", f"s{i + 1:05d}") for i in range(n - 1)),
+    )
+    assert layout(g).positions[-1].layer == n - 1
+
+
+def test_empty_graph() -> None:
+    lay = layout(Graph())
+    assert lay.positions == ()
+    assert render_svg(Graph()).startswith("<svg")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(min_value=1, max_value=12).flatmap(
+        lambda n: st.tuples(
+            st.just(n),
+            st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=30),
+        )
+    )
+)
+def test_layout_contract_on_random_graphs(case: tuple[int, list[tuple[int, int]]]) -> None:
+    n, pairs = case
+    g = Graph(
+        nodes=tuple(GraphNode(f"n{i}") for i in range(n)),
+        edges=tuple((f"n{a}", f"n{b}") for a, b in pairs),
+    )
+    assert_layout_contract(g)
+
+
+def test_svg_escapes_text_and_has_no_ids() -> None:
+    g = Graph(nodes=(GraphNode("a<b>&c", status="failed", row_count=1, elapsed_ms=1500.0),))
+    svg = render_svg(g)
+    assert "a&lt;b&gt;&amp;c" in svg
+    assert "<b>" not in svg
+    assert " id=" not in svg
+    assert "1 row · 1.50 s" in svg
+    assert "#c62828" in svg  # failed stroke
+
+
+def test_svg_shows_every_node_with_status_and_counts() -> None:
+    svg = render_svg(PIPELINE, selected="join")
+    steps = re.findall(r'data-step="([^"]+)"', svg)
+    assert sorted(steps) == sorted(n.node_id for n in PIPELINE.nodes)
+    assert svg.count("<path") == len(PIPELINE.edges)
+    assert svg.count('stroke-width="3"') == 1
+    assert "10 rows" in svg
+
+
+def test_graph_from_envelopes_builds_edges_pending_and_external() -> None:
+    envs = [
+        StepEnvelope(execution_id="r1", step_id="ingest", metadata=StepMetadata(row_count=3)),
+        StepEnvelope(
+            execution_id="r1",
+            step_id="clean",
+            attempt=1,
+            status="failed",
+            lineage=(
+                LineageEntry(step_id="ingest"),
+                LineageEntry(step_id="ref", execution_id="r0"),
+                LineageEntry(step_id="lookup", execution_id="r1"),
+            ),
+        ),
+    ]
+    g = graph_from_envelopes(iter(envs))
+    status = {n.node_id: n.status for n in g.nodes}
+    assert status == {
+        "ingest": "success",
+        "clean": "failed",
+        "r0/ref": "external",
+        "lookup": "pending",
+    }
+    assert set(g.edges) == {("ingest", "clean"), ("r0/ref", "clean"), ("lookup", "clean")}
+    assert_layout_contract(g)
