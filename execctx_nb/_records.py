@@ -145,6 +145,17 @@ class StepEnvelope(_Wire, frozen=True, kw_only=True):
         """Encode to the wire: compact UTF-8 JSON with camelCase keys."""
         return _ENCODER.encode(self)
 
+    # -- notebook display (execctx_nb.display is imported only when a notebook asks) -----
+    def _repr_html_(self) -> str:
+        from execctx_nb.display import envelope_html
+
+        return envelope_html(self)
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        from execctx_nb.display import envelope_text
+
+        p.text(envelope_text(self))
+
     # -- frames -------------------------------------------------------------------------
     def to_arrow(self) -> pa.Table:
         """The data as a pyarrow Table (cold-tier data must be loaded by the store first)."""
