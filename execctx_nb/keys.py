@@ -8,6 +8,7 @@ Hot tier (Valkey)::
     t:{tenantId}:flow:{flowId}:vars                      hash of flow variables
     t:{tenantId}:events                                  execution event stream
     t:{tenantId}:events:dlq                              dead letters of that stream
+    t:{tenantId}:events:dedup:{group}:{idem}             a group's lease / done mark of one event
 
 Cold tier (object store)::
 
@@ -44,6 +45,7 @@ __all__ = [
     "cold_step_data_path",
     "cold_step_path",
     "cold_tenant_prefix",
+    "dedup_key",
     "dlq_key",
     "events_key",
     "execution_prefix",
@@ -201,6 +203,17 @@ def events_key(tenant_id: str) -> str:
 def dlq_key(tenant_id: str) -> str:
     """``t:{tenantId}:events:dlq``: dead letters of the tenant's event stream."""
     return f"{events_key(tenant_id)}:dlq"
+
+
+def dedup_key(tenant_id: str, group: str, idempotency_key: str) -> str:
+    """``t:{tenantId}:events:dedup:{group}:{idem}``: one consumer group's mark for one event.
+
+    Holds a short lease while a handler runs and a "done" mark (with a TTL) after it returned;
+    see docs/wire-format.md, "Event stream".
+    """
+    group_id = validate_id(group, kind="consumer group", where="group")
+    idem = validate_id(idempotency_key, kind="idempotency key", where="idem")
+    return f"{events_key(tenant_id)}:dedup:{group_id}:{idem}"
 
 
 def parse_step_key(key: str | bytes) -> tuple[str, str, str]:
