@@ -48,6 +48,7 @@ __all__ = [
     "dedup_key",
     "dlq_key",
     "events_key",
+    "execution_pattern",
     "execution_prefix",
     "executions_pattern",
     "flow_vars_key",
@@ -156,6 +157,11 @@ def tenant_pattern(tenant_id: str) -> str:
 def execution_prefix(tenant_id: str, execution_id: str) -> str:
     """``t:{tenantId}:exec:{executionId}:``: every key of one execution starts with this."""
     return f"{tenant_prefix(tenant_id)}exec:{validate_id(execution_id, kind='execution id')}:"
+
+
+def execution_pattern(tenant_id: str, execution_id: str) -> str:
+    """SCAN MATCH pattern for every key of one execution (steps, attempts, lease)."""
+    return execution_prefix(tenant_id, execution_id) + "*"
 
 
 def executions_pattern(tenant_id: str) -> str:
