@@ -1,0 +1,387 @@
+"""What the sync and async event subscribers share: records, Lua scripts, batch planning.
+
+Only I/O differs between :mod:`execctx_nb._subscriber` and :mod:`execctx_nb._async_subscriber`;
+everything that decides what happens to an entry lives here, so the twins cannot drift.
+
+Effectively-once per group rests on one key per (tenant, group, idempotency key)
+(:func:`execctx_nb.keys.dedup_key`) that goes through three states:
+
+- absent: nobody handled the event;
+- ``i:{consumer}:{nonce}``: a lease (``SET NX PX``) taken for a whole batch *before* its
+  handlers run, so a duplicate entry delivered to another consumer at the same time, or a
+  reclaimed entry whose first handler still runs, is not handled twice;
+- ``d:{streamId}``: done, written with a TTL *after* the handler returned, in the same Lua
+  script that acknowledges the entry, so "done" and "acked" never disagree.
+
+A handler that raised leaves its entry pending and releases the lease; the entry comes back
+through XAUTOCLAIM after ``min_idle_ms``. A consumer killed after its handlers returned but
+before the commit script ran leaves leases that expire after ``lease_ms``: those events are
+handled again, and that in-flight batch is the only repeat there can be.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import random
+import secrets
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import msgspec
+import valkey
+
+from execctx_nb import keys
+from execctx_nb._event_records import EVENT_KINDS, Event, decode_event
+from execctx_nb.errors import EnvelopeDecodeError, InvalidKeyError
+
+__all__ = [
+    "ACQUIRE_LUA",
+    "COMMIT_LUA",
+    "CONNECTION_ERRORS",
+    "DEAD_LETTER_LUA",
+    "Backoff",
+    "Batch",
+    "Delivery",
+    "EventMeta",
+    "SubscriberConfig",
+    "SubscriberHealth",
+    "SubscriberStats",
+    "default_consumer_name",
+    "is_nogroup",
+    "text",
+]
+
+CONNECTION_ERRORS = (valkey.exceptions.ConnectionError, valkey.exceptions.TimeoutError, OSError)
+MAX_COUNT = 1000  # Lua's unpack() takes ~8000 values: acks of one batch stay far below
+
+# KEYS: dedup keys; ARGV: lease value, lease ms. Returns the previous value per key (nil if
+# the lease was taken). Our own lease (left by a release that failed) is taken again.
+ACQUIRE_LUA = """
+local out = {}
+for i, k in ipairs(KEYS) do
+  local old = redis.call('SET', k, ARGV[1], 'NX', 'PX', ARGV[2], 'GET')
+  if old == ARGV[1] then redis.call('SET', k, ARGV[1], 'PX', ARGV[2]) end
+  out[i] = old
+end
+return out
+"""
+
+# KEYS: stream, done keys (n_done), keys to release (n_release)
+# ARGV: group, ttl s, lease value, n_done, n_release, done values (n_done), ids to ack...
+COMMIT_LUA = """
+local ndone, nrel = tonumber(ARGV[4]), tonumber(ARGV[5])
+for i = 1, ndone do redis.call('SET', KEYS[1 + i], ARGV[5 + i], 'EX', ARGV[2]) end
+for i = 1, nrel do
+  local k = KEYS[1 + ndone + i]
+  if redis.call('GET', k) == ARGV[3] then redis.call('DEL', k) end
+end
+if #ARGV >= 6 + ndone then return redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 6 + ndone)) end
+return 0
+"""
+
+# KEYS: stream, dlq[, dedup key]; ARGV: group, id, lease value, field, value, ...
+# The XACK decides: an entry someone else already acknowledged (or moved) is not copied
+# again, so a retry after a lost reply cannot duplicate the dead letter.
+DEAD_LETTER_LUA = """
+if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('XADD', KEYS[2], '*', unpack(ARGV, 4))
+if KEYS[3] and redis.call('GET', KEYS[3]) == ARGV[3] then redis.call('DEL', KEYS[3]) end
+return 1
+"""
+
+
+def text(value: bytes | str) -> str:
+    """A reply as str (clients may or may not decode responses)."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def is_nogroup(exc: BaseException) -> bool:
+    """True for the server's NOGROUP reply (the group or the stream is gone)."""
+    return isinstance(exc, valkey.exceptions.ResponseError) and str(exc).startswith("NOGROUP")
+
+
+def default_consumer_name() -> str:
+    """``{hostname}-{pid}``: unique per process, readable in ``XINFO CONSUMERS``."""
+    host = "".join(c if c.isalnum() or c in "-_." else "-" for c in socket.gethostname())[:100]
+    return f"{host or 'host'}-{os.getpid()}"
+
+
+class EventMeta(msgspec.Struct, frozen=True, kw_only=True):
+    """What a handler learns about the delivery of one event.
+
+    Attributes
+    ----------
+    stream_id
+        Id of the stream entry (a duplicate publish has another id, same key).
+    idempotency_key
+        The entry's ``idem`` field: the group handles each key once.
+    delivery_count
+        1 on first delivery; more after a handler raised or a consumer died.
+    tenant_id, group, consumer, kind
+        Where it came from, who handles it, and the event kind.
+    """
+
+    stream_id: str
+    idempotency_key: str
+    delivery_count: int
+    tenant_id: str
+    group: str
+    consumer: str
+    kind: str
+
+    @property
+    def redelivered(self) -> bool:
+        """True when an earlier delivery did not finish."""
+        return self.delivery_count > 1
+
+
+HealthState = Literal["starting", "ok", "unavailable", "stopped"]
+
+
+class SubscriberHealth(msgspec.Struct, frozen=True, kw_only=True):
+    """A named health state of a subscriber.
+
+    ``lost_state`` turns True (and stays) once the consumer group had to be recreated: the
+    server lost it (restart without persistence), so events and done marks may be lost.
+    """
+
+    state: HealthState
+    lost_state: bool = False
+    last_error: str | None = None
+    failures: int = 0
+
+
+@dataclass
+class SubscriberStats:
+    """Counters of one subscriber (cumulative over its run loops)."""
+
+    handled: int = 0
+    """Handler calls that returned."""
+    failed: int = 0
+    """Handler calls that raised (the entry is retried)."""
+    duplicates: int = 0
+    """Entries acknowledged without a handler call: their key was done already."""
+    busy: int = 0
+    """Entries left pending because another consumer held the key's lease."""
+    reclaimed: int = 0
+    """Entries taken over with XAUTOCLAIM."""
+    dead_lettered: int = 0
+    """Entries moved to the dead-letter stream."""
+    skipped: int = 0
+    """Entries of other executions (a run loop given an ExecutionScope), acknowledged."""
+    groups_recreated: int = 0
+    """Times the consumer group was missing and recreated (lost server state)."""
+
+
+@dataclass(frozen=True)
+class SubscriberConfig:
+    """Tuning of a subscriber (validated once)."""
+
+    group: str
+    consumer: str
+    min_idle_ms: int = 30_000
+    lease_ms: int = 60_000
+    max_deliveries: int = 5
+    dedup_ttl_s: int = 7 * 24 * 3600
+    claim_interval_s: float = 5.0
+    shutdown_timeout_s: float = 5.0
+    start_id: str = "0"
+
+    def __post_init__(self) -> None:
+        keys.validate_id(self.group, kind="consumer group", where="group")
+        keys.validate_id(self.consumer, kind="consumer name", where="consumer")
+        for name in ("min_idle_ms", "lease_ms", "max_deliveries", "dedup_ttl_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"Invalid {name} {value!r}: expected an int >= 1 - at `{name}`")
+        for name in ("claim_interval_s", "shutdown_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"Invalid {name} {getattr(self, name)!r}: expected seconds > 0 - at `{name}`")
+
+
+def validate_count(count: int, block_ms: int) -> None:
+    """Check run-loop arguments: ``1 <= count <= 1000``, ``block_ms >= 1``."""
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_COUNT:
+        raise ValueError(f"Invalid count {count!r}: expected an int from 1 to {MAX_COUNT} - at `count`")
+    if isinstance(block_ms, bool) or not isinstance(block_ms, int) or block_ms < 1:
+        raise ValueError(f"Invalid block_ms {block_ms!r}: expected an int >= 1 - at `block_ms`"
+                         " (0 would block forever and never see the stop event)")
+
+
+class Backoff:
+    """Jittered exponential backoff from ``base`` to ``cap`` seconds (never a busy loop)."""
+
+    def __init__(self, base: float = 0.1, cap: float = 5.0) -> None:
+        self.base, self.cap, self.failures = base, cap, 0
+
+    def next(self) -> float:
+        self.failures += 1
+        high = min(self.cap, self.base * 2 ** (self.failures - 1))
+        return high / 2 + random.random() * high / 2
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+@dataclass
+class Delivery:
+    """One entry as read or claimed, with its delivery count."""
+
+    stream_id: str
+    fields: dict[Any, Any]
+    deliveries: int = 1
+
+
+@dataclass
+class _Parsed:
+    delivery: Delivery
+    kind: str
+    idem: str
+    event: Event
+    followers: list[str] = field(default_factory=list)
+
+
+def parse_delivery(d: Delivery, stream: str) -> _Parsed | str:
+    """The parsed entry, or why it is malformed (it then goes to the dead-letter stream)."""
+    fields = {text(k): v for k, v in d.fields.items()}
+    missing = [name for name in ("kind", "idem", "event") if name not in fields]
+    if missing:
+        return f"malformed entry: missing field(s) {', '.join(missing)}; expected kind, idem, event"
+    kind, idem = text(fields["kind"]), text(fields["idem"])
+    try:
+        keys.validate_id(idem, kind="idempotency key", where=f"{stream} {d.stream_id} idem")
+        raw = fields["event"]
+        event = decode_event(raw.encode() if isinstance(raw, str) else raw, where=f"{stream} {d.stream_id}")
+    except (EnvelopeDecodeError, InvalidKeyError) as exc:
+        return f"malformed entry: {exc}"
+    if kind != event.kind:
+        return (f"malformed entry: field kind {kind!r} does not match the event's kind"
+                f" {event.kind!r} (known kinds: {', '.join(EVENT_KINDS)})")
+    return _Parsed(d, kind, idem, event)
+
+
+def dead_letter_fields(d: Delivery, error: str, cfg: SubscriberConfig) -> list[str]:
+    """Field/value list of a dead-letter entry (docs/wire-format.md, "Dead letters")."""
+    original = {text(k): text(v) for k, v in d.fields.items()}
+    now = msgspec.to_builtins(dt.datetime.now(dt.UTC))
+    return ["origId", d.stream_id, "fields", json.dumps(original, ensure_ascii=False, sort_keys=True),
+            "error", error, "deliveries", str(d.deliveries), "consumer", cfg.consumer,
+            "group", cfg.group, "ts", str(now)]
+
+
+class Batch:
+    """The plan for one batch of deliveries; the twins do the I/O it asks for.
+
+    Order: :meth:`acquire_call` -> :meth:`apply_acquire` -> run handlers on :attr:`run`,
+    reporting :meth:`succeeded` / :meth:`failed` -> :meth:`commit_call` and :attr:`dead`.
+    """
+
+    def __init__(self, deliveries: Sequence[Delivery], *, tenant: str, execution: str | None,
+                 cfg: SubscriberConfig, token: str, stats: SubscriberStats,
+                 last_errors: dict[str, str]) -> None:
+        self.tenant, self.cfg, self.token, self.stats = tenant, cfg, token, stats
+        self.stream = keys.events_key(tenant)
+        self.dead: list[tuple[Delivery, str, str | None]] = []  # (entry, error, dedup key)
+        self.ack: list[str] = []
+        self.leaders: dict[str, _Parsed] = {}
+        self.run: list[tuple[_Parsed, EventMeta]] = []
+        self.done: list[_Parsed] = []
+        self.release: list[str] = []
+        for d in deliveries:
+            parsed = parse_delivery(d, self.stream)
+            if isinstance(parsed, str):
+                self.dead.append((d, parsed, None))
+            elif d.deliveries > cfg.max_deliveries:
+                last = last_errors.pop(d.stream_id, "unknown (an earlier consumer did not finish)")
+                self.dead.append((d, f"delivered {d.deliveries} times, more than max_deliveries="
+                                     f"{cfg.max_deliveries}; last error: {last}", None))
+            elif execution is not None and parsed.event.execution_id != execution:
+                self.ack.append(d.stream_id)
+                stats.skipped += 1
+            elif parsed.idem in self.leaders:
+                self.leaders[parsed.idem].followers.append(d.stream_id)
+            else:
+                self.leaders[parsed.idem] = parsed
+
+    def dedup(self, idem: str) -> str:
+        return keys.dedup_key(self.tenant, self.cfg.group, idem)
+
+    def acquire_call(self) -> tuple[list[str], list[str | int]]:
+        """KEYS and ARGV of :data:`ACQUIRE_LUA` (empty KEYS: nothing to acquire)."""
+        return [self.dedup(i) for i in self.leaders], [self.token, self.cfg.lease_ms]
+
+    def apply_acquire(self, previous: Sequence[bytes | str | None]) -> None:
+        """Sort leaders into run / duplicate / busy from the previous values of their keys."""
+        for parsed, old in zip(self.leaders.values(), previous, strict=True):
+            value = None if old is None else text(old)
+            d = parsed.delivery
+            if value is None or value == self.token:
+                meta = EventMeta(stream_id=d.stream_id, idempotency_key=parsed.idem,
+                                 delivery_count=d.deliveries, tenant_id=self.tenant,
+                                 group=self.cfg.group, consumer=self.cfg.consumer, kind=parsed.kind)
+                self.run.append((parsed, meta))
+            elif value.startswith("d:"):
+                self.ack.extend([d.stream_id, *parsed.followers])
+                self.stats.duplicates += 1 + len(parsed.followers)
+            else:  # another consumer's lease: it may still fail, so leave these pending
+                self.stats.busy += 1 + len(parsed.followers)
+
+    def succeeded(self, parsed: _Parsed) -> None:
+        self.done.append(parsed)
+        self.stats.handled += 1
+        self.stats.duplicates += len(parsed.followers)
+
+    def failed(self, parsed: _Parsed, exc: BaseException, last_errors: dict[str, str]) -> None:
+        self.stats.failed += 1
+        error = f"{type(exc).__name__}: {exc}"
+        d = parsed.delivery
+        if d.deliveries >= self.cfg.max_deliveries:
+            self.dead.append((d, f"handler raised on delivery {d.deliveries} of max_deliveries="
+                                 f"{self.cfg.max_deliveries}: {error}", self.dedup(parsed.idem)))
+        else:
+            self.release.append(parsed.idem)
+            if len(last_errors) > 10_000:  # bounded: only a hint for the dead-letter entry
+                last_errors.clear()
+            last_errors[d.stream_id] = error
+
+    def not_run(self, parsed: _Parsed) -> None:
+        """A leader whose handler never ran (shutdown by an exception): release its lease."""
+        self.release.append(parsed.idem)
+
+    def commit_call(self) -> tuple[list[str], list[str | int]] | None:
+        """KEYS and ARGV of :data:`COMMIT_LUA`, or None when there is nothing to write."""
+        acks = [*self.ack]
+        for parsed in self.done:
+            acks.append(parsed.delivery.stream_id)
+            acks.extend(parsed.followers)
+        if not (self.done or self.release or acks):
+            return None
+        cmd_keys = [self.stream, *(self.dedup(p.idem) for p in self.done),
+                    *(self.dedup(i) for i in self.release)]
+        argv: list[str | int] = [self.cfg.group, self.cfg.dedup_ttl_s, self.token,
+                                 len(self.done), len(self.release)]
+        argv.extend(f"d:{p.delivery.stream_id}" for p in self.done)
+        argv.extend(acks)
+        return cmd_keys, argv
+
+    def dead_letter_call(self, d: Delivery, error: str, dedup: str | None) -> tuple[list[str], list[str]]:
+        """KEYS and ARGV of :data:`DEAD_LETTER_LUA` for one entry."""
+        cmd_keys = [self.stream, keys.dlq_key(self.tenant)] + ([dedup] if dedup else [])
+        return cmd_keys, [self.cfg.group, d.stream_id, self.token, *dead_letter_fields(d, error, self.cfg)]
+
+
+def new_token(consumer: str) -> str:
+    """The lease value of one subscriber: ``i:{consumer}:{nonce}``."""
+    return f"i:{consumer}:{secrets.token_hex(6)}"
+
+
+def parse_xautoclaim(reply: Any) -> tuple[str, list[Delivery], list[str]]:
+    """``(next cursor, claimed entries, ids deleted from the stream)`` of an XAUTOCLAIM reply."""
+    cursor = text(reply[0])
+    entries = [Delivery(text(i), dict(f or {})) for i, f in reply[1] if i is not None]
+    deleted = [text(i) for i in reply[2]] if len(reply) > 2 else []
+    return cursor, entries, deleted
