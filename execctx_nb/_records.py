@@ -145,6 +145,52 @@ class StepEnvelope(_Wire, frozen=True, kw_only=True):
         """Encode to the wire: compact UTF-8 JSON with camelCase keys."""
         return _ENCODER.encode(self)
 
+    @classmethod
+    def from_frame(
+        cls,
+        frame: Any,
+        *,
+        execution_id: str,
+        step_id: str,
+        attempt: int = 0,
+        lineage: tuple[LineageEntry | str, ...] | list[LineageEntry | str] = (),
+        status: StepStatus = "success",
+        elapsed_ms: float | None = None,
+    ) -> StepEnvelope:
+        """An envelope for a Polars DataFrame, Arrow Table or JSON rows, with schema,
+        schema hash and metadata (row count, bytes in memory, produced-at now) filled in.
+
+        ``lineage`` takes LineageEntry records or plain step ids of the same execution.
+
+        >>> env = StepEnvelope.from_frame([{"a": 1}], execution_id="run-1", step_id="clean")
+        >>> env.metadata.row_count, len(env.schema_hash or "")
+        (1, 64)
+        """
+        from execctx_nb.inference import infer_schema, schema_hash
+
+        module = type(frame).__module__
+        if module.startswith("polars"):
+            rows, size = int(frame.height), int(frame.estimated_size())
+        elif module.startswith("pyarrow"):
+            rows, size = int(frame.num_rows), int(frame.nbytes)
+        else:
+            rows = len(frame) if isinstance(frame, list) else 1
+            size = len(_ENCODER.encode(frame))
+        schema = infer_schema(frame)
+        entries = tuple(e if isinstance(e, LineageEntry) else LineageEntry(step_id=e) for e in lineage)
+        return cls(
+            execution_id=execution_id,
+            step_id=step_id,
+            attempt=keys.validate_attempt(attempt),
+            data=frame,
+            schema=schema,
+            schema_hash=schema_hash(schema),
+            lineage=entries,
+            metadata=StepMetadata(row_count=rows, bytes=size, elapsed_ms=elapsed_ms,
+                                  produced_at=dt.datetime.now(dt.UTC)),
+            status=status,
+        )
+
     # -- notebook display (execctx_nb.display is imported only when a notebook asks) -----
     def _repr_html_(self) -> str:
         from execctx_nb.display import envelope_html
