@@ -61,6 +61,21 @@ def _fmt(value: Any) -> str:
     return clip(msgspec.json.encode(value).decode(), 80)
 
 
+_X = "x-execctx-"
+_NOTES = {"cardinality": "{} distinct", "nulls": "{} null", "dtype": "dtype {}"}
+
+
+def _note(key: str, value: Any) -> str:
+    """A keyword as a short note; inference's own ``x-execctx-*`` annotations read plainly."""
+    if key.startswith(_X):
+        name = key[len(_X) :]
+        if name in _NOTES and isinstance(value, int | str) and not isinstance(value, bool):
+            text = _NOTES[name].format(f"{value:,}" if isinstance(value, int) else value)
+            return text + ("s" if name == "nulls" and value != 1 else "")
+        return f"{name} {_fmt(value)}"
+    return f"{key} {_fmt(value)}"
+
+
 def schema_tree(
     schema: Mapping[str, Any], name: str = "(root)", required: bool | None = None
 ) -> SchemaNode:
@@ -79,7 +94,7 @@ def schema_tree(
             nullable = True
     for key in sorted(schema):
         if key not in _STRUCTURAL:
-            tags.append(f"{key} {_fmt(schema[key])}")
+            tags.append(_note(key, schema[key]))
     props = schema.get("properties")
     if isinstance(props, Mapping):
         req = set(schema.get("required", []))
