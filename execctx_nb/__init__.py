@@ -12,8 +12,11 @@ The table of contents:
 from __future__ import annotations
 
 from execctx_nb import errors, events, keys
+from execctx_nb._health import HealthState
 from execctx_nb._idempotency import idempotency_key
 from execctx_nb._records import DataRef, ExecutionScope, LineageEntry, StepEnvelope, StepMetadata
+from execctx_nb._store import ExecutionContextStore, connect, create_valkey_execution_context_store
+from execctx_nb._store_common import Lease
 from execctx_nb.errors import (
     EnvelopeDecodeError,
     ExecctxError,
@@ -28,14 +31,19 @@ __all__ = [
     "DataRef",
     "EnvelopeDecodeError",
     "ExecctxError",
+    "ExecutionContextStore",
     "ExecutionScope",
+    "HealthState",
     "InvalidKeyError",
     "InvalidTenantError",
+    "Lease",
     "LineageEntry",
     "StepEnvelope",
     "StepMetadata",
     "StoreUnavailableError",
     "__version__",
+    "connect",
+    "create_valkey_execution_context_store",
     "errors",
     "events",
     "idempotency_key",

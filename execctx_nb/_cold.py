@@ -1,0 +1,244 @@
+"""The cold tier: large step outputs as Parquet objects in an object store (obstore).
+
+A local directory by default; ``s3://``, ``gs://``, ``az://`` (and ``file://``) URLs go
+through ``obstore.store.from_url`` with credentials from the environment. Frames keep
+their exact dtypes: a Polars frame is written by Polars (which records its own dtypes,
+including Enum and Categorical), an Arrow table by pyarrow (which stores the Arrow
+schema); a key-value entry ``execctx.frame`` says which reader gives the frame back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from execctx_nb._records import DataRef
+from execctx_nb.errors import ColdTierError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+__all__ = ["PROGRESS_MIN_BYTES", "ColdTier", "default_cold_location", "frame_kind"]
+
+PROGRESS_MIN_BYTES = 64 * 1024 * 1024
+"""Transfers at least this large show a progress bar (in notebooks only)."""
+_CHUNK = 8 * 1024 * 1024
+_FRAME_KEY = b"execctx.frame"
+
+
+def default_cold_location(data_dir: str | os.PathLike[str] | None = None) -> str:
+    """``$EXECCTX_COLD_STORE``, else ``{data_dir}/cold``, else ``~/.cache/execctx_nb/cold``."""
+    env = os.environ.get("EXECCTX_COLD_STORE")
+    if env:
+        return env
+    if data_dir is not None:
+        return str(Path(data_dir).expanduser().resolve() / "cold")
+    return str(Path.home() / ".cache" / "execctx_nb" / "cold")
+
+
+def frame_kind(data: Any) -> str | None:
+    """``"polars"``, ``"arrow"`` or None (JSON rows) for step data."""
+    module = type(data).__module__
+    if module.startswith("polars") and type(data).__name__ == "DataFrame":
+        return "polars"
+    if module.startswith("pyarrow") and type(data).__name__ == "Table":
+        return "arrow"
+    return None
+
+
+def _in_notebook() -> bool:
+    # Progress bars belong in notebooks; in scripts and tests they would be noise on stderr.
+    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+    return shell is not None and hasattr(shell, "kernel")
+
+
+class ColdTier:
+    """Parquet objects under one object-store location.
+
+    Parameters
+    ----------
+    location
+        A local directory path, a ``file://`` / ``s3://`` / ``gs://`` / ``az://`` URL, or
+        an obstore store object.
+    """
+
+    def __init__(self, location: str | os.PathLike[str] | Any) -> None:
+        import obstore.store
+
+        self._store: Any
+        if isinstance(location, str | os.PathLike) and "://" not in str(location):
+            root = Path(location).expanduser().resolve()
+            try:
+                self._store = obstore.store.LocalStore(root, mkdir=True)
+            except Exception as exc:  # obstore raises its own and builtin errors
+                raise ColdTierError(
+                    f"Cannot use {str(root)!r} as the cold tier: {exc} - at `cold_store`;"
+                    " pass a writable directory or an object-store URL"
+                ) from exc
+            self.base_url = root.as_uri().rstrip("/") + "/"
+        elif isinstance(location, str):
+            try:
+                self._store = obstore.store.from_url(location)
+            except Exception as exc:
+                raise ColdTierError(
+                    f"Cannot open cold tier {location!r}: {exc} - at `cold_store`; expected a"
+                    " directory or an s3://, gs://, az:// or file:// URL with credentials in"
+                    " the environment"
+                ) from exc
+            self.base_url = location.rstrip("/") + "/"
+        else:
+            self._store = location
+            self.base_url = str(getattr(location, "prefix", "") or repr(location)).rstrip("/") + "/"
+
+    def __repr__(self) -> str:
+        return f"ColdTier({self.base_url!r})"
+
+    def uri(self, path: str) -> str:
+        """The URI recorded in a DataRef for ``path``."""
+        return self.base_url + path
+
+    def path_of(self, uri: str) -> str:
+        """Inverse of :meth:`uri`; raise ColdTierError for a URI elsewhere."""
+        if not uri.startswith(self.base_url):
+            raise ColdTierError(
+                f"Cold object {uri!r} is outside this store's cold tier {self.base_url!r};"
+                " open the store with cold_store= set to the location that engine writes to"
+            )
+        return uri[len(self.base_url) :]
+
+    # -- bytes --------------------------------------------------------------------------
+    def put_bytes(self, path: str, payload: bytes | memoryview) -> None:
+        import obstore
+
+        size = len(payload)
+        try:
+            if size >= PROGRESS_MIN_BYTES and _in_notebook():
+                obstore.put(self._store, path, self._chunks(payload, f"upload {path}"), chunk_size=_CHUNK)
+            else:
+                obstore.put(self._store, path, bytes(payload) if isinstance(payload, memoryview) else payload)
+        except Exception as exc:
+            raise ColdTierError(f"Could not write {self.uri(path)!r} ({size} bytes): {exc}") from exc
+
+    def get_bytes(self, path: str) -> bytes:
+        import obstore
+
+        try:
+            result = obstore.get(self._store, path)
+            size = int(result.meta["size"])
+            if size >= PROGRESS_MIN_BYTES and _in_notebook():
+                return self._collect(result, size, f"download {path}")
+            return bytes(result.bytes())
+        except FileNotFoundError as exc:
+            raise ColdTierError(
+                f"Cold object {self.uri(path)!r} is missing: the envelope references data that"
+                " was deleted or never written - delete the step or restore the object"
+            ) from exc
+        except Exception as exc:
+            raise ColdTierError(f"Could not read {self.uri(path)!r}: {exc}") from exc
+
+    def list_paths(self, prefix: str) -> list[str]:
+        import obstore
+
+        try:
+            return [str(meta["path"]) for batch in obstore.list(self._store, prefix=prefix) for meta in batch]
+        except Exception as exc:
+            raise ColdTierError(f"Could not list {self.uri(prefix)!r}: {exc}") from exc
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object under ``prefix``; return how many."""
+        import obstore
+
+        paths = self.list_paths(prefix)
+        try:
+            for path in paths:
+                obstore.delete(self._store, path)
+        except Exception as exc:
+            raise ColdTierError(f"Could not delete under {self.uri(prefix)!r}: {exc}") from exc
+        return len(paths)
+
+    @staticmethod
+    def _chunks(payload: bytes | memoryview, label: str) -> Iterator[bytes]:
+        from tqdm.auto import tqdm
+
+        view = memoryview(payload)
+        with tqdm(total=len(view), unit="B", unit_scale=True, desc=label, leave=False) as bar:
+            for start in range(0, len(view), _CHUNK):
+                chunk = bytes(view[start : start + _CHUNK])
+                bar.update(len(chunk))
+                yield chunk
+
+    @staticmethod
+    def _collect(result: Any, size: int, label: str) -> bytes:
+        from tqdm.auto import tqdm
+
+        buffer = bytearray()
+        with tqdm(total=size, unit="B", unit_scale=True, desc=label, leave=False) as bar:
+            for chunk in result.stream(min_chunk_size=_CHUNK):
+                buffer += chunk
+                bar.update(len(chunk))
+        return bytes(buffer)
+
+    # -- frames -------------------------------------------------------------------------
+    def write_frame(self, path: str, frame: Any) -> DataRef:
+        """Write ``frame`` (Polars DataFrame, Arrow Table or JSON rows) as Parquet at ``path``."""
+        payload, rows = encode_parquet(frame)
+        self.put_bytes(path, payload)
+        return DataRef(uri=self.uri(path), bytes=len(payload), sha256=hashlib.sha256(payload).hexdigest(),
+                       row_count=rows)
+
+    def read_frame(self, ref: DataRef) -> Any:
+        """Load the frame ``ref`` points to, checking its size and sha256."""
+        payload = self.get_bytes(self.path_of(ref.uri))
+        digest = hashlib.sha256(payload).hexdigest()
+        if len(payload) != ref.bytes or digest != ref.sha256:
+            raise ColdTierError(
+                f"Cold object {ref.uri!r} does not match its reference: expected {ref.bytes} bytes"
+                f" with sha256 {ref.sha256}, got {len(payload)} bytes with sha256 {digest} - it"
+                " was overwritten; rewrite the step"
+            )
+        return decode_parquet(payload, where=ref.uri)
+
+
+def encode_parquet(frame: Any) -> tuple[bytes, int]:
+    """Parquet bytes and row count; Polars and Arrow keep their exact dtypes."""
+    kind = frame_kind(frame)
+    sink = io.BytesIO()
+    if kind is None:  # JSON rows: read every row, so a key first seen late is kept
+        import polars as pl
+
+        rows = frame if isinstance(frame, list) else [frame]
+        frame, kind = pl.DataFrame(rows, infer_schema_length=None, strict=False), "polars"
+    if kind == "polars":
+        frame.write_parquet(sink, metadata={_FRAME_KEY.decode(): "polars"})
+        return sink.getvalue(), int(frame.height)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = frame
+    assert isinstance(table, pa.Table)
+    metadata = dict(table.schema.metadata or {})
+    metadata[_FRAME_KEY] = b"arrow"
+    pq.write_table(table.replace_schema_metadata(metadata), sink, compression="zstd")
+    return sink.getvalue(), int(table.num_rows)
+
+
+def decode_parquet(payload: bytes, *, where: str) -> Any:
+    """A Polars DataFrame or an Arrow Table, as it was written."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        kv = pq.read_metadata(pa.BufferReader(payload)).metadata or {}
+        if kv.get(_FRAME_KEY) == b"polars":
+            import polars as pl
+
+            return pl.read_parquet(io.BytesIO(payload))
+        table = pq.read_table(pa.BufferReader(payload))
+        metadata = {k: v for k, v in (table.schema.metadata or {}).items() if k != _FRAME_KEY}
+        return table.replace_schema_metadata(metadata or None)
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        raise ColdTierError(f"Cold object {where!r} is not readable Parquet: {exc}") from exc

@@ -1,0 +1,445 @@
+"""ExecutionContextStore: step envelopes, flow vars and leases on Valkey, large data in Parquet.
+
+Storage layout (keys from :mod:`execctx_nb.keys`): the latest envelope of a step as a JSON
+string at ``step_key`` (what other engines read), every attempt in the hash
+``step_attempts_key`` (field = attempt number). One Lua script writes an attempt
+idempotently and updates the latest envelope atomically (the rule is in
+:mod:`execctx_nb._store_common`). Data too large for an inline JSON envelope, or whose
+dtypes JSON cannot keep, goes to the cold tier as Parquet *before* the envelope that
+references it is written, so a reader never meets a dangling reference.
+
+Every public method either completes or raises within ``timeout`` seconds per Valkey
+phase; valkey errors never escape: they become :class:`StoreUnavailableError` (server
+down, hung, loading, read-only, out of memory, forbidden), :class:`EnvelopeDecodeError`
+(malformed value, naming the key) or :class:`StoreError`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, TypeVar
+
+import msgspec
+import valkey
+
+from execctx_nb import keys
+from execctx_nb._cold import ColdTier, default_cold_location, encode_parquet
+from execctx_nb._connection import (
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT,
+    deadline,
+    make_client,
+    resolve_url,
+)
+from execctx_nb._health import HealthMonitor, HealthState, translate
+from execctx_nb._log import LoggerLike, get_logger
+from execctx_nb._records import DataRef, ExecutionScope, StepEnvelope
+from execctx_nb._store_common import (
+    ACQUIRE_SCRIPT,
+    DEFAULT_INLINE_LIMIT,
+    PUT_SCRIPT,
+    Archive,
+    Lease,
+    check_conflict,
+    check_envelope_at,
+    check_scope,
+    decode_flow_vars,
+    encode_flow_vars,
+    fill_envelope,
+    fits_inline,
+    new_lease_token,
+    parse_probe,
+    validate_ttl,
+)
+from execctx_nb.errors import EnvelopeDecodeError, LeaseError, StoreError
+
+__all__ = ["ExecutionContextStore", "connect", "create_valkey_execution_context_store"]
+
+T = TypeVar("T")
+_VALKEY_ERRORS = (valkey.exceptions.ValkeyError, OSError)
+
+
+class ExecutionContextStore:
+    """The execution context of a workflow engine, stored in Valkey.
+
+    Create it with :func:`create_valkey_execution_context_store` (or :func:`connect` in a
+    notebook). A context manager; thread-safe (valkey-py pools connections).
+
+    Examples
+    --------
+    >>> import execctx_nb as ec
+    >>> with ec.create_valkey_execution_context_store() as store:     # doctest: +SKIP
+    ...     scope = ec.ExecutionScope("org_42", "run-1")
+    ...     store.put_step(scope, ec.StepEnvelope(execution_id="run-1", step_id="clean", data=[{"a": 1}]))
+    ...     store.get_step(scope, "clean").to_polars()
+    """
+
+    def __init__(self, url: str, *, logger: LoggerLike | None = None, timeout: float = DEFAULT_TIMEOUT,
+                 retries: int = DEFAULT_RETRIES, cold_store: Any = None,
+                 inline_limit_bytes: int = DEFAULT_INLINE_LIMIT,
+                 data_dir: str | os.PathLike[str] | None = None) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.inline_limit_bytes = inline_limit_bytes
+        self._logger = get_logger(logger)
+        self._health = HealthMonitor(self._logger, url)
+        self._cold_location = cold_store if cold_store is not None else default_cold_location(data_dir)
+        self._cold: ColdTier | None = None
+        self.client: valkey.Valkey = make_client(url, timeout=timeout, retries=retries,
+                                                 on_retry=self._health.on_retry, client_name="execctx_nb")
+        # valkey-py annotates commands as "Awaitable[T] | T" for its sync and async clients
+        # alike; an Any view keeps the calls below readable under mypy strict.
+        self._r: Any = self.client
+        self._put_script = self.client.register_script(PUT_SCRIPT)
+        self._acquire_script = self.client.register_script(ACQUIRE_SCRIPT)
+        self._run_id: str | None = None
+        self._closed = False
+
+    # -- plumbing ----------------------------------------------------------------------
+    @property
+    def cold(self) -> ColdTier:
+        """The cold tier (opened on first use)."""
+        if self._cold is None:
+            self._cold = ColdTier(self._cold_location)
+        return self._cold
+
+    @property
+    def health(self) -> HealthState:
+        """The health state seen by the last call (see :meth:`check_health` for a probe)."""
+        return self._health.state
+
+    @property
+    def health_reason(self) -> str:
+        return self._health.reason
+
+    def _run(self, op: str, where: str, fn: Callable[[], T]) -> T:
+        """Run Valkey calls under the deadline; the one boundary for valkey exceptions."""
+        if self._closed:
+            raise StoreError(f"The store for {self.url} is closed - at `{op}`; create a new one")
+        token = self._health.begin()
+        try:
+            with deadline(self.timeout):
+                result = fn()
+        except _VALKEY_ERRORS as exc:
+            error, state = translate(exc, op=op, where=where, url=self.url, timeout=self.timeout)
+            self._health.failure(state, str(error), token)
+            raise error from exc
+        self._health.success(token)
+        return result
+
+    def __repr__(self) -> str:
+        return f"ExecutionContextStore({self.url!r}, health={self.health.value!r})"
+
+    def __enter__(self) -> ExecutionContextStore:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connections; the store cannot be used afterwards."""
+        if not self._closed:
+            self._closed = True
+            self._r.close()
+
+    def check_health(self) -> HealthState:
+        """Probe the server (PING and INFO) and return the state it is in.
+
+        Reports ``degraded`` when the server reports a failed AOF or RDB write, or when it
+        restarted without persistence since the last probe (its data is gone).
+        """
+        info = self._run("INFO", "server", lambda: self._r.info("everything"))
+        state, reason, run_id = parse_probe(info, self._run_id)
+        self._run_id = run_id
+        self._health.set(state, reason)
+        return state
+
+    # -- steps -------------------------------------------------------------------------
+    def put_step(self, scope: ExecutionScope, envelope: StepEnvelope) -> StepEnvelope:
+        """Store one attempt of a step idempotently; return the envelope as stored.
+
+        Raises
+        ------
+        IdempotencyConflictError
+            The attempt is stored with a different payload.
+        StoreUnavailableError
+            The write did not land in time (nothing is ever dropped silently).
+        """
+        return self.put_steps(scope, [envelope])[0]
+
+    def put_steps(self, scope: ExecutionScope, envelopes: list[StepEnvelope]) -> list[StepEnvelope]:
+        """Store several envelopes of one execution in one pipelined round trip."""
+        plans = [self._plan(scope, envelope) for envelope in envelopes]
+
+        def send() -> list[Any]:
+            pipe = self._r.pipeline(transaction=False)
+            for key, akey, attempt, wire, _env in plans:
+                self._put_script(keys=[key, akey], args=[attempt, wire], client=pipe)
+            replies: list[Any] = pipe.execute()
+            return replies
+
+        where = plans[0][0] if len(plans) == 1 else keys.execution_prefix(scope.tenant_id, scope.execution_id)
+        replies = self._run("put_step", where, send) if plans else []
+        out = []
+        for (_key, akey, attempt, wire, planned), reply, original in zip(plans, replies, envelopes, strict=True):
+            # {2, existing}: this attempt was stored before; the same write, or a conflict.
+            env = check_conflict(reply[1], wire, key=akey, attempt=attempt) if int(reply[0]) == 2 else planned
+            # Hand back the caller's own data object (a frame stays a frame).
+            out.append(msgspec.structs.replace(env, data=original.data) if original.data is not None else env)
+        return out
+
+    def _plan(self, scope: ExecutionScope, envelope: StepEnvelope) -> tuple[str, str, int, bytes, StepEnvelope]:
+        check_scope(scope, envelope)
+        env = fill_envelope(envelope)
+        key = keys.step_key(scope.tenant_id, env.execution_id, env.step_id)
+        akey = keys.step_attempts_key(scope.tenant_id, env.execution_id, env.step_id)
+        if env.data is not None and env.data_ref is None and fits_inline(env.data, self.inline_limit_bytes):
+            wire = env.to_json()
+            if len(wire) <= self.inline_limit_bytes:
+                return key, akey, env.attempt, wire, env
+        if env.data is None:
+            return key, akey, env.attempt, env.to_json(), env
+        return self._plan_cold(scope, env, key, akey)
+
+    def _plan_cold(self, scope: ExecutionScope, env: StepEnvelope, key: str,
+                   akey: str) -> tuple[str, str, int, bytes, StepEnvelope]:
+        payload, rows = encode_parquet(env.data)
+        digest = hashlib.sha256(payload).hexdigest()
+        path = keys.cold_step_data_path(scope.tenant_id, env.execution_id, env.step_id, env.attempt)
+        ref = DataRef(uri=self.cold.uri(path), bytes=len(payload), sha256=digest, row_count=rows)
+        stored = msgspec.structs.replace(env, data=None, data_ref=ref)
+        wire = stored.to_json()
+        # Never overwrite the Parquet object of an attempt stored with other data: check first.
+        existing = self._run("HGET", akey, lambda: self._r.hget(akey, str(env.attempt)))
+        if existing is not None:
+            check_conflict(existing, wire, key=akey, attempt=env.attempt)
+            previous = StepEnvelope.from_json(existing, where=f"{akey}#{env.attempt}")
+            if previous.data_ref is not None and previous.data_ref.sha256 == digest:
+                return key, akey, env.attempt, wire, stored  # same data already in place
+        self.cold.put_bytes(path, payload)
+        return key, akey, env.attempt, wire, stored
+
+    def get_step(self, scope: ExecutionScope, step_id: str, attempt: int | None = None) -> StepEnvelope | None:
+        """The latest attempt of a step (or ``attempt``), data loaded; None when absent."""
+        key = keys.step_key(scope.tenant_id, scope.execution_id, step_id)
+        if attempt is None:
+            raw = self._run("GET", key, lambda: self._r.get(key))
+            where = key
+        else:
+            keys.validate_attempt(attempt)
+            akey = keys.step_attempts_key(scope.tenant_id, scope.execution_id, step_id)
+            raw, latest = self._run("HGET", akey, lambda: self._get_attempt(key, akey, attempt))
+            where = f"{akey}#{attempt}"
+            if raw is None and latest is not None:
+                raw, where = latest, key  # written by an engine that keeps only the latest
+        if raw is None:
+            return None
+        env = check_envelope_at(StepEnvelope.from_json(raw, where=where), scope, step_id, where)
+        if attempt is not None and env.attempt != attempt:
+            return None
+        return self._load(env)
+
+    def _get_attempt(self, key: str, akey: str, attempt: int) -> tuple[bytes | None, bytes | None]:
+        pipe = self._r.pipeline(transaction=False)
+        pipe.hget(akey, str(attempt))
+        pipe.get(key)
+        raw, latest = pipe.execute()
+        return raw, latest
+
+    def _load(self, env: StepEnvelope) -> StepEnvelope:
+        if env.data is None and env.data_ref is not None:
+            return msgspec.structs.replace(env, data=self.cold.read_frame(env.data_ref))
+        return env
+
+    def list_steps(self, scope: ExecutionScope) -> list[str]:
+        """Sorted step ids of an execution."""
+        pattern = keys.steps_pattern(scope.tenant_id, scope.execution_id)
+        found = self._run("SCAN", pattern, lambda: self._scan(pattern))
+        skip = len(pattern) - 1
+        return sorted({k[skip:].decode() for k in found})
+
+    def _scan(self, pattern: str) -> list[bytes]:
+        return list(self._r.scan_iter(match=pattern, count=1000))
+
+    def get_execution(self, scope: ExecutionScope) -> list[StepEnvelope]:
+        """The latest attempt of every step (sorted by step id), data loaded."""
+        steps = self.list_steps(scope)
+        step_keys = [keys.step_key(scope.tenant_id, scope.execution_id, s) for s in steps]
+
+        def fetch() -> list[Any]:
+            pipe = self._r.pipeline(transaction=False)
+            for key in step_keys:
+                pipe.get(key)
+            replies: list[Any] = pipe.execute()
+            return replies
+
+        raws = self._run("GET", keys.execution_prefix(scope.tenant_id, scope.execution_id), fetch) if steps else []
+        out = []
+        for step, key, raw in zip(steps, step_keys, raws, strict=True):
+            if raw is not None:  # deleted since the scan
+                out.append(self._load(check_envelope_at(StepEnvelope.from_json(raw, where=key), scope, step, key)))
+        return out
+
+    def list_executions(self, tenant_id: str) -> list[str]:
+        """Sorted ids of the executions of one tenant (a SCAN bounded to its prefix)."""
+        pattern = keys.executions_pattern(tenant_id)
+        found = self._run("SCAN", pattern, lambda: self._scan(pattern))
+        ids = {keys.parse_execution_key(k, tenant_id) for k in found}
+        return sorted(i for i in ids if i is not None)
+
+    def delete_execution(self, scope: ExecutionScope) -> int:
+        """Delete every key of an execution and its cold objects; return the keys deleted."""
+        pattern = keys.execution_pattern(scope.tenant_id, scope.execution_id)
+
+        def delete() -> int:
+            found = self._scan(pattern)
+            return sum(int(self._r.unlink(*found[i : i + 500])) for i in range(0, len(found), 500))
+
+        removed = self._run("UNLINK", pattern, delete)
+        self.cold.delete_prefix(keys.cold_execution_prefix(scope.tenant_id, scope.execution_id))
+        return removed
+
+    # -- flow vars ---------------------------------------------------------------------
+    def get_flow_vars(self, tenant_id: str, flow_id: str) -> dict[str, Any]:
+        """A flow's variables (JSON values), sorted by name; {} when none."""
+        key = keys.flow_vars_key(tenant_id, flow_id)
+        return decode_flow_vars(self._run("HGETALL", key, lambda: self._r.hgetall(key)), key=key)
+
+    def set_flow_vars(self, tenant_id: str, flow_id: str, mapping: dict[str, Any]) -> None:
+        """Set (merge) flow variables; values must be JSON-encodable."""
+        key = keys.flow_vars_key(tenant_id, flow_id)
+        fields = encode_flow_vars(mapping)
+        if fields:
+            self._run("HSET", key, lambda: self._r.hset(key, mapping=fields))
+
+    def delete_flow_vars(self, tenant_id: str, flow_id: str, names: list[str] | None = None) -> int:
+        """Delete some (or all) of a flow's variables; return how many were removed."""
+        key = keys.flow_vars_key(tenant_id, flow_id)
+        if names is None:
+            return int(self._run("DEL", key, lambda: self._r.delete(key)))
+        return int(self._run("HDEL", key, lambda: self._r.hdel(key, *names))) if names else 0
+
+    # -- leases ------------------------------------------------------------------------
+    def acquire_lease(self, scope: ExecutionScope, owner: str, ttl_ms: int) -> Lease | None:
+        """Take the execution's lease for ``ttl_ms``; None when another owner holds it."""
+        token, ttl = new_lease_token(owner), validate_ttl(ttl_ms)
+        key = keys.lease_key(scope.tenant_id, scope.execution_id)
+        got = self._run("SET NX", key, lambda: self._acquire_script(keys=[key], args=[token, ttl]))
+        if not int(got):
+            return None
+        return Lease(tenant_id=scope.tenant_id, execution_id=scope.execution_id, owner=owner, token=token, ttl_ms=ttl)
+
+    def renew_lease(self, lease: Lease, ttl_ms: int | None = None) -> Lease:
+        """Extend a held lease (SET IFEQ); raise LeaseError if it expired or was taken."""
+        ttl = validate_ttl(lease.ttl_ms if ttl_ms is None else ttl_ms)
+        key = lease.key
+        ok = self._run("SET IFEQ", key, lambda: self._r.execute_command(
+            "SET", key, lease.token, "IFEQ", lease.token, "PX", ttl))
+        if not ok:
+            raise LeaseError(
+                f"Lease on execution {lease.execution_id!r} held by {lease.owner!r} was lost (expired"
+                f" or taken) - at `{key}`; stop the work it protected and acquire it again"
+            )
+        return msgspec.structs.replace(lease, ttl_ms=ttl)
+
+    def release_lease(self, lease: Lease) -> bool:
+        """Release a held lease (DELIFEQ); False when it had already expired or been taken."""
+        key = lease.key
+        return bool(self._run("DELIFEQ", key, lambda: self._r.execute_command("DELIFEQ", key, lease.token)))
+
+    # -- archive -----------------------------------------------------------------------
+    def archive_execution(self, scope: ExecutionScope, flow_id: str, *, evict: bool = False) -> str:
+        """Write every attempt of every step to the archive path; return its URI.
+
+        Cold data stays where it is (the archived envelopes reference it). With ``evict``
+        the execution's hot keys are deleted once the archive is written.
+        """
+        path = keys.cold_archive_path(scope.tenant_id, flow_id, scope.execution_id)
+        pattern = keys.step_attempts_pattern(scope.tenant_id, scope.execution_id)
+
+        def collect() -> list[tuple[bytes, dict[bytes, bytes]]]:
+            found = self._scan(pattern)
+            pipe = self._r.pipeline(transaction=False)
+            for key in found:
+                pipe.hgetall(key)
+            return list(zip(found, pipe.execute(), strict=True))
+
+        envelopes = [StepEnvelope.from_json(raw, where=f"{k.decode()}#{f.decode()}")
+                     for k, hashes in self._run("HGETALL", pattern, collect) for f, raw in hashes.items()]
+        envelopes.sort(key=lambda e: (e.step_id, e.attempt))
+        archive = Archive(tenant_id=scope.tenant_id, flow_id=flow_id, execution_id=scope.execution_id,
+                          archived_at=dt.datetime.now(dt.UTC), envelopes=tuple(envelopes))
+        self.cold.put_bytes(path, msgspec.json.encode(archive))
+        if evict:
+            self._run("UNLINK", scope.execution_id, lambda: self._evict(scope))
+        return self.cold.uri(path)
+
+    def _evict(self, scope: ExecutionScope) -> int:
+        found = self._scan(keys.execution_pattern(scope.tenant_id, scope.execution_id))
+        return int(self._r.unlink(*found)) if found else 0
+
+    def restore_execution(self, tenant_id: str, flow_id: str, execution_id: str) -> list[StepEnvelope]:
+        """Write an archived execution back (idempotently); return its latest envelopes."""
+        path = keys.cold_archive_path(tenant_id, flow_id, execution_id)
+        raw = self.cold.get_bytes(path)
+        try:
+            archive = msgspec.json.decode(raw, type=Archive)
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            raise EnvelopeDecodeError(f"Invalid archive at {self.cold.uri(path)!r}: {exc}") from exc
+        scope = ExecutionScope(tenant_id, execution_id)
+        if archive.tenant_id != tenant_id or archive.execution_id != execution_id:
+            raise EnvelopeDecodeError(
+                f"Archive at {self.cold.uri(path)!r} holds {archive.tenant_id}/{archive.execution_id}:"
+                f" expected {tenant_id}/{execution_id}"
+            )
+        if archive.envelopes:
+            self.put_steps(scope, list(archive.envelopes))
+        return self.get_execution(scope)
+
+
+def create_valkey_execution_context_store(
+    url: str | None = None, *, logger: LoggerLike | None = None, timeout: float = DEFAULT_TIMEOUT,
+    retries: int = DEFAULT_RETRIES, cold_store: Any = None, inline_limit_bytes: int = DEFAULT_INLINE_LIMIT,
+    data_dir: str | os.PathLike[str] | None = None,
+) -> ExecutionContextStore:
+    """Open the execution context store.
+
+    Parameters
+    ----------
+    url
+        Valkey URL; else ``$VALKEY_URL``; else an embedded server started on demand
+        (persistent with ``data_dir``).
+    logger
+        Any logger with debug/info/warning/error; health transitions are logged to it.
+    timeout
+        Seconds within which each call completes or raises StoreUnavailableError.
+    retries
+        Retries of a failed connection or timeout, within ``timeout``.
+    cold_store
+        Local directory, object-store URL or obstore store for large data; default
+        ``$EXECCTX_COLD_STORE``, else ``{data_dir}/cold``, else ``~/.cache/execctx_nb/cold``.
+    inline_limit_bytes
+        Envelopes larger than this keep their data in the cold tier.
+    data_dir
+        Data directory for the embedded server (AOF) and the default cold tier.
+    """
+    return ExecutionContextStore(resolve_url(url, data_dir=data_dir), logger=logger, timeout=timeout,
+                                 retries=retries, cold_store=cold_store,
+                                 inline_limit_bytes=inline_limit_bytes, data_dir=data_dir)
+
+
+_CONNECTED: dict[tuple[Any, ...], ExecutionContextStore] = {}
+
+
+def connect(url: str | None = None, **kwargs: Any) -> ExecutionContextStore:
+    """The notebook shortcut: one open store per URL and settings, reused across cells."""
+    memo = (resolve_url(url, data_dir=kwargs.get("data_dir")), tuple(sorted((k, repr(v)) for k, v in kwargs.items())))
+    store = _CONNECTED.get(memo)
+    if store is None or store._closed:
+        store = _CONNECTED[memo] = create_valkey_execution_context_store(memo[0], **kwargs)
+    return store

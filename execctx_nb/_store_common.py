@@ -1,0 +1,311 @@
+"""What the sync store and its async twin share: scripts, the write rule, codecs, leases.
+
+Nothing here does I/O; both stores call these helpers around their own client calls.
+
+The idempotent-write rule
+-------------------------
+A write is identified by its idempotency key, i.e. ``(executionId, stepId, attempt)``
+within a tenant. The put script stores the envelope in the attempts hash only when that
+attempt is absent, and in the same script makes it the latest envelope (the step key) when
+no higher attempt exists. When the attempt is present, nothing is written: byte-identical
+JSON is the same write (a retry); otherwise the two envelopes are compared as decoded JSON
+with the *volatile* fields removed, ``metadata.producedAt`` and ``metadata.elapsedMs``
+(a re-run of the same attempt stamps a new time). Equal means the same write (the stored
+envelope is returned); different means :class:`IdempotencyConflictError`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import secrets
+from typing import Any
+
+import msgspec
+
+from execctx_nb import keys
+from execctx_nb._cold import frame_kind
+from execctx_nb._health import HealthState
+from execctx_nb._records import ExecutionScope, StepEnvelope
+from execctx_nb.errors import EnvelopeDecodeError, IdempotencyConflictError, InvalidKeyError
+
+__all__ = [
+    "ACQUIRE_SCRIPT",
+    "DEFAULT_INLINE_LIMIT",
+    "PUT_SCRIPT",
+    "VOLATILE_METADATA",
+    "Archive",
+    "Lease",
+    "check_conflict",
+    "check_envelope_at",
+    "check_scope",
+    "decode_flow_vars",
+    "encode_flow_vars",
+    "fill_envelope",
+    "fits_inline",
+    "new_lease_token",
+    "parse_probe",
+    "validate_ttl",
+]
+
+DEFAULT_INLINE_LIMIT = 1024 * 1024
+"""Step data larger than this (bytes, as JSON or in memory) goes to the cold tier."""
+
+VOLATILE_METADATA = ("producedAt", "elapsedMs")
+"""Wire fields of ``metadata`` ignored when deciding whether two writes are the same."""
+
+# KEYS[1] step key (latest envelope), KEYS[2] attempts hash; ARGV[1] attempt, ARGV[2] JSON.
+# Returns {1} written, {0} identical bytes already stored, {2, existing} a different payload.
+PUT_SCRIPT = """
+local existing = redis.call('HGET', KEYS[2], ARGV[1])
+if existing then
+  if existing == ARGV[2] then return {0} end
+  return {2, existing}
+end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+local attempt = tonumber(ARGV[1])
+for _, field in ipairs(redis.call('HKEYS', KEYS[2])) do
+  local other = tonumber(field)
+  if other and other > attempt then return {1} end
+end
+redis.call('SET', KEYS[1], ARGV[2])
+return {1}
+"""
+
+# Acquire: take a free lease, or confirm our own token (a retried acquire whose first reply
+# was lost must not report the lease as held by someone else).
+ACQUIRE_SCRIPT = """
+local current = redis.call('GET', KEYS[1])
+if not current then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+if current == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+_JSON_EXACT_POLARS = frozenset({"Int64", "Float64", "String", "Boolean"})
+_JSON_EXACT_ARROW = frozenset({"int64", "double", "bool", "large_string"})
+
+
+class Lease(msgspec.Struct, frozen=True, kw_only=True):
+    """A fenced lease on one execution: only the holder of ``token`` can renew or release it."""
+
+    tenant_id: str
+    execution_id: str
+    owner: str
+    token: str
+    ttl_ms: int
+
+    @property
+    def key(self) -> str:
+        return keys.lease_key(self.tenant_id, self.execution_id)
+
+
+def new_lease_token(owner: str) -> str:
+    """``{owner}:{random}``: unique per acquisition, so a stale holder can never match."""
+    if not isinstance(owner, str) or not owner:
+        raise InvalidKeyError(f"Invalid lease owner {owner!r}: expected a non-empty str - at `owner`")
+    return f"{owner}:{secrets.token_hex(12)}"
+
+
+def validate_ttl(ttl_ms: object) -> int:
+    if isinstance(ttl_ms, bool) or not isinstance(ttl_ms, int) or ttl_ms <= 0:
+        raise InvalidKeyError(f"Invalid lease ttl_ms {ttl_ms!r}: expected an int > 0 - at `ttl_ms`")
+    return ttl_ms
+
+
+def check_scope(scope: ExecutionScope, envelope: StepEnvelope) -> None:
+    if not isinstance(scope, ExecutionScope):
+        raise InvalidKeyError(f"Invalid scope {scope!r}: expected an ExecutionScope - at `scope`")
+    if envelope.execution_id != scope.execution_id:
+        raise InvalidKeyError(
+            f"Envelope execution id {envelope.execution_id!r} does not match the scope's"
+            f" {scope.execution_id!r} - at `envelope.executionId`; write it under its own scope"
+        )
+
+
+def _json_exact(data: Any, kind: str) -> bool:
+    """True when JSON rows give back exactly these dtypes (else the data goes to Parquet)."""
+    if kind == "polars":
+        if data.height == 0 or any(str(t) not in _JSON_EXACT_POLARS for t in data.dtypes):
+            return False
+        columns = data.get_columns()
+    else:
+        schema = data.schema
+        if data.num_rows == 0 or schema.metadata or any(
+            str(f.type) not in _JSON_EXACT_ARROW or not f.nullable for f in schema
+        ):
+            return False
+        import polars as pl
+
+        columns = pl.from_arrow(data).get_columns()  # type: ignore[union-attr]
+    for column in columns:
+        # An all-null column would come back as dtype Null; NaN and inf encode as null.
+        if column.null_count() == len(column):
+            return False
+        if str(column.dtype) == "Float64" and not column.drop_nulls().is_finite().all():
+            return False
+    return True
+
+
+def fits_inline(data: Any, limit: int) -> bool:
+    """Whether ``data`` stays inline as JSON (small enough, and JSON keeps its dtypes)."""
+    kind = frame_kind(data)
+    if kind is None:
+        return True  # JSON rows: decided on the encoded size by the caller
+    size = data.estimated_size() if kind == "polars" else data.nbytes
+    return bool(size <= limit and _json_exact(data, kind))
+
+
+def _data_size(data: Any) -> int | None:
+    kind = frame_kind(data)
+    if kind == "polars":
+        return int(data.estimated_size())
+    if kind == "arrow":
+        return int(data.nbytes)
+    return len(_FLOW_ENCODER.encode(data))  # JSON rows: their encoded size
+
+
+def _row_count(data: Any) -> int | None:
+    kind = frame_kind(data)
+    if kind == "polars":
+        return int(data.height)
+    if kind == "arrow":
+        return int(data.num_rows)
+    if isinstance(data, list):
+        return len(data)
+    return None if data is None else 1
+
+
+def fill_envelope(envelope: StepEnvelope) -> StepEnvelope:
+    """Fill schema, schema hash, row count, bytes and produced-at where the caller left them out."""
+    changes: dict[str, Any] = {}
+    if envelope.data is not None and envelope.schema is None:
+        from execctx_nb.inference import infer_schema
+
+        changes["schema"] = infer_schema(envelope.data)
+    schema = changes.get("schema", envelope.schema)
+    if schema is not None and envelope.schema_hash is None:
+        from execctx_nb.inference import schema_hash
+
+        changes["schema_hash"] = schema_hash(schema)
+    meta = envelope.metadata
+    meta_changes: dict[str, Any] = {}
+    if meta.row_count is None and envelope.data is not None:
+        meta_changes["row_count"] = _row_count(envelope.data)
+    if meta.bytes is None and envelope.data is not None:
+        meta_changes["bytes"] = _data_size(envelope.data)
+    if meta.produced_at is None:
+        meta_changes["produced_at"] = dt.datetime.now(dt.UTC)
+    if meta_changes:
+        changes["metadata"] = msgspec.structs.replace(meta, **meta_changes)
+    return msgspec.structs.replace(envelope, **changes) if changes else envelope
+
+
+def _comparable(wire: bytes) -> Any:
+    value = msgspec.json.decode(wire)
+    if isinstance(value, dict) and isinstance(value.get("metadata"), dict):
+        for name in VOLATILE_METADATA:
+            value["metadata"].pop(name, None)
+    return value
+
+
+def check_conflict(existing: bytes, new: bytes, *, key: str, attempt: int) -> StepEnvelope:
+    """Return the stored envelope if ``new`` is the same write, else raise the conflict."""
+    stored = StepEnvelope.from_json(existing, where=f"{key}#{attempt}")
+    if _comparable(existing) == _comparable(new):
+        return stored
+    raise IdempotencyConflictError(
+        f"Step {stored.step_id!r} attempt {attempt} of execution {stored.execution_id!r} is"
+        f" already stored with a different payload - at `{key}` field {attempt}; expected the"
+        f" same envelope (ignoring metadata.{' and metadata.'.join(VOLATILE_METADATA)}), got a"
+        " different one: write the new output as the next attempt instead"
+    )
+
+
+def check_envelope_at(envelope: StepEnvelope, scope: ExecutionScope, step_id: str, key: str) -> StepEnvelope:
+    """Reject a decoded envelope that does not belong where it was found."""
+    if envelope.execution_id != scope.execution_id or envelope.step_id != step_id:
+        raise EnvelopeDecodeError(
+            f"Envelope at key {key!r} names execution {envelope.execution_id!r} step"
+            f" {envelope.step_id!r}: expected execution {scope.execution_id!r} step {step_id!r};"
+            " the key holds another step's data - rewrite or delete it"
+        )
+    return envelope
+
+
+_FLOW_ENCODER = msgspec.json.Encoder()
+
+
+def encode_flow_vars(mapping: dict[str, Any]) -> dict[str, bytes]:
+    """Flow vars as a hash: field name -> JSON value (so types round-trip)."""
+    if not isinstance(mapping, dict):
+        raise InvalidKeyError(f"Invalid flow vars {type(mapping).__name__}: expected a dict - at `mapping`")
+    out: dict[str, bytes] = {}
+    for name, value in mapping.items():
+        if not isinstance(name, str) or not name:
+            raise InvalidKeyError(f"Invalid flow var name {name!r}: expected a non-empty str - at `mapping`")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidKeyError(f"Invalid flow var {name!r}: {value!r} has no JSON form - at `mapping[{name!r}]`")
+        try:
+            out[name] = _FLOW_ENCODER.encode(value)
+        except (TypeError, msgspec.EncodeError) as exc:
+            raise InvalidKeyError(
+                f"Invalid flow var {name!r}: expected a JSON value, got {type(value).__name__} - at"
+                f" `mapping[{name!r}]`"
+            ) from exc
+    return out
+
+
+def decode_flow_vars(raw: dict[bytes, bytes], *, key: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for field, value in raw.items():
+        name = field.decode(errors="replace")
+        try:
+            out[name] = msgspec.json.decode(value)
+        except msgspec.DecodeError as exc:
+            raise EnvelopeDecodeError(
+                f"Malformed flow var at key {key!r} field {name!r}: expected JSON, got"
+                f" {value[:40]!r} ({exc}); rewrite it with set_flow_vars"
+            ) from exc
+    return dict(sorted(out.items()))
+
+
+class Archive(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """An archived execution: every attempt of every step (cold data stays referenced)."""
+
+    tenant_id: str
+    flow_id: str
+    execution_id: str
+    archived_at: dt.datetime
+    envelopes: tuple[StepEnvelope, ...] = ()
+    format_version: int = 1
+
+
+def parse_probe(info: dict[str, Any], previous_run_id: str | None) -> tuple[HealthState, str, str | None]:
+    """Health state from ``INFO everything``: loading, replica, persistence errors, data loss."""
+    run_id = info.get("run_id")
+    run_id = None if run_id is None else str(run_id)
+    if int(info.get("loading", 0)):
+        return HealthState.LOADING, "the server is loading its dataset", run_id
+    if str(info.get("role", "master")) not in {"master", "primary"}:
+        return HealthState.READ_ONLY, "the server is a replica", run_id
+    maxmemory = int(info.get("maxmemory", 0) or 0)
+    if maxmemory and int(info.get("used_memory", 0)) >= maxmemory:
+        return HealthState.OUT_OF_MEMORY, f"used_memory has reached maxmemory ({maxmemory} bytes)", run_id
+    # Persistent: AOF on, or RDB snapshots configured (a non-empty "save" policy shows as
+    # rdb_saves > 0 after the first one); either way a restart reloads the data.
+    persistent = bool(int(info.get("aof_enabled", 0))) or bool(int(info.get("rdb_saves", 0)))
+    if int(info.get("aof_enabled", 0)) and str(info.get("aof_last_write_status", "ok")) != "ok":
+        return HealthState.DEGRADED, "the server reports a failed AOF write", run_id
+    if str(info.get("rdb_last_bgsave_status", "ok")) != "ok":
+        return HealthState.DEGRADED, "the server reports a failed RDB save", run_id
+    if previous_run_id is not None and run_id != previous_run_id and not persistent:
+        return (HealthState.DEGRADED,
+                "the server restarted without persistence: data written before the restart is lost",
+                run_id)
+    return HealthState.HEALTHY, "PING and INFO look fine", run_id
