@@ -6,6 +6,8 @@ The table of contents:
   :class:`LineageEntry`, the event kinds (:mod:`execctx_nb.events`)
 - keys: :mod:`execctx_nb.keys` builds every Valkey key and object-store path
 - :func:`idempotency_key`
+- event stream: :class:`ExecutionEventPublisher`, :class:`ExecutionEventSubscriber`,
+  :class:`AsyncExecutionEventSubscriber`, :class:`EventMeta`, :func:`tail`
 - errors: :class:`ExecctxError` and its tree (:mod:`execctx_nb.errors`)
 """
 
@@ -13,10 +15,15 @@ from __future__ import annotations
 
 from execctx_nb import errors, events, keys
 from execctx_nb._health import HealthState
+from execctx_nb._async_subscriber import AsyncExecutionEventSubscriber
 from execctx_nb._idempotency import idempotency_key
+from execctx_nb._publisher import ExecutionEventPublisher
 from execctx_nb._records import DataRef, ExecutionScope, LineageEntry, StepEnvelope, StepMetadata
 from execctx_nb._store import ExecutionContextStore, connect, create_valkey_execution_context_store
 from execctx_nb._store_common import Lease
+from execctx_nb._stream_core import EventMeta
+from execctx_nb._subscriber import ExecutionEventSubscriber
+from execctx_nb._tail import tail
 from execctx_nb.errors import (
     EnvelopeDecodeError,
     ExecctxError,
@@ -28,9 +35,13 @@ from execctx_nb.errors import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncExecutionEventSubscriber",
     "DataRef",
     "EnvelopeDecodeError",
+    "EventMeta",
     "ExecctxError",
+    "ExecutionEventPublisher",
+    "ExecutionEventSubscriber",
     "ExecutionContextStore",
     "ExecutionScope",
     "HealthState",
@@ -48,4 +59,5 @@ __all__ = [
     "events",
     "idempotency_key",
     "keys",
+    "tail",
 ]

@@ -20,7 +20,13 @@ import msgspec
 import valkey
 
 from execctx_nb import keys
-from execctx_nb._event_records import Event, ExecutionLog, ExecutionStatus, encode_event, event_from_dict
+from execctx_nb._event_records import (
+    Event,
+    ExecutionLog,
+    ExecutionStatus,
+    encode_event,
+    event_from_dict,
+)
 from execctx_nb._idempotency import idempotency_key as _reference_idempotency_key
 from execctx_nb._log import LoggerLike, get_logger
 from execctx_nb._records import ExecutionScope
@@ -174,8 +180,9 @@ class ExecutionEventPublisher:
         commands: list[tuple[Any, ...]] = []
         for index, item in enumerate(items):
             if execution is not None and isinstance(item, dict) and "executionId" not in item:
-                item = {**item, "executionId": execution}
-            record = event_from_dict(item)
+                record = event_from_dict({**item, "executionId": execution})
+            else:
+                record = event_from_dict(item)
             if execution is not None and record.execution_id != execution:
                 raise InvalidKeyError(
                     f"Event executionId {record.execution_id!r} does not match the scope's"
@@ -247,7 +254,7 @@ class ExecutionEventPublisher:
     def close(self) -> None:
         """Close the client if the publisher created it."""
         if self._owned:
-            self.client.close()
+            self.client.close()  # type: ignore[no-untyped-call]
 
     def __enter__(self) -> ExecutionEventPublisher:
         return self

@@ -8,7 +8,7 @@ needs, and trims to the requested point or to that id, whichever is older.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 
 import valkey
 
@@ -101,7 +101,8 @@ def trim_events(client: valkey.Valkey, tenant_id: str, *, maxlen: int | None = N
         minid = minid if sep else f"{minid}-0"
     args = ("minid", minid) if minid is not None else ("maxlen", str(maxlen))
     try:
-        removed, target, holder = client.eval(_TRIM_LUA, 1, stream, *args)  # type: ignore[misc]
+        reply = cast(list[Any], client.eval(_TRIM_LUA, 1, stream, *args))
+        removed, target, holder = reply
     except (valkey.exceptions.ConnectionError, valkey.exceptions.TimeoutError, OSError) as exc:
         raise StoreUnavailableError(f"Could not trim `{stream}`: {exc} - nothing or all of the"
                                     " trim happened (it is atomic); try again") from exc

@@ -11,28 +11,24 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import valkey
 
 from execctx_nb import keys
-from execctx_nb._log import LoggerLike, get_logger
+from execctx_nb._log import LoggerLike
 from execctx_nb._publisher import TenantOrScope, resolve_tenant
 from execctx_nb._stream_core import (
     ACQUIRE_LUA,
     COMMIT_LUA,
     CONNECTION_ERRORS,
     DEAD_LETTER_LUA,
-    Backoff,
     Batch,
     Delivery,
     EventMeta,
-    SubscriberConfig,
-    SubscriberHealth,
+    SubscriberBase,
     SubscriberStats,
-    default_consumer_name,
     is_nogroup,
-    new_token,
     parse_xautoclaim,
     text,
     validate_count,
@@ -81,7 +77,7 @@ def stop_on_signals(stop: threading.Event, log: LoggerLike) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-class ExecutionEventSubscriber:
+class ExecutionEventSubscriber(SubscriberBase):
     """Consume a tenant's execution events in a consumer group, each idempotency key once.
 
     Parameters
@@ -123,11 +119,11 @@ class ExecutionEventSubscriber:
                  lease_ms: int = 60_000, max_deliveries: int = 5, dedup_ttl_s: int = 7 * 24 * 3600,
                  claim_interval_s: float = 5.0, shutdown_timeout_s: float = 5.0,
                  start_id: str = "0", handle_signals: bool = True) -> None:
-        self.cfg = SubscriberConfig(group=group, consumer=consumer or default_consumer_name(),
-                                    min_idle_ms=min_idle_ms, lease_ms=lease_ms,
-                                    max_deliveries=max_deliveries, dedup_ttl_s=dedup_ttl_s,
-                                    claim_interval_s=claim_interval_s,
-                                    shutdown_timeout_s=shutdown_timeout_s, start_id=start_id)
+        super().__init__(group=group, consumer=consumer, logger=logger,
+                         handle_signals=handle_signals, min_idle_ms=min_idle_ms, lease_ms=lease_ms,
+                         max_deliveries=max_deliveries, dedup_ttl_s=dedup_ttl_s,
+                         claim_interval_s=claim_interval_s, shutdown_timeout_s=shutdown_timeout_s,
+                         start_id=start_id)
         self._url = None
         if client is None:
             from execctx_nb._connection import make_client, resolve_url
@@ -137,33 +133,9 @@ class ExecutionEventSubscriber:
         self._owned = self._url is not None
         self.client = client
         self._readers: dict[int, valkey.Valkey] = {}
-        self._log = get_logger(logger)
-        self._handle_signals = handle_signals
-        self._token = new_token(self.cfg.consumer)
         self._acquire = client.register_script(ACQUIRE_LUA)
         self._commit = client.register_script(COMMIT_LUA)
         self._dead_letter = client.register_script(DEAD_LETTER_LUA)
-        self._groups: set[str] = set()
-        self._unrecorded: list[tuple[list[str], list[Any]]] = []
-        self._last_errors: dict[str, str] = {}
-        self._backoff = Backoff()
-        self._down_since: float | None = None
-        self.stats = SubscriberStats()
-        self._health = SubscriberHealth(state="starting")
-
-    # -- state ----------------------------------------------------------------------------------
-    @property
-    def health(self) -> SubscriberHealth:
-        """``starting`` | ``ok`` | ``unavailable`` | ``stopped``, plus the lost-state flag."""
-        return self._health
-
-    @property
-    def group(self) -> str:
-        return self.cfg.group
-
-    @property
-    def consumer(self) -> str:
-        return self.cfg.consumer
 
     # -- the loop -------------------------------------------------------------------------------
     def run_loop(self, tenant_or_scope: TenantOrScope, handler: Handler, *,
@@ -209,8 +181,8 @@ class ExecutionEventSubscriber:
                             self._process(claimed, tenant, execution, handler)
                             self._up()
                             continue
-                    reply = reader.xreadgroup(self.cfg.group, self.cfg.consumer, {stream: ">"},
-                                              count=count, block=block_ms)
+                    reply = cast(list[Any] | None, reader.xreadgroup(self.cfg.group, self.cfg.consumer, {stream: ">"},
+                                              count=count, block=block_ms))
                     deliveries = [Delivery(text(i), f) for _, entries in reply or [] for i, f in entries]
                     if deliveries:
                         self._process(deliveries, tenant, execution, handler)
@@ -230,24 +202,14 @@ class ExecutionEventSubscriber:
             return
         try:
             self.client.xgroup_create(stream, self.cfg.group, self.cfg.start_id, mkstream=True)
-            self._log.info("Created consumer group `%s` on `%s` from id %s", self.cfg.group, stream,
-                           self.cfg.start_id)
+            self._created(stream)
         except valkey.exceptions.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
         self._groups.add(stream)
 
     def _group_lost(self, stream: str) -> None:
-        if stream in self._groups:
-            self._groups.discard(stream)
-            self.stats.groups_recreated += 1
-            self._health = SubscriberHealth(state=self._health.state, lost_state=True,
-                                            last_error="consumer group lost")
-            self._log.warning(
-                "Consumer group `%s` on `%s` is gone (the server restarted without persistence,"
-                " or the stream was deleted): recreating it from id %s. Pending entries and done"
-                " marks may be lost, so events may be missing or handled again; turn on"
-                " appendonly on the server", self.cfg.group, stream, self.cfg.start_id)
+        self._mark_lost(stream)
         self._ensure_group(stream)
 
     def _claim(self, stream: str, cursor: str, count: int) -> tuple[str, list[Delivery]]:
@@ -255,15 +217,13 @@ class ExecutionEventSubscriber:
                                        self.cfg.min_idle_ms, cursor, count=count)
         cursor, claimed, deleted = parse_xautoclaim(reply)
         if deleted:
-            self._log.warning("%d pending entries of group `%s` were deleted from `%s` before being"
-                              " handled (trimmed or XDEL): %s", len(deleted), self.cfg.group, stream,
-                              ", ".join(deleted[:10]))
+            self._deleted(stream, deleted)
         if claimed:
             # XAUTOCLAIM does not say how often an entry was delivered: ask XPENDING per id.
             pipe = self.client.pipeline(transaction=False)
             for d in claimed:
                 pipe.xpending_range(stream, self.cfg.group, d.stream_id, d.stream_id, 1)
-            for d, rows in zip(claimed, pipe.execute(), strict=True):
+            for d, rows in zip(claimed, pipe.execute(), strict=True):  # type: ignore[no-untyped-call]
                 d.deliveries = int(rows[0]["times_delivered"]) if rows else 1
             self.stats.reclaimed += len(claimed)
         return cursor, claimed
@@ -281,12 +241,7 @@ class ExecutionEventSubscriber:
                 try:
                     handler(parsed.event, meta)
                 except Exception as exc:
-                    self._log.warning(
-                        "Event handler raised on %s entry %s (kind %s, delivery %d of at most %d):"
-                        " %s: %s - the entry stays pending and is retried after %d ms",
-                        batch.stream, meta.stream_id, meta.kind, meta.delivery_count,
-                        self.cfg.max_deliveries, type(exc).__name__, exc, self.cfg.min_idle_ms,
-                        exc_info=True)
+                    self._handler_raised(batch.stream, meta, exc)
                     batch.failed(parsed, exc, self._last_errors)
                 else:
                     batch.succeeded(parsed)
@@ -301,9 +256,7 @@ class ExecutionEventSubscriber:
         for d, error, dedup in batch.dead:
             dlq_keys, dlq_args = batch.dead_letter_call(d, error, dedup)
             if self._dead_letter(keys=dlq_keys, args=dlq_args):
-                self.stats.dead_lettered += 1
-                self._log.warning("Moved entry %s of `%s` to `%s`: %s", d.stream_id, batch.stream,
-                                  dlq_keys[1], error)
+                self._moved(batch.stream, dlq_keys[1], d.stream_id, error)
 
     def _flush_unrecorded(self) -> None:
         # Done marks + acks of handlers that already returned: idempotent, so retried as
@@ -322,36 +275,7 @@ class ExecutionEventSubscriber:
                 self._log.warning("Could not record %d finished batch(es) at shutdown: %s",
                                   len(self._unrecorded), exc)
                 time.sleep(min(0.5, max(0.0, end - time.monotonic())))
-        if self._unrecorded:
-            self._log.error("Gave up recording %d finished batch(es) after %.1f s: their events will"
-                            " be handled again after lease_ms", len(self._unrecorded),
-                            self.cfg.shutdown_timeout_s)
-            self._unrecorded.clear()
-        self._health = SubscriberHealth(state="stopped", lost_state=self._health.lost_state,
-                                        last_error=self._health.last_error)
-
-    def _up(self) -> None:
-        if self._down_since is not None:
-            self._log.info("Event subscriber `%s/%s`: server back after %d failure(s) in %.1f s;"
-                           " resuming", self.cfg.group, self.cfg.consumer, self._backoff.failures,
-                           time.monotonic() - self._down_since)
-            self._down_since = None
-        if self._health.state != "ok":
-            self._health = SubscriberHealth(state="ok", lost_state=self._health.lost_state,
-                                            last_error=self._health.last_error)
-        self._backoff.reset()
-
-    def _down(self, exc: BaseException, stream: str) -> float:
-        delay = self._backoff.next()
-        if self._down_since is None:
-            self._down_since = time.monotonic()
-        self._health = SubscriberHealth(state="unavailable", lost_state=self._health.lost_state,
-                                        last_error=f"{type(exc).__name__}: {exc}",
-                                        failures=self._backoff.failures)
-        self._log.warning("Event subscriber `%s/%s`: server unavailable (%s: %s) - at `%s`;"
-                          " retrying in %.2f s (failure %d)", self.cfg.group, self.cfg.consumer,
-                          type(exc).__name__, exc, stream, delay, self._backoff.failures)
-        return delay
+        self._gave_up()
 
     def _reader(self, block_ms: int) -> valkey.Valkey:
         reader = self._readers.get(block_ms)
@@ -369,10 +293,10 @@ class ExecutionEventSubscriber:
     def close(self) -> None:
         """Close the blocking-read clients, and the command client if it was created here."""
         for reader in self._readers.values():
-            reader.close()
+            reader.close()  # type: ignore[no-untyped-call]
         self._readers.clear()
         if self._owned:
-            self.client.close()
+            self.client.close()  # type: ignore[no-untyped-call]
 
     def __enter__(self) -> ExecutionEventSubscriber:
         return self
