@@ -8,12 +8,14 @@ The table of contents:
 - :func:`idempotency_key`
 - event stream: :class:`ExecutionEventPublisher`, :class:`ExecutionEventSubscriber`,
   :class:`AsyncExecutionEventSubscriber`, :class:`EventMeta`, :func:`tail`
+- inference: :func:`infer_schema`, :func:`schema_hash`, :func:`merge_schemas`,
+  :func:`schema_diff` (:class:`SchemaDiff`), namespace :mod:`execctx_nb.inference`
 - errors: :class:`ExecctxError` and its tree (:mod:`execctx_nb.errors`)
 """
 
 from __future__ import annotations
 
-from execctx_nb import errors, events, keys
+from execctx_nb import errors, events, inference, keys
 from execctx_nb._health import HealthState
 from execctx_nb._async_subscriber import AsyncExecutionEventSubscriber
 from execctx_nb._idempotency import idempotency_key
@@ -24,6 +26,13 @@ from execctx_nb._store_common import Lease
 from execctx_nb._stream_core import EventMeta
 from execctx_nb._subscriber import ExecutionEventSubscriber
 from execctx_nb._tail import tail
+from execctx_nb.inference import (
+    SchemaDiff,
+    infer_schema,
+    merge_schemas,
+    schema_diff,
+    schema_hash,
+)
 from execctx_nb.errors import (
     EnvelopeDecodeError,
     ExecctxError,
@@ -40,15 +49,16 @@ __all__ = [
     "EnvelopeDecodeError",
     "EventMeta",
     "ExecctxError",
+    "ExecutionContextStore",
     "ExecutionEventPublisher",
     "ExecutionEventSubscriber",
-    "ExecutionContextStore",
     "ExecutionScope",
     "HealthState",
     "InvalidKeyError",
     "InvalidTenantError",
     "Lease",
     "LineageEntry",
+    "SchemaDiff",
     "StepEnvelope",
     "StepMetadata",
     "StoreUnavailableError",
@@ -58,6 +68,11 @@ __all__ = [
     "errors",
     "events",
     "idempotency_key",
+    "infer_schema",
+    "inference",
     "keys",
+    "merge_schemas",
+    "schema_diff",
+    "schema_hash",
     "tail",
 ]

@@ -1,0 +1,135 @@
+"""The column walker: sampled Arrow arrays plus their :class:`Spec` to a :class:`Node` tree.
+
+Statistics come from Arrow compute kernels (null counts are free, distinct counts and list
+lengths are one kernel call each), so a frame costs a few calls per leaf column rather than a
+Python step per value. Only distinct strings cross into Python, for format and enum checks.
+Nullability comes from the data's null counts, never from a field's ``nullable`` flag.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from execctx_nb.inference._spec import Spec
+from execctx_nb.inference._strategies import (
+    ArrayStrategy,
+    BooleanStrategy,
+    EnumRule,
+    IntegerStrategy,
+    Node,
+    NumberStrategy,
+    ObjectStrategy,
+    StringStrategy,
+)
+
+__all__ = ["ColumnWalker"]
+
+#: A dictionary (categorical) column becomes an enum of its dictionary up to this size.
+CATEGORY_MAX = 1000
+
+
+class ColumnWalker:
+    """Builds nodes from Arrow arrays; recursion depth is bounded by the spec's depth."""
+
+    def __init__(self, rule: EnumRule) -> None:
+        import pyarrow.compute as pc
+
+        self.rule = rule
+        self.pc = pc
+
+    def _distinct(self, arr: Any) -> int:
+        return int(self.pc.count_distinct(arr).as_py()) if len(arr) else 0
+
+    def node(self, arr: Any, spec: Spec) -> Node:
+        """The node for Arrow array ``arr`` whose type ``spec`` describes."""
+        node = Node()
+        nulls = arr.null_count
+        node.add_nulls(nulls)
+        kind = spec.kind
+        if kind in ("cut", "unknown"):
+            node.cut = True
+            return node
+        if kind == "null":
+            return node
+        valid = arr if nulls == 0 else arr.drop_null()
+        n = len(valid)
+        rule = self.rule
+        if kind == "struct":
+            strategy: ObjectStrategy = node.get(ObjectStrategy)
+            strategy.add_record()
+            strategy.add_required(name for name, _ in spec.fields)
+            for i, (name, fspec) in enumerate(spec.fields):
+                strategy.properties[name] = self.node(valid.field(i), fspec)
+            return node
+        if kind == "list":
+            assert spec.item is not None
+            array: ArrayStrategy = node.get(ArrayStrategy)
+            array.items = self.node(valid.flatten(), spec.item)
+            if n:
+                lo, hi = self.pc.min_max(self.pc.list_value_length(valid)).values()
+                array.add_lengths(lo.as_py(), hi.as_py(), fixed=spec.fixed)
+            else:
+                array.add_fixed(spec.fixed)
+            return node
+        if kind == "map":
+            assert spec.item is not None
+            obj: ObjectStrategy = node.get(ObjectStrategy)
+            obj.add_map(self.node(valid.items, spec.item), spec.key_pattern, rule)
+            obj.add_required(())
+            return node
+        distinct: int
+        if kind == "boolean":
+            node.get(BooleanStrategy)
+            distinct = self._distinct(valid)
+        elif kind == "integer":
+            node.get(IntegerStrategy)
+            distinct = self._distinct(valid)
+        elif kind == "number":
+            if n:
+                finite = self.pc.is_finite(valid)
+                nonfinite = n - int(self.pc.sum(finite).as_py() or 0)
+                if nonfinite:  # NaN/inf travel as JSON null
+                    node.add_nulls(0, nonfinite)
+                    valid = valid.filter(finite)
+            if len(valid) or not nulls:
+                node.get(NumberStrategy).add_decimal(None)
+            distinct = self._distinct(valid)
+        elif kind == "decimal":
+            node.get(NumberStrategy).add_decimal(list(spec.decimal) if spec.decimal else None)
+            distinct = self._distinct(valid)
+        elif kind == "string":
+            uniq = valid.unique().to_pylist()
+            node.get(StringStrategy).add_distinct(n, uniq, rule)
+            distinct = len(uniq)
+        elif kind == "binary":
+            node.get(StringStrategy).add_declared(encoding="base64", rule=rule)
+            distinct = self._distinct(valid)
+        elif kind == "temporal":
+            node.get(StringStrategy).add_declared(fmt=spec.fmt, pattern=spec.pattern, rule=rule)
+            distinct = self._distinct(valid)
+        elif kind == "enum":
+            node.get(StringStrategy).add_declared(enum=spec.categories or (), rule=rule)
+            distinct = self._distinct(valid.dictionary_decode() if n else valid)
+        else:  # categorical: a dictionary-encoded column
+            return self._categorical(node, arr, valid, spec)
+        node.add_cardinality(distinct)
+        return node
+
+    def _categorical(self, node: Node, arr: Any, valid: Any, spec: Spec) -> Node:
+        import pyarrow as pa
+
+        if not pa.types.is_dictionary(arr.type):
+            # a polars Categorical collected without its dictionary: treat as plain values
+            return self.node(arr, spec.item or Spec("string"))
+        values = valid.dictionary_decode() if len(valid) else valid.dictionary.slice(0, 0)
+        item = spec.item or Spec("string")
+        dictionary = arr.dictionary
+        if item.kind == "string" and len(dictionary) <= CATEGORY_MAX:
+            # the dictionary is the declared domain, so it is the enum (not the sample)
+            domain = [v for v in dictionary.to_pylist() if v is not None]
+            node.get(StringStrategy).add_declared(enum=domain, rule=self.rule)
+            node.add_cardinality(self._distinct(values))
+            return node
+        inner = self.node(values, item)
+        inner.add_nulls(node.nulls)  # ``values`` holds the valid entries only
+        return inner

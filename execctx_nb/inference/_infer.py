@@ -1,0 +1,231 @@
+"""``infer_schema``: dispatch on the input kind, sample, walk, render."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from execctx_nb.errors import SchemaInferenceError
+from execctx_nb.inference._sample import block_ranges, even_indices, sample_iterable
+from execctx_nb.inference._spec import Spec
+from execctx_nb.inference._strategies import EnumRule, Node, ObjectStrategy
+
+__all__ = ["DIALECT", "Options", "infer_schema", "schema_from_rows"]
+
+DIALECT = "https://json-schema.org/draft/2020-12/schema"
+SAMPLED = "x-execctx-sampled"
+ROWS = "x-execctx-rows"
+_MAX_DEPTH_LIMIT = 200  # keeps the (depth-bounded) walkers far from Python's recursion limit
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    sample_size: int
+    max_depth: int
+    rule: EnumRule
+    seed: int
+    lazy_blocks: int
+
+
+def infer_schema(
+    obj: Any,
+    *,
+    sample_size: int = 200,
+    max_depth: int = 8,
+    enum_max: int = 16,
+    enum_min_count: int = 10,
+    seed: int = 0,
+    lazy_blocks: int = 2,
+) -> dict[str, Any]:
+    """Infer a JSON Schema 2020-12 for one row of ``obj`` from a sample of its rows.
+
+    Parameters
+    ----------
+    obj
+        A pyarrow Table, RecordBatch, RecordBatchReader, Array or ChunkedArray; anything
+        with ``__arrow_c_stream__`` or ``__arrow_c_array__``; a Polars DataFrame,
+        LazyFrame or Series; a list (or iterator) of JSON rows; or one JSON document.
+        A frame or a list of rows gives the schema of a row; an array or Series gives
+        the schema of its values.
+    sample_size
+        At most this many rows are read (spread over the input, deterministically).
+    max_depth
+        Nesting levels walked (the row itself is level 1); deeper containers become a
+        permissive schema marked ``x-execctx-cut``.
+    enum_max, enum_min_count
+        The enum rule: strings become an enum only with at least ``enum_min_count``
+        values and at most ``min(enum_max, sqrt(count))`` distinct ones.
+    seed
+        Seeds the reservoir used for streams and iterators of unknown length.
+    lazy_blocks
+        Contiguous runs read from a LazyFrame (each run costs about one row group).
+
+    Returns
+    -------
+    dict
+        The schema, with ``x-execctx-*`` annotations (see docs/inference.md).
+
+    Examples
+    --------
+    >>> s = infer_schema([{"id": 1, "tag": None}, {"id": 2, "tag": "a"}])
+    >>> s["properties"]["tag"]["type"], s["required"]
+    (['null', 'string'], ['id', 'tag'])
+    """
+    for name, value, low, high in (("sample_size", sample_size, 1, None),
+                                   ("max_depth", max_depth, 0, _MAX_DEPTH_LIMIT),
+                                   ("enum_max", enum_max, 0, None),
+                                   ("enum_min_count", enum_min_count, 1, None),
+                                   ("lazy_blocks", lazy_blocks, 1, None)):
+        if type(value) is not int or value < low or (high is not None and value > high):
+            bound = f"{low}..{high}" if high is not None else f">= {low}"
+            raise SchemaInferenceError(
+                f"Invalid {name} {value!r}: expected an int {bound} - at `infer_schema({name}=...)`")
+    opts = Options(sample_size, max_depth, EnumRule(enum_max, enum_min_count), seed, lazy_blocks)
+    module = type(obj).__module__ or ""
+    if module.startswith("polars"):
+        return _polars(obj, opts)
+    if module.startswith("pyarrow") or hasattr(obj, "__arrow_c_stream__") or hasattr(
+            obj, "__arrow_c_array__"):
+        return _arrow(obj, opts)
+    if isinstance(obj, (list, tuple)):
+        idx = even_indices(len(obj), sample_size)
+        return schema_from_rows([obj[i] for i in idx], len(obj), opts)
+    if isinstance(obj, Iterator):
+        rows, total = sample_iterable(obj, sample_size, seed)
+        return schema_from_rows(rows, total, opts)
+    if isinstance(obj, (Mapping, str, int, float, bool)) or obj is None:
+        return schema_from_rows([obj], 1, opts)
+    raise SchemaInferenceError(
+        f"Cannot infer a schema: expected an Arrow or Polars frame, a list of rows or a JSON "
+        f"document, got `{type(obj).__name__}` - at `infer_schema(obj)`")
+
+
+def _render(root: Node, sampled: int, total: int) -> dict[str, Any]:
+    return {"$schema": DIALECT, **root.to_schema(), SAMPLED: sampled, ROWS: total}
+
+
+def schema_from_rows(rows: list[Any], total: int, opts: Options) -> dict[str, Any]:
+    """Schema of already sampled plain rows (``total``: rows in the whole input)."""
+    from execctx_nb.inference._rows import RowWalker
+
+    root = RowWalker(opts.max_depth, opts.rule).node(rows, 1)
+    return _render(root, len(rows), total)
+
+
+def _table_root(columns: list[tuple[str, Any, Spec]], opts: Options) -> Node:
+    """The row node of a frame: an object whose properties are the columns."""
+    from execctx_nb.inference._columns import ColumnWalker
+
+    root = Node()
+    if opts.max_depth < 1:
+        root.cut = True
+        return root
+    walker = ColumnWalker(opts.rule)
+    obj: ObjectStrategy = root.get(ObjectStrategy)
+    obj.add_record()
+    obj.add_required(name for name, _, _ in columns)
+    for name, arr, spec in columns:
+        obj.properties[name] = walker.node(arr, spec)
+    return root
+
+
+def _translate(exc: Exception, what: str) -> SchemaInferenceError:
+    return SchemaInferenceError(
+        f"Cannot read {what}: expected a readable frame, got {type(exc).__name__}: {exc} - "
+        f"at `infer_schema(obj)`; check the source (file, query) and retry")
+
+
+def _polars(obj: Any, opts: Options) -> dict[str, Any]:
+    import polars as pl
+
+    from execctx_nb.inference._polars import spec_from_polars
+
+    k = opts.sample_size
+    try:
+        if isinstance(obj, pl.Series):
+            total = obj.len()
+            sample = obj.gather(even_indices(total, k)) if total > k else obj
+            spec = spec_from_polars(sample.dtype, 1, opts.max_depth)
+            from execctx_nb.inference._columns import ColumnWalker
+
+            arr = sample.to_arrow()
+            return _render(ColumnWalker(opts.rule).node(arr, spec), sample.len(), total)
+        if isinstance(obj, pl.LazyFrame):
+            schema = obj.collect_schema()
+            total = int(obj.select(pl.len()).collect().item())
+            ranges = block_ranges(total, k, opts.lazy_blocks)
+            parts = [obj.slice(offset, length) for offset, length in ranges]
+            frame = pl.concat(parts).collect() if parts else obj.head(0).collect()
+        elif isinstance(obj, pl.DataFrame):
+            schema, total = obj.schema, obj.height
+            frame = obj[even_indices(total, k)] if total > k else obj
+        else:
+            raise SchemaInferenceError(
+                f"Cannot infer a schema: expected a Polars DataFrame, LazyFrame or Series, got "
+                f"`{type(obj).__name__}` - at `infer_schema(obj)`")
+        table = frame.to_arrow()
+    except pl.exceptions.PolarsError as exc:
+        raise _translate(exc, "the Polars input") from exc
+    columns = [(name, table.column(name).combine_chunks(),
+                spec_from_polars(dtype, 2, opts.max_depth)) for name, dtype in schema.items()]
+    return _render(_table_root(columns, opts), table.num_rows, total)
+
+
+def _arrow(obj: Any, opts: Options) -> dict[str, Any]:
+    import pyarrow as pa
+
+    from execctx_nb.inference._arrow import spec_from_arrow
+    from execctx_nb.inference._columns import ColumnWalker
+
+    k = opts.sample_size
+    try:
+        if not isinstance(obj, (pa.Table, pa.RecordBatch, pa.Array, pa.ChunkedArray,
+                                pa.RecordBatchReader)):
+            obj = (pa.RecordBatchReader.from_stream(obj) if hasattr(obj, "__arrow_c_stream__")
+                   else pa.array(obj))
+        if isinstance(obj, pa.RecordBatchReader):
+            table, total = _sample_stream(obj, k, opts.seed)
+        elif isinstance(obj, (pa.Array, pa.ChunkedArray)):
+            total = len(obj)
+            arr = obj.take(even_indices(total, k)) if total > k else obj
+            if isinstance(arr, pa.ChunkedArray):
+                arr = arr.combine_chunks()
+            spec = spec_from_arrow(arr.type, 1, opts.max_depth)
+            return _render(ColumnWalker(opts.rule).node(arr, spec), len(arr), total)
+        else:
+            total = obj.num_rows
+            table = obj.take(even_indices(total, k)) if total > k else obj
+    except pa.ArrowException as exc:
+        raise _translate(exc, "the Arrow input") from exc
+    columns = []
+    for i, field in enumerate(table.schema):
+        col = table.column(i)
+        columns.append((field.name, col.combine_chunks() if isinstance(col, pa.ChunkedArray)
+                        else col, spec_from_arrow(field.type, 2, opts.max_depth)))
+    return _render(_table_root(columns, opts), table.num_rows, total)
+
+
+def _sample_stream(reader: Any, k: int, seed: int) -> tuple[Any, int]:
+    """Reservoir-sample a RecordBatchReader without holding more than ``k`` rows."""
+    import pyarrow as pa
+
+    from execctx_nb.inference._sample import Reservoir
+
+    res = Reservoir(k, seed)
+    slots: list[Any] = []
+    for batch in reader:
+        picks = res.offer(batch.num_rows)
+        if not picks:
+            continue
+        taken = batch.take([offset for _, offset in picks])
+        for j, (slot, _) in enumerate(picks):
+            row = taken.slice(j, 1)
+            if slot == len(slots):
+                slots.append(row)
+            else:
+                slots[slot] = row
+    rows = [slots[i] for i in res.order()]
+    table = (pa.Table.from_batches(rows, schema=reader.schema) if rows
+             else reader.schema.empty_table())
+    return table, res.seen
