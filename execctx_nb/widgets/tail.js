@@ -1,0 +1,122 @@
+// EventTail front-end: a plain ES module (no build step, nothing from a CDN).
+// State lives in synced traitlets; this file only draws them and sends user intent back.
+
+const KIND_CLASS = {
+  "step.committed": "ok",
+  "step.failed": "bad",
+  "execution.status": "info",
+  "execution.log": "log",
+};
+
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") el.className = v;
+    else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v);
+  }
+  for (const c of children) el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return el;
+}
+
+function render({ model, el }) {
+  el.classList.add("execctx-tail");
+  const title = h("span", { class: "title" });
+  const status = h("span", { class: "status" });
+  const pause = h("button", {
+    type: "button",
+    class: "pause",
+    onclick: () => {
+      model.set("paused", !model.get("paused"));
+      model.save_changes();
+    },
+  });
+  const kindBoxes = h("span", { class: "kinds" });
+  const exec = h("input", {
+    type: "text",
+    class: "exec",
+    placeholder: "execution id (all)",
+    onchange: (e) => {
+      model.set("execution_id", e.target.value.trim());
+      model.save_changes();
+    },
+  });
+  const counts = h("span", { class: "counts" });
+  const error = h("div", { class: "error" });
+  const body = h("tbody");
+  const table = h(
+    "table",
+    {},
+    h("thead", {}, h("tr", {}, h("th", {}, "time"), h("th", {}, "kind"), h("th", {}, "execution"),
+      h("th", {}, "step"), h("th", {}, "attempt"), h("th", {}, "summary"))),
+    body,
+  );
+  el.append(
+    h("div", { class: "bar" }, title, status, pause, kindBoxes, exec, counts),
+    error,
+    h("div", { class: "scroll" }, table),
+  );
+
+  function drawKinds() {
+    kindBoxes.replaceChildren();
+    const chosen = model.get("kinds");
+    for (const kind of model.get("all_kinds")) {
+      const box = h("input", { type: "checkbox", "data-kind": kind });
+      box.checked = chosen.length === 0 || chosen.includes(kind);
+      box.addEventListener("change", () => {
+        const all = model.get("all_kinds");
+        const on = [...kindBoxes.querySelectorAll("input")].filter((b) => b.checked)
+          .map((b) => b.dataset.kind);
+        model.set("kinds", on.length === all.length ? [] : on);
+        model.save_changes();
+      });
+      kindBoxes.append(h("label", { class: KIND_CLASS[kind] || "" }, box, kind));
+    }
+  }
+
+  function drawHeader() {
+    title.textContent = `events · ${model.get("tenant")}`;
+    const s = model.get("status");
+    status.textContent = s;
+    status.className = `status s-${s}`;
+    pause.textContent = model.get("paused") ? "Resume" : "Pause";
+    if (document.activeElement !== exec) exec.value = model.get("execution_id");
+    const pending = model.get("pending");
+    counts.textContent = `${model.get("events").length} shown · ${model.get("received")} received` +
+      (model.get("dropped") ? ` · ${model.get("dropped")} dropped` : "") +
+      (pending ? ` · ${pending} waiting` : "");
+    // A fatal error, else the latest notice of the reader (an outage it is retrying).
+    const message = model.get("error") || model.get("notice");
+    error.textContent = message;
+    error.style.display = message ? "block" : "none";
+  }
+
+  function drawRows() {
+    // Newest first; rows are rebuilt per batch (at most max_events, batched by Python).
+    const rows = model.get("events").slice().reverse().map((ev) =>
+      h("tr", { class: `k-${KIND_CLASS[ev.kind] || "log"}`, "data-id": ev.id },
+        h("td", { class: "ts" }, ev.ts.replace("T", " ").slice(0, 23)),
+        h("td", {}, ev.kind),
+        h("td", {}, ev.executionId),
+        h("td", {}, ev.stepId),
+        h("td", { class: "num" }, ev.attempt),
+        h("td", {}, ev.summary)));
+    body.replaceChildren(...rows);
+    drawHeader();
+  }
+
+  drawKinds();
+  drawRows();
+  const handlers = [
+    ["change:events", drawRows],
+    ["change:kinds", drawKinds],
+    ["change:status change:paused change:received change:dropped change:pending change:error change:notice " +
+      "change:execution_id change:tenant", drawHeader],
+  ];
+  for (const [name, fn] of handlers) model.on(name, fn);
+  return () => {
+    for (const [name, fn] of handlers) model.off(name, fn);
+  };
+}
+
+export default { render };

@@ -1,0 +1,273 @@
+"""EventTail and LineageGraph against a real Valkey: live updates, filters, bounds, threads."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from execctx_nb import (
+    ExecutionEventPublisher,
+    ExecutionScope,
+    LineageEntry,
+    StepEnvelope,
+    StepMetadata,
+)
+from execctx_nb import connect as store_connect
+from execctx_nb.events import ExecutionLog, StepCommitted, StepFailed
+from execctx_nb.widgets import EventTail, LineageGraph
+from tests.servers import ControlledServer
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def wait_for(cond: Callable[[], bool], timeout: float = 5.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+def tail_threads() -> list[threading.Thread]:
+    return [
+        t for t in threading.enumerate() if t.name.startswith(("execctx-tail", "execctx-lineage"))
+    ]
+
+
+@pytest.fixture
+def publisher(valkey_url: str) -> Iterator[ExecutionEventPublisher]:
+    with ExecutionEventPublisher(url=valkey_url) as pub:
+        yield pub
+
+
+@pytest.fixture
+def store(valkey_url: str) -> Iterator[Any]:
+    with store_connect(valkey_url) as s:
+        yield s
+
+
+@pytest.fixture
+def make_tail(valkey_url: str) -> Iterator[Callable[..., EventTail]]:
+    made: list[EventTail] = []
+
+    def make(tenant: str, **kw: Any) -> EventTail:
+        tail = EventTail(tenant, url=valkey_url, **kw)
+        made.append(tail)
+        return tail
+
+    yield make
+    for tail in made:
+        tail.close()
+
+
+def committed(execution: str, step: str, rows: int = 1) -> StepCommitted:
+    return StepCommitted(execution_id=execution, step_id=step, row_count=rows)
+
+
+def test_tail_shows_event_published_after_it_started(make_tail, publisher, tenant) -> None:
+    tail = make_tail(tenant)
+    assert tail.status == "live"
+    publisher.publish(tenant, committed("run-1", "clean", rows=1200))
+    wait_for(lambda: len(tail.events) == 1)
+    row = tail.events[0]
+    assert (row["kind"], row["executionId"], row["stepId"]) == ("step.committed", "run-1", "clean")
+    assert row["summary"] == "committed (1,200 rows)"
+    assert tail.received == 1
+
+
+def test_tail_replay_and_default_from_now(make_tail, publisher, tenant) -> None:
+    publisher.publish(tenant, committed("run-1", "old"))
+    replay = make_tail(tenant, from_id="0", start=False).start()
+    wait_for(lambda: len(replay.events) == 1)
+    replay.stop()
+    fresh = make_tail(tenant)
+    publisher.publish(tenant, committed("run-1", "new"))
+    wait_for(lambda: len(fresh.events) == 1)
+    assert fresh.events[0]["stepId"] == "new"
+
+
+def test_filters_by_kind_and_execution_and_refilters_the_buffer(
+    make_tail, publisher, tenant
+) -> None:
+    tail = make_tail(tenant, kinds=["step.failed"])
+    publisher.publish_many(
+        tenant,
+        [
+            committed("run-1", "a"),
+            StepFailed(execution_id="run-1", step_id="b", error="boom", retryable=True),
+            StepFailed(execution_id="run-2", step_id="c", error="bang"),
+        ],
+    )
+    wait_for(lambda: tail.received == 3)
+    assert [e["stepId"] for e in tail.events] == ["b", "c"]
+    assert tail.events[0]["summary"] == "failed: boom - will retry"
+    tail.execution_id = "run-2"
+    assert [e["stepId"] for e in tail.events] == ["c"]
+    tail.kinds = []
+    tail.execution_id = ""
+    assert [e["stepId"] for e in tail.events] == ["a", "b", "c"]
+
+
+def test_buffer_is_bounded_and_counts_drops(make_tail, publisher, tenant) -> None:
+    tail = make_tail(tenant, max_events=5)
+    publisher.publish_many(tenant, [committed("run-1", f"s{i}") for i in range(12)])
+    wait_for(lambda: tail.received == 12)
+    assert [e["stepId"] for e in tail.events] == [f"s{i}" for i in range(7, 12)]
+    assert tail.dropped == 7
+
+
+def test_updates_are_batched(make_tail, publisher, tenant) -> None:
+    tail = make_tail(tenant, max_events=1000)
+    updates = []
+    tail.observe(lambda change: updates.append(len(change["new"])), names=["events"])
+    publisher.publish_many(tenant, [committed("run-1", f"s{i}") for i in range(500)])
+    wait_for(lambda: tail.received == 500)
+    assert len(tail.events) == 500
+    # One model update per collection window, not one per event.
+    assert 1 <= len(updates) <= 25, updates
+
+
+def test_pause_buffers_and_resume_shows(make_tail, publisher, tenant) -> None:
+    tail = make_tail(tenant)
+    tail.paused = True
+    assert tail.status == "paused"
+    publisher.publish_many(tenant, [committed("run-1", f"s{i}") for i in range(3)])
+    wait_for(lambda: tail.received == 3)
+    assert tail.events == []
+    assert tail.pending == 3
+    tail.paused = False
+    assert tail.status == "live"
+    assert [e["stepId"] for e in tail.events] == ["s0", "s1", "s2"]
+    assert tail.pending == 0
+
+
+def test_duplicate_publish_is_shown_once(make_tail, publisher, tenant) -> None:
+    tail = make_tail(tenant)
+    event = ExecutionLog(execution_id="run-1", message="hello")
+    publisher.publish(tenant, event)
+    publisher.publish(tenant, event)  # a publisher retry: same idempotency key
+    publisher.publish(tenant, committed("run-1", "after"))
+    wait_for(lambda: tail.received >= 2 and tail.events[-1]["stepId"] == "after")
+    assert [e["kind"] for e in tail.events] == ["execution.log", "step.committed"]
+
+
+def test_new_tail_on_same_stream_replaces_the_old(make_tail, tenant) -> None:
+    first = make_tail(tenant)
+    other = make_tail(f"{tenant}x")
+    second = make_tail(tenant)
+    assert not first.running and first.status == "stopped"
+    assert second.running and other.running
+    assert EventTail.stop_all() >= 2
+    assert not second.running and not other.running
+
+
+def test_close_ends_threads(make_tail, tenant) -> None:
+    before = len(tail_threads())
+    tail = make_tail(tenant)
+    assert len(tail_threads()) == before + 2
+    tail.close()
+    wait_for(lambda: len(tail_threads()) == before)
+
+
+def test_tail_repr_and_mimebundle_are_stable(make_tail, tenant) -> None:
+    tail = make_tail(tenant, kinds=["step.failed"], execution_id="run-1", start=False)
+    assert repr(tail) == (
+        f"EventTail(tenant={tenant!r}, kinds=step.failed, execution=run-1, max_events=200)"
+    )
+    data, _ = tail._repr_mimebundle_()
+    assert data["text/plain"] == repr(tail)
+    assert WIDGET_VIEW in data and tenant in data["text/html"]
+
+
+def test_bad_arguments_name_the_problem(valkey_url: str) -> None:
+    with pytest.raises(ValueError, match=r"Unknown event kind\(s\) \['step.done'\]"):
+        EventTail("acme", url=valkey_url, kinds=["step.done"], start=False)
+    with pytest.raises(ValueError, match="Invalid tenant"):
+        EventTail("no spaces", url=valkey_url, start=False)
+
+
+def test_tail_never_prints_and_reports_outage(capfd, tenant) -> None:
+    server = ControlledServer().start()
+    try:
+        tail = EventTail(tenant, url=server.url)
+        with ExecutionEventPublisher(url=server.url) as pub:
+            pub.publish(tenant, committed("run-1", "before"))
+            wait_for(lambda: len(tail.events) == 1)
+            server.kill()
+            wait_for(lambda: "unavailable" in tail.notice, timeout=10)
+            server.start()
+            wait_for(lambda: tail.running, timeout=1)
+            # The server lost its data (no AOF); the tail keeps running once it is back.
+            pub.publish(tenant, committed("run-1", "after"))
+        tail.close()
+    finally:
+        server.stop()
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+
+
+# -- LineageGraph ----------------------------------------------------------------------
+
+
+def put_steps(store: Any, tenant: str, execution: str, steps: dict[str, tuple[str, ...]]) -> None:
+    scope = ExecutionScope(tenant, execution)
+    for step, ups in steps.items():
+        store.put_step(
+            scope,
+            StepEnvelope(
+                execution_id=execution,
+                step_id=step,
+                data=[{"x": 1}],
+                lineage=tuple(LineageEntry(step_id=u) for u in ups),
+                metadata=StepMetadata(row_count=1, elapsed_ms=12.0),
+            ),
+        )
+
+
+def test_graph_shows_every_step_and_static_svg(store, tenant) -> None:
+    put_steps(store, tenant, "run-1", {"ingest": (), "clean": ("ingest",), "report": ("clean",)})
+    graph = LineageGraph(tenant, "run-1", store=store, live=False)
+    assert sorted(n["id"] for n in graph.nodes) == ["clean", "ingest", "report"]
+    assert graph.svg.count("data-step=") == 3
+    assert repr(graph) == f"LineageGraph(tenant={tenant!r}, execution='run-1', steps=3, edges=2)"
+    data, _ = graph._repr_mimebundle_()
+    assert WIDGET_VIEW in data and graph.svg in data["text/html"]
+    again = LineageGraph(tenant, "run-1", store=store, live=False)
+    assert again._repr_html_() == graph._repr_html_()
+
+
+def test_graph_click_shows_envelope(store, tenant) -> None:
+    put_steps(store, tenant, "run-1", {"ingest": (), "clean": ("ingest",)})
+    graph = LineageGraph(tenant, "run-1", store=store, live=False)
+    graph.selected = "clean"
+    assert graph.details["stepId"] == "clean"
+    assert graph.details["lineage"] == ["ingest"]
+    assert "step envelope" in graph.details["html"]
+    assert graph.svg.count('stroke-width="3"') == 1
+    graph.selected = ""
+    assert graph.details == {}
+
+
+def test_graph_follows_step_events_live(store, publisher, tenant) -> None:
+    put_steps(store, tenant, "run-1", {"ingest": ()})
+    graph = LineageGraph(tenant, "run-1", store=store)
+    try:
+        assert graph.status == "live"
+        put_steps(store, tenant, "run-1", {"clean": ("ingest",)})
+        publisher.publish(tenant, committed("run-1", "clean"))
+        publisher.publish(tenant, committed("run-2", "elsewhere"))
+        publisher.publish(
+            tenant, StepFailed(execution_id="run-1", step_id="score", attempt=2, error="boom")
+        )
+        wait_for(lambda: len(graph.nodes) == 3)
+        status = {n["id"]: n["status"] for n in graph.nodes}
+        assert status == {"ingest": "success", "clean": "success", "score": "failed"}
+        assert "attempt 2" in graph.svg
+    finally:
+        graph.close()
+    assert graph.status == "stopped"
