@@ -42,10 +42,10 @@ def _sort_sets(value: Any) -> Any:
     if isinstance(value, dict):
         out = {}
         for k, v in value.items():
-            v = _sort_sets(v)
-            if k in _SET_LIKE and isinstance(v, list):
-                v = sorted(v, key=rfc8785.dumps)
-            out[k] = v
+            sub = _sort_sets(v)
+            if k in _SET_LIKE and isinstance(sub, list):
+                sub = sorted(sub, key=rfc8785.dumps)
+            out[k] = sub
         return out
     if isinstance(value, list):
         return [_sort_sets(v) for v in value]

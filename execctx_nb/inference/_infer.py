@@ -11,7 +11,7 @@ from execctx_nb.inference._sample import block_ranges, even_indices, sample_iter
 from execctx_nb.inference._spec import Spec
 from execctx_nb.inference._strategies import EnumRule, Node, ObjectStrategy
 
-__all__ = ["DIALECT", "Options", "infer_schema", "schema_from_rows"]
+__all__ = ["DIALECT", "Options", "infer_schema", "make_options", "schema_from_rows"]
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SAMPLED = "x-execctx-sampled"
@@ -72,16 +72,7 @@ def infer_schema(
     >>> s["properties"]["tag"]["type"], s["required"]
     (['null', 'string'], ['id', 'tag'])
     """
-    for name, value, low, high in (("sample_size", sample_size, 1, None),
-                                   ("max_depth", max_depth, 0, _MAX_DEPTH_LIMIT),
-                                   ("enum_max", enum_max, 0, None),
-                                   ("enum_min_count", enum_min_count, 1, None),
-                                   ("lazy_blocks", lazy_blocks, 1, None)):
-        if type(value) is not int or value < low or (high is not None and value > high):
-            bound = f"{low}..{high}" if high is not None else f">= {low}"
-            raise SchemaInferenceError(
-                f"Invalid {name} {value!r}: expected an int {bound} - at `infer_schema({name}=...)`")
-    opts = Options(sample_size, max_depth, EnumRule(enum_max, enum_min_count), seed, lazy_blocks)
+    opts = make_options(sample_size, max_depth, enum_max, enum_min_count, seed, lazy_blocks)
     module = type(obj).__module__ or ""
     if module.startswith("polars"):
         return _polars(obj, opts)
@@ -99,6 +90,22 @@ def infer_schema(
     raise SchemaInferenceError(
         f"Cannot infer a schema: expected an Arrow or Polars frame, a list of rows or a JSON "
         f"document, got `{type(obj).__name__}` - at `infer_schema(obj)`")
+
+
+def make_options(sample_size: int = 200, max_depth: int = 8, enum_max: int = 16,
+                 enum_min_count: int = 10, seed: int = 0, lazy_blocks: int = 2) -> Options:
+    """Checked :class:`Options` (raises :class:`SchemaInferenceError` naming the argument)."""
+    for name, value, low, high in (("sample_size", sample_size, 1, None),
+                                   ("max_depth", max_depth, 0, _MAX_DEPTH_LIMIT),
+                                   ("enum_max", enum_max, 0, None),
+                                   ("enum_min_count", enum_min_count, 1, None),
+                                   ("lazy_blocks", lazy_blocks, 1, None)):
+        if type(value) is not int or value < low or (high is not None and value > high):
+            bound = f"{low}..{high}" if high is not None else f">= {low}"
+            raise SchemaInferenceError(
+                f"Invalid {name} {value!r}: expected an int {bound} - at "
+                f"`infer_schema({name}=...)`")
+    return Options(sample_size, max_depth, EnumRule(enum_max, enum_min_count), seed, lazy_blocks)
 
 
 def _render(root: Node, sampled: int, total: int) -> dict[str, Any]:
@@ -165,7 +172,7 @@ def _polars(obj: Any, opts: Options) -> dict[str, Any]:
                 f"Cannot infer a schema: expected a Polars DataFrame, LazyFrame or Series, got "
                 f"`{type(obj).__name__}` - at `infer_schema(obj)`")
         table = frame.to_arrow()
-    except pl.exceptions.PolarsError as exc:
+    except (pl.exceptions.PolarsError, OSError) as exc:
         raise _translate(exc, "the Polars input") from exc
     columns = [(name, table.column(name).combine_chunks(),
                 spec_from_polars(dtype, 2, opts.max_depth)) for name, dtype in schema.items()]
@@ -196,7 +203,7 @@ def _arrow(obj: Any, opts: Options) -> dict[str, Any]:
         else:
             total = obj.num_rows
             table = obj.take(even_indices(total, k)) if total > k else obj
-    except pa.ArrowException as exc:
+    except (pa.ArrowException, OSError) as exc:
         raise _translate(exc, "the Arrow input") from exc
     columns = []
     for i, field in enumerate(table.schema):

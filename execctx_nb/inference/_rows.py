@@ -104,7 +104,7 @@ class RowWalker:
         if kind == "null":
             node.add_nulls(len(vals))
             return 0
-        if kind == "object" or kind == "array":
+        if kind in {"object", "array"}:
             if depth > self.max_depth:
                 self._check_acyclic(vals, path)
                 node.cut = True
@@ -141,7 +141,7 @@ class RowWalker:
     def _declared_string(self, node: Node, kind: str, vals: list[Any]) -> None:
         string = node.get(StringStrategy)
         rule = self.rule
-        if kind == "datetime" or kind == "time":
+        if kind in {"datetime", "time"}:
             aware = all(v.utcoffset() is not None for v in vals)
             naive = all(v.utcoffset() is None for v in vals)
             name = "date-time" if kind == "datetime" else "time"

@@ -96,7 +96,7 @@ class NumberStrategy(Strategy):
     """Floats and decimals; ``decimal`` keeps a Decimal dtype's (precision, scale)."""
 
     type_name = "number"
-    __slots__ = ("decimal", "_fresh")
+    __slots__ = ("_fresh", "decimal")
 
     def __init__(self) -> None:
         self.decimal: list[int] | None = None
@@ -122,7 +122,7 @@ class StringStrategy(Strategy):
     """
 
     type_name = "string"
-    __slots__ = ("encoding", "enum", "format", "pattern", "_fresh")
+    __slots__ = ("_fresh", "encoding", "enum", "format", "pattern")
 
     def __init__(self) -> None:
         self.enum: set[str] | None = None
@@ -185,7 +185,7 @@ class ObjectStrategy(Strategy):
     """Records (``properties`` + ``required``) and maps (``additionalProperties``)."""
 
     type_name = "object"
-    __slots__ = ("key_pattern", "properties", "required", "values", "_fresh", "_open")
+    __slots__ = ("_fresh", "_open", "key_pattern", "properties", "required", "values")
 
     def __init__(self) -> None:
         self.properties: dict[str, Node] = {}
@@ -252,7 +252,7 @@ class ArrayStrategy(Strategy):
     """Lists: one ``items`` node; fixed sizes from dtypes; observed lengths as annotations."""
 
     type_name = "array"
-    __slots__ = ("fixed", "items", "lengths", "_fresh")
+    __slots__ = ("_fresh", "fixed", "items", "lengths")
 
     def __init__(self) -> None:
         self.items = Node()

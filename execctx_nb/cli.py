@@ -1,0 +1,152 @@
+"""The ``execctx`` console script.
+
+Subcommands are registered in :data:`COMMANDS` (name -> (add_arguments, run)), so another
+module can add one without touching :func:`main`'s parsing::
+
+    execctx infer data.parquet            # schema and its hash as JSON
+    execctx infer rows.ndjson --hash-only
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from execctx_nb.errors import ExecctxError, SchemaInferenceError
+
+__all__ = ["COMMANDS", "build_parser", "main", "read_for_inference"]
+
+#: name -> (help, add_arguments(parser), run(args) -> exit code)
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None],
+                          Callable[[argparse.Namespace], int]]] = {}
+
+_SUFFIXES = {
+    ".parquet": "parquet", ".pq": "parquet",
+    ".arrow": "ipc", ".feather": "ipc", ".ipc": "ipc", ".arrows": "ipc",
+    ".csv": "csv", ".tsv": "csv",
+    ".ndjson": "ndjson", ".jsonl": "ndjson",
+    ".json": "json",
+}
+
+
+def _detect(path: Path, given: str) -> str:
+    if given != "auto":
+        return given
+    kind = _SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise SchemaInferenceError(
+            f"Unknown file type `{path.suffix or path.name}`: expected one of "
+            f"{', '.join(sorted(_SUFFIXES))} - at `{path}`; pass --format to say which it is")
+    return kind
+
+
+def read_for_inference(path: Path, kind: str, sample_size: int) -> tuple[Any, int | None]:
+    """Open ``path`` for :func:`infer_schema` without reading more than it needs.
+
+    Returns the object to infer from and, for NDJSON (sampled here, by line), the total
+    row count. Parquet and CSV are scanned lazily; Arrow IPC files are memory-mapped.
+    """
+    import msgspec
+    import polars as pl
+    import pyarrow as pa
+
+    from execctx_nb.inference._sample import even_indices
+
+    where = f"`{path}`"
+    if not path.is_file():
+        raise SchemaInferenceError(
+            f"Cannot read {path}: expected an existing file, got "
+            f"{'a directory' if path.is_dir() else 'nothing'} - at {where}")
+    try:
+        if kind == "parquet":
+            return pl.scan_parquet(path), None
+        if kind == "csv":
+            sep = "\t" if path.suffix.lower() == ".tsv" else ","
+            return pl.scan_csv(path, separator=sep, infer_schema_length=10_000), None
+        if kind == "ipc":
+            source = pa.memory_map(str(path))
+            try:
+                return pa.ipc.open_file(source).read_all(), None
+            except pa.ArrowInvalid:
+                source.seek(0)
+                return pa.ipc.open_stream(source), None
+        data = path.read_bytes()
+        if kind == "ndjson":
+            lines = [line for line in data.splitlines() if line.strip()]
+            rows = [msgspec.json.decode(lines[i]) for i in even_indices(len(lines), sample_size)]
+            return rows, len(lines)
+        if kind == "json":
+            return msgspec.json.decode(data), None
+    except (OSError, msgspec.DecodeError, pl.exceptions.PolarsError, pa.ArrowException) as exc:
+        raise SchemaInferenceError(
+            f"Cannot read {kind} file: expected a readable {kind} file, got "
+            f"{type(exc).__name__}: {exc} - at {where}") from exc
+    raise SchemaInferenceError(
+        f"Unknown format `{kind}`: expected one of parquet, ipc, csv, ndjson, json - at {where}")
+
+
+def _infer_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", type=Path, help="Parquet, Arrow IPC/Feather, CSV, NDJSON or JSON")
+    parser.add_argument("--format", default="auto",
+                        choices=["auto", "parquet", "ipc", "csv", "ndjson", "json"],
+                        help="file format (default: from the suffix)")
+    parser.add_argument("--sample-size", type=int, default=200, help="rows sampled (200)")
+    parser.add_argument("--max-depth", type=int, default=8, help="nesting levels walked (8)")
+    parser.add_argument("--hash-only", action="store_true", help="print only the schema hash")
+    parser.add_argument("--compact", action="store_true", help="one-line JSON output")
+
+
+def _infer_run(args: argparse.Namespace) -> int:
+    import json
+
+    from execctx_nb.inference import infer_schema, schema_hash
+    from execctx_nb.inference._infer import make_options, schema_from_rows
+
+    path: Path = args.path
+    obj, total = read_for_inference(path, _detect(path, args.format), args.sample_size)
+    if total is not None:  # NDJSON: already sampled by line
+        opts = make_options(sample_size=args.sample_size, max_depth=args.max_depth)
+        schema = schema_from_rows(obj, total, opts)
+    else:
+        schema = infer_schema(obj, sample_size=args.sample_size, max_depth=args.max_depth)
+    digest = schema_hash(schema)
+    if args.hash_only:
+        print(digest)
+    else:
+        out = {"schemaHash": digest, "schema": schema}
+        print(json.dumps(out, ensure_ascii=False, indent=None if args.compact else 2))
+    return 0
+
+
+COMMANDS["infer"] = ("infer a JSON Schema from a data file and print it with its hash",
+                     _infer_arguments, _infer_run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="execctx", description="Explore a workflow engine's execution context.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (help_text, add_arguments, run) in COMMANDS.items():
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        add_arguments(sp)
+        sp.set_defaults(run=run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``execctx``; returns the exit code (2: bad usage or input)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except ExecctxError as exc:
+        print(f"execctx {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
