@@ -1,0 +1,281 @@
+"""ExecutionContextStore on a real Valkey: layout, idempotency, leases, flow vars, archive."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+import pytest
+import valkey
+
+import execctx_nb as ec
+from execctx_nb import keys
+from execctx_nb.errors import (
+    EnvelopeDecodeError,
+    IdempotencyConflictError,
+    InvalidKeyError,
+    InvalidTenantError,
+    LeaseError,
+)
+
+SCHEMA = {"type": "array", "items": {"type": "object"}}
+HASH = "a" * 64
+
+
+def envelope(step: str, data: object, *, attempt: int = 0, execution: str = "run-1",
+             produced_at: dt.datetime | None = None) -> ec.StepEnvelope:
+    """An envelope with its schema given, so these tests do not depend on inference."""
+    return ec.StepEnvelope(
+        execution_id=execution, step_id=step, attempt=attempt, data=data, schema=SCHEMA, schema_hash=HASH,
+        metadata=ec.StepMetadata(produced_at=produced_at or dt.datetime(2026, 1, 1, tzinfo=dt.UTC)),
+    )
+
+
+@pytest.fixture
+def store(valkey_url: str, tmp_path: Path) -> Iterator[ec.ExecutionContextStore]:
+    with ec.create_valkey_execution_context_store(valkey_url, cold_store=tmp_path / "cold") as s:
+        yield s
+
+
+@pytest.fixture
+def scope(tenant: str) -> ec.ExecutionScope:
+    return ec.ExecutionScope(tenant, "run-1")
+
+
+def test_put_then_get_returns_the_stored_envelope(store: ec.ExecutionContextStore, scope: ec.ExecutionScope) -> None:
+    stored = store.put_step(scope, envelope("clean", [{"a": 1}, {"a": 2}]))
+    got = store.get_step(scope, "clean")
+    assert got == stored
+    assert got is not None and got.to_polars()["a"].to_list() == [1, 2]
+    assert stored.metadata.row_count == 2 and stored.metadata.bytes == len(b'[{"a":1},{"a":2}]')
+
+
+def test_latest_envelope_is_plain_json_at_the_step_key(store: ec.ExecutionContextStore, scope: ec.ExecutionScope,
+                                                        valkey_client: valkey.Valkey) -> None:
+    store.put_step(scope, envelope("clean", [{"a": 1}]))
+    raw = valkey_client.get(keys.step_key(scope.tenant_id, "run-1", "clean"))
+    wire = msgspec.json.decode(raw)
+    assert wire["executionId"] == "run-1" and wire["stepId"] == "clean" and wire["data"] == [{"a": 1}]
+    attempts = valkey_client.hgetall(keys.step_attempts_key(scope.tenant_id, "run-1", "clean"))
+    assert attempts == {b"0": raw}
+
+
+def test_get_absent_step_is_none(store: ec.ExecutionContextStore, scope: ec.ExecutionScope) -> None:
+    assert store.get_step(scope, "nope") is None
+    assert store.get_step(scope, "nope", attempt=3) is None
+    assert store.get_execution(scope) == []
+    assert store.list_steps(scope) == []
+
+
+def test_latest_attempt_wins_whatever_the_write_order(store: ec.ExecutionContextStore, scope: ec.ExecutionScope) -> None:
+    store.put_step(scope, envelope("s", [{"v": 2}], attempt=2))
+    store.put_step(scope, envelope("s", [{"v": 1}], attempt=1))  # late retry of an older attempt
+    latest = store.get_step(scope, "s")
+    assert latest is not None and latest.attempt == 2
+    one = store.get_step(scope, "s", attempt=1)
+    assert one is not None and one.data == [{"v": 1}]
+    store.put_step(scope, envelope("s", [{"v": 3}], attempt=3))
+    again = store.get_step(scope, "s")
+    assert again is not None and again.attempt == 3
+
+
+def test_same_write_twice_stores_one_envelope(store: ec.ExecutionContextStore, scope: ec.ExecutionScope,
+                                               valkey_client: valkey.Valkey) -> None:
+    first = store.put_step(scope, envelope("s", [{"a": 1}]))
+    second = store.put_step(scope, envelope("s", [{"a": 1}]))
+    assert first == second
+    assert valkey_client.hlen(keys.step_attempts_key(scope.tenant_id, "run-1", "s")) == 1
+
+
+def test_rerun_with_new_timestamps_is_the_same_write(store: ec.ExecutionContextStore, scope: ec.ExecutionScope) -> None:
+    first = store.put_step(scope, envelope("s", [{"a": 1}]))
+    later = dt.datetime(2027, 5, 5, tzinfo=dt.UTC)
+    again = store.put_step(scope, envelope("s", [{"a": 1}], produced_at=later))
+    # The stored (first) envelope is kept and returned.
+    assert again.metadata.produced_at == first.metadata.produced_at
+
+
+def test_different_payload_for_same_attempt_is_a_conflict(store: ec.ExecutionContextStore,
+                                                          scope: ec.ExecutionScope) -> None:
+    store.put_step(scope, envelope("s", [{"a": 1}]))
+    with pytest.raises(IdempotencyConflictError, match=r"attempt 0 .*different payload.*next attempt"):
+        store.put_step(scope, envelope("s", [{"a": 999}]))
+    got = store.get_step(scope, "s")
+    assert got is not None and got.data == [{"a": 1}]  # not overwritten
+    store.put_step(scope, envelope("s", [{"a": 999}], attempt=1))  # the way to write it
+
+
+def test_conflict_in_a_batch_still_writes_the_others(store: ec.ExecutionContextStore, scope: ec.ExecutionScope) -> None:
+    store.put_step(scope, envelope("a", [{"x": 1}]))
+    with pytest.raises(IdempotencyConflictError):
+        store.put_steps(scope, [envelope("a", [{"x": 2}]), envelope("b", [{"x": 3}])])
+    assert store.list_steps(scope) == ["a", "b"]
+
+
+def test_list_steps_and_get_execution_are_sorted(store: ec.ExecutionContextStore, scope: ec.ExecutionScope) -> None:
+    for step in ["zeta", "alpha", "mid"]:
+        store.put_step(scope, envelope(step, [{"s": step}]))
+    assert store.list_steps(scope) == ["alpha", "mid", "zeta"]
+    assert [e.step_id for e in store.get_execution(scope)] == ["alpha", "mid", "zeta"]
+    assert [e.data for e in store.get_execution(scope)] == [[{"s": "alpha"}], [{"s": "mid"}], [{"s": "zeta"}]]
+
+
+def test_list_executions_sees_only_its_tenant(store: ec.ExecutionContextStore, tenant: str) -> None:
+    other = tenant + "x"  # shares the prefix of the tenant id: must not leak into it
+    for execution in ["r2", "r1"]:
+        store.put_step(ec.ExecutionScope(tenant, execution), envelope("s", [{"a": 1}], execution=execution))
+    store.put_step(ec.ExecutionScope(other, "r9"), envelope("s", [{"a": 1}], execution="r9"))
+    assert store.list_executions(tenant) == ["r1", "r2"]
+    assert store.list_executions(other) == ["r9"]
+    with pytest.raises(InvalidTenantError):
+        store.list_executions("bad tenant")
+
+
+def test_tenants_with_identical_ids_do_not_cross_talk(store: ec.ExecutionContextStore, tenant: str) -> None:
+    a, b = ec.ExecutionScope(tenant + "a", "run-1"), ec.ExecutionScope(tenant + "b", "run-1")
+    store.put_step(a, envelope("s", [{"who": "a"}]))
+    store.put_step(b, envelope("s", [{"who": "b"}]))
+    store.set_flow_vars(a.tenant_id, "f", {"who": "a"})
+    store.set_flow_vars(b.tenant_id, "f", {"who": "b"})
+    got_a, got_b = store.get_step(a, "s"), store.get_step(b, "s")
+    assert got_a is not None and got_a.data == [{"who": "a"}]
+    assert got_b is not None and got_b.data == [{"who": "b"}]
+    assert store.get_flow_vars(a.tenant_id, "f") == {"who": "a"}
+    lease = store.acquire_lease(a, "worker", 5000)
+    assert lease is not None and store.acquire_lease(b, "worker", 5000) is not None
+    store.delete_execution(a)
+    assert store.get_step(a, "s") is None
+    assert store.get_step(b, "s") is not None
+
+
+def test_delete_execution_removes_steps_attempts_and_lease(store: ec.ExecutionContextStore, scope: ec.ExecutionScope,
+                                                           valkey_client: valkey.Valkey) -> None:
+    store.put_step(scope, envelope("s", [{"a": 1}]))
+    store.put_step(scope, envelope("s", [{"a": 2}], attempt=1))
+    store.acquire_lease(scope, "w", 10_000)
+    other = ec.ExecutionScope(scope.tenant_id, "run-10")  # shares the prefix "run-1"
+    store.put_step(other, envelope("s", [{"a": 1}], execution="run-10"))
+    assert store.delete_execution(scope) == 3
+    assert valkey_client.keys(keys.execution_pattern(scope.tenant_id, "run-1")) == []
+    assert store.list_steps(other) == ["s"]
+
+
+def test_scope_and_envelope_must_agree(store: ec.ExecutionContextStore, scope: ec.ExecutionScope) -> None:
+    with pytest.raises(InvalidKeyError, match="does not match the scope"):
+        store.put_step(scope, envelope("s", [], execution="run-2"))
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [(b"{not json", "Malformed JSON"), (b'{"executionId": "run-1"}', "Invalid step envelope"),
+     (b'{"executionId":"run-1","stepId":"other"}', "names execution 'run-1' step 'other'")],
+)
+def test_malformed_value_names_the_key(store: ec.ExecutionContextStore, scope: ec.ExecutionScope,
+                                       valkey_client: valkey.Valkey, value: bytes, match: str) -> None:
+    key = keys.step_key(scope.tenant_id, "run-1", "s")
+    valkey_client.set(key, value)
+    with pytest.raises(EnvelopeDecodeError, match=match) as info:
+        store.get_step(scope, "s")
+    assert key in str(info.value)
+    with pytest.raises(EnvelopeDecodeError):
+        store.get_execution(scope)
+
+
+def test_wrong_value_type_is_a_decode_error_naming_the_key(store: ec.ExecutionContextStore,
+                                                           scope: ec.ExecutionScope,
+                                                           valkey_client: valkey.Valkey) -> None:
+    key = keys.step_key(scope.tenant_id, "run-1", "s")
+    valkey_client.hset(key, "x", "y")
+    with pytest.raises(EnvelopeDecodeError, match="Malformed value at key") as info:
+        store.get_step(scope, "s")
+    assert key in str(info.value)
+    assert store.health is ec.HealthState.HEALTHY  # the server is fine; the data is not
+
+
+def test_flow_vars_round_trip_json_values(store: ec.ExecutionContextStore, tenant: str,
+                                          valkey_client: valkey.Valkey) -> None:
+    assert store.get_flow_vars(tenant, "flow") == {}
+    store.set_flow_vars(tenant, "flow", {"b": [1, 2], "a": {"x": None}, "n": 1.5, "s": "1"})
+    store.set_flow_vars(tenant, "flow", {"n": 2})
+    assert store.get_flow_vars(tenant, "flow") == {"a": {"x": None}, "b": [1, 2], "n": 2, "s": "1"}
+    assert store.delete_flow_vars(tenant, "flow", ["n"]) == 1
+    assert "n" not in store.get_flow_vars(tenant, "flow")
+    with pytest.raises(InvalidKeyError, match="expected a JSON value"):
+        store.set_flow_vars(tenant, "flow", {"x": object()})
+    valkey_client.hset(keys.flow_vars_key(tenant, "flow"), "bad", "{oops")
+    with pytest.raises(EnvelopeDecodeError, match="field 'bad'"):
+        store.get_flow_vars(tenant, "flow")
+
+
+def test_lease_is_exclusive_and_fenced(store: ec.ExecutionContextStore, scope: ec.ExecutionScope) -> None:
+    lease = store.acquire_lease(scope, "w1", 150)
+    assert lease is not None
+    assert store.acquire_lease(scope, "w2", 5000) is None
+    renewed = store.renew_lease(lease, 150)
+    assert renewed.ttl_ms == 150 and renewed.token == lease.token
+    time.sleep(0.3)  # expires
+    taken = store.acquire_lease(scope, "w2", 5000)
+    assert taken is not None
+    # The stale holder can neither renew nor release the new owner's lease.
+    with pytest.raises(LeaseError, match="was lost"):
+        store.renew_lease(lease)
+    assert store.release_lease(lease) is False
+    assert store.acquire_lease(scope, "w1", 5000) is None
+    assert store.release_lease(taken) is True
+    assert store.acquire_lease(scope, "w1", 5000) is not None
+
+
+def test_lease_rejects_bad_arguments(store: ec.ExecutionContextStore, scope: ec.ExecutionScope) -> None:
+    with pytest.raises(InvalidKeyError, match="ttl_ms"):
+        store.acquire_lease(scope, "w", 0)
+    with pytest.raises(InvalidKeyError, match="owner"):
+        store.acquire_lease(scope, "", 10)
+
+
+def test_archive_and_restore_every_attempt(store: ec.ExecutionContextStore, scope: ec.ExecutionScope,
+                                           tmp_path: Path) -> None:
+    store.put_step(scope, envelope("a", [{"v": 0}]))
+    store.put_step(scope, envelope("a", [{"v": 1}], attempt=1))
+    store.put_step(scope, envelope("b", [{"v": 2}]))
+    before = store.get_execution(scope)
+    uri = store.archive_execution(scope, "flow-1", evict=True)
+    path = tmp_path / "cold" / keys.cold_archive_path(scope.tenant_id, "flow-1", "run-1")
+    assert uri == path.as_uri() and path.exists()
+    assert store.list_steps(scope) == []
+    restored = store.restore_execution(scope.tenant_id, "flow-1", "run-1")
+    assert restored == before
+    old = store.get_step(scope, "a", attempt=0)
+    assert old is not None and old.data == [{"v": 0}]
+
+
+def test_health_is_healthy_after_calls(store: ec.ExecutionContextStore, scope: ec.ExecutionScope) -> None:
+    store.get_step(scope, "s")
+    assert store.health is ec.HealthState.HEALTHY
+    assert store.check_health() is ec.HealthState.HEALTHY
+    assert str(ec.HealthState.READ_ONLY) == "read_only"
+
+
+def test_closed_store_refuses_calls(valkey_url: str, scope: ec.ExecutionScope, tmp_path: Path) -> None:
+    store = ec.create_valkey_execution_context_store(valkey_url, cold_store=tmp_path)
+    store.close()
+    with pytest.raises(ec.errors.StoreError, match="closed"):
+        store.get_step(scope, "s")
+
+
+def test_connect_is_memoised_per_url(valkey_url: str, tmp_path: Path) -> None:
+    a = ec.connect(valkey_url, cold_store=str(tmp_path))
+    assert ec.connect(valkey_url, cold_store=str(tmp_path)) is a
+    assert a.url == valkey_url and isinstance(a.client, valkey.Valkey)
+    a.close()
+    assert ec.connect(valkey_url, cold_store=str(tmp_path)) is not a
+
+
+def test_url_resolution_prefers_the_environment(monkeypatch: pytest.MonkeyPatch, valkey_url: str) -> None:
+    from execctx_nb._connection import resolve_url
+
+    monkeypatch.setenv("VALKEY_URL", valkey_url)
+    assert resolve_url() == valkey_url
+    assert resolve_url("redis://elsewhere:1") == "redis://elsewhere:1"
