@@ -1,0 +1,203 @@
+"""Fault tests of the event stream against real servers and real consumer processes.
+
+Nothing is mocked: consumers are separate processes killed with SIGKILL, and the server is a
+real valkey-server killed with SIGKILL and restarted (AOF on) by tests/servers.ControlledServer.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from execctx_nb import ExecutionEventPublisher, ExecutionEventSubscriber, keys
+from execctx_nb._connection import make_client
+from execctx_nb._publisher import event_idempotency_key
+from execctx_nb.errors import StoreUnavailableError
+from execctx_nb.events import StepCommitted
+from tests.servers import ControlledServer
+
+HELPER = Path(__file__).with_name("_consumer_proc.py")
+ROOT = Path(__file__).resolve().parents[1]
+COUNT = 50  # XREADGROUP COUNT: the in-flight batch, so the bound on repeats
+
+
+def _spawn(url: str, tenant: str, name: str, out: Path, logs: Path, *, fail_rate: float,
+           seed: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with (logs / f"{name}.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, str(HELPER), url, tenant, "workers", name, str(out), str(fail_rate),
+             str(seed), "3000", "3000", str(COUNT)],
+            stdout=subprocess.PIPE, stderr=log, env=env)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == b"ready"
+    proc.stdout.close()
+    return proc
+
+
+def _handled(out_dir: Path) -> list[str]:
+    lines: list[str] = []
+    for path in out_dir.glob("*.out"):
+        lines.extend(line.split()[0] for line in path.read_text().splitlines() if line)
+    return lines
+
+
+def _publish_all(url: str, tenant: str, events: list[StepCommitted], done: threading.Event,
+                 republished: list[int]) -> None:
+    pub = ExecutionEventPublisher(make_client(url, retries=0))
+    for start in range(0, len(events), 200):
+        chunk = events[start : start + 200]
+        while True:
+            try:
+                pub.publish_many(tenant, chunk)
+                break
+            except StoreUnavailableError:
+                # Outcome unknown: publish the chunk again, the subscribers drop duplicates.
+                republished.append(len(chunk))
+                time.sleep(0.2)
+        time.sleep(0.05)  # spread publishing over the run so the faults hit live traffic
+    pub.close()
+    done.set()
+
+
+@pytest.mark.slow
+def test_effectively_once_through_consumer_and_server_kills(tmp_path: Path) -> None:
+    rng = random.Random(5)
+    unique = [StepCommitted(execution_id=f"run-{i // 100}", step_id=f"s{i % 100}", attempt=0,
+                            row_count=i) for i in range(10_000)]
+    events = list(unique)
+    for twin in rng.sample(unique, 500):  # 5% published twice, the copy somewhere later
+        position = events.index(twin)
+        events.insert(rng.randint(position + 1, len(events)), twin)
+    expected = {event_idempotency_key(e) for e in unique}
+    tenant = f"fault{rng.randrange(10**9)}"
+    logs = tmp_path / "logs"
+    logs.mkdir()
+
+    with ControlledServer(aof=True) as server:
+        a = _spawn(server.url, tenant, "a", tmp_path / "a.out", logs, fail_rate=0.01, seed=1)
+        b = _spawn(server.url, tenant, "b", tmp_path / "b.out", logs, fail_rate=0.01, seed=2)
+        published, republished = threading.Event(), []
+        publisher = threading.Thread(target=_publish_all,
+                                     args=(server.url, tenant, events, published, republished))
+        publisher.start()
+        procs = [a, b]
+        try:
+            _wait(lambda: len(_handled(tmp_path)) >= 2_500, 30, "2,500 events handled")
+            a.send_signal(signal.SIGKILL)  # mid-run, mid-batch: no chance to record anything
+            a.wait()
+            procs.append(_spawn(server.url, tenant, "c", tmp_path / "c.out", logs, fail_rate=0.01, seed=3))
+            _wait(lambda: len(_handled(tmp_path)) >= 5_000, 30, "5,000 events handled")
+            server.restart(down_for=0.5)  # SIGKILL, AOF (appendfsync always) keeps everything
+            publisher.join(60)
+            assert published.is_set(), "publisher did not finish"
+            client = make_client(server.url)
+            stream, dlq = keys.events_key(tenant), keys.dlq_key(tenant)
+
+            def drained() -> bool:
+                group = client.xinfo_groups(stream)[0]
+                return (expected <= set(_handled(tmp_path)) and group["pending"] == 0
+                        and group["lag"] == 0)
+
+            _wait(drained, 40, "every event handled and nothing pending")
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+            exits = [proc.wait(15) for proc in procs]
+        assert exits[1:] == [0, 0], "consumers did not stop gracefully on SIGTERM"
+        assert client.xlen(dlq) == 0
+        assert client.xpending(stream, "workers")["pending"] == 0
+
+    handled = _handled(tmp_path)
+    repeats = Counter(handled) - Counter(set(handled))
+    assert set(handled) == expected
+    # The only allowed repeats: events whose handler finished in "a" before it was killed,
+    # at most its in-flight batch.
+    assert sum(repeats.values()) <= COUNT, repeats.most_common(5)
+    a_keys = {line.split()[0] for line in (tmp_path / "a.out").read_text().splitlines()}
+    assert set(repeats) <= a_keys
+    for name in ("b", "c"):
+        text = (logs / f"{name}.log").read_text()
+        assert "server unavailable" in text and "server back" in text  # it saw the outage
+        assert "is gone" not in text  # AOF kept the group: no lost state
+
+
+def _wait(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    end = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {timeout} s waiting for: {what}")
+        time.sleep(0.1)
+
+
+def test_loop_rides_out_a_server_outage(tmp_path: Path) -> None:
+    with ControlledServer(aof=True) as server:
+        tenant = "outage"
+        sub = ExecutionEventSubscriber(make_client(server.url), group="g", min_idle_ms=1000,
+                                       lease_ms=1000, claim_interval_s=0.2, handle_signals=False)
+        pub = ExecutionEventPublisher(make_client(server.url, retries=0))
+        seen: list[str] = []
+        stop = threading.Event()
+        runner = threading.Thread(target=sub.run_loop, args=(tenant, lambda e, m: seen.append(m.idempotency_key)),
+                                  kwargs={"stop": stop, "block_ms": 200})
+        runner.start()
+        pub.publish(tenant, StepCommitted(execution_id="r", step_id="before"))
+        _wait(lambda: len(seen) == 1, 10, "first event")
+        server.kill()
+        _wait(lambda: sub.health.state == "unavailable", 10, "health unavailable")
+        with pytest.raises(StoreUnavailableError, match="nothing of this batch was sent"):
+            pub.publish(tenant, StepCommitted(execution_id="r", step_id="during"))
+        time.sleep(1.0)
+        failures = sub.health.failures
+        assert 1 <= failures <= 12  # backoff, not a busy loop
+        server.start()
+        pub.publish(tenant, StepCommitted(execution_id="r", step_id="after"))
+        _wait(lambda: len(seen) == 2, 15, "event after restart")
+        assert sub.health.state == "ok" and not sub.health.lost_state
+        stop.set()
+        runner.join(5)
+        assert not runner.is_alive()
+
+
+def test_lost_group_after_restart_without_persistence_is_recreated_and_reported() -> None:
+    with ControlledServer(aof=False) as server:
+        tenant = "lost"
+        sub = ExecutionEventSubscriber(make_client(server.url), group="g", handle_signals=False,
+                                       claim_interval_s=0.2)
+        pub = ExecutionEventPublisher(make_client(server.url, retries=0))
+        seen: list[str] = []
+        stop = threading.Event()
+        runner = threading.Thread(target=sub.run_loop, args=(tenant, lambda e, m: seen.append(m.kind)),
+                                  kwargs={"stop": stop, "block_ms": 200})
+        runner.start()
+        pub.publish(tenant, StepCommitted(execution_id="r", step_id="one"))
+        _wait(lambda: len(seen) == 1, 10, "first event")
+        server.restart(down_for=0.2)  # no AOF: stream, group and marks are gone
+        _wait(lambda: sub.health.state == "ok" and sub.health.lost_state, 15, "lost state reported")
+        pub.publish(tenant, StepCommitted(execution_id="r", step_id="two"))
+        _wait(lambda: len(seen) == 2, 10, "event after the group was recreated")
+        assert sub.stats.groups_recreated == 1
+        stop.set()
+        runner.join(5)
+
+
+def test_sigterm_stops_a_consumer_process_gracefully(tmp_path: Path, valkey_url: str, tenant: str) -> None:
+    proc = _spawn(valkey_url, tenant, "solo", tmp_path / "solo.out", tmp_path, fail_rate=0.0, seed=0)
+    ExecutionEventPublisher(make_client(valkey_url, retries=0)).publish_many(
+        tenant, [StepCommitted(execution_id="r", step_id=f"s{i}") for i in range(20)])
+    _wait(lambda: len(_handled(tmp_path)) == 20, 10, "20 events handled")
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(10) == 0
+    assert time.monotonic() - started < 3  # block_ms=200 plus one batch, not a timeout
+    assert "got SIGTERM" in (tmp_path / "solo.log").read_text()
