@@ -11,13 +11,16 @@ The table of contents:
 - inference: :func:`infer_schema`, :func:`schema_hash`, :func:`merge_schemas`,
   :func:`schema_diff` (:class:`SchemaDiff`), namespace :mod:`execctx_nb.inference`
 - errors: :class:`ExecctxError` and its tree (:mod:`execctx_nb.errors`)
+- notebooks: :mod:`execctx_nb.display` (rich displays), :mod:`execctx_nb.widgets`
+  (``EventTail``, ``LineageGraph``; imported on use), :mod:`execctx_nb.demo` (a demo flow),
+  ``%load_ext execctx_nb`` for the ``%execctx`` magic (:mod:`execctx_nb.magics`)
 """
 
 from __future__ import annotations
 
-from execctx_nb import errors, events, inference, keys
-from execctx_nb._health import HealthState
+from execctx_nb import demo, display, errors, events, inference, keys
 from execctx_nb._async_subscriber import AsyncExecutionEventSubscriber
+from execctx_nb._health import HealthState
 from execctx_nb._idempotency import idempotency_key
 from execctx_nb._publisher import ExecutionEventPublisher
 from execctx_nb._records import DataRef, ExecutionScope, LineageEntry, StepEnvelope, StepMetadata
@@ -26,13 +29,6 @@ from execctx_nb._store_common import Lease
 from execctx_nb._stream_core import EventMeta
 from execctx_nb._subscriber import ExecutionEventSubscriber
 from execctx_nb._tail import tail
-from execctx_nb.inference import (
-    SchemaDiff,
-    infer_schema,
-    merge_schemas,
-    schema_diff,
-    schema_hash,
-)
 from execctx_nb.errors import (
     EnvelopeDecodeError,
     ExecctxError,
@@ -40,8 +36,23 @@ from execctx_nb.errors import (
     InvalidTenantError,
     StoreUnavailableError,
 )
+from execctx_nb.inference import (
+    SchemaDiff,
+    infer_schema,
+    merge_schemas,
+    schema_diff,
+    schema_hash,
+)
 
 __version__ = "0.1.0"
+
+
+def load_ipython_extension(ipython: object) -> None:
+    """``%load_ext execctx_nb``: register the ``%execctx`` magic (IPython imported only now)."""
+    from execctx_nb.magics import load_ipython_extension as load
+
+    load(ipython)
+
 
 __all__ = [
     "AsyncExecutionEventSubscriber",
@@ -65,12 +76,15 @@ __all__ = [
     "__version__",
     "connect",
     "create_valkey_execution_context_store",
+    "demo",
+    "display",
     "errors",
     "events",
     "idempotency_key",
     "infer_schema",
     "inference",
     "keys",
+    "load_ipython_extension",
     "merge_schemas",
     "schema_diff",
     "schema_hash",

@@ -1,0 +1,262 @@
+"""The ``%execctx`` line magic: one magic, subcommands routed to library functions.
+
+Load it with ``%load_ext execctx_nb``; ``%execctx?`` shows the help (the docstring of
+:meth:`ExecctxMagics.execctx`). Bad input raises IPython's ``UsageError``: one red line,
+no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic_arguments import MagicArgumentParser
+
+from execctx_nb._event_records import EVENT_KINDS
+from execctx_nb.errors import ExecctxError
+
+__all__ = ["ExecctxMagics", "load_ipython_extension", "shift_assign"]
+
+_HELP = """Explore execution contexts: ``%execctx SUBCOMMAND ARGS``.
+
+Subcommands
+-----------
+connect [URL]                      use URL (default: $VALKEY_URL, else an embedded server)
+infer VAR                          infer the JSON Schema of a variable (frame, rows, dict)
+executions TENANT                  list a tenant's execution ids
+steps TENANT EXEC                  the steps table of an execution
+load TENANT EXEC STEP [--attempt N]
+                                   a step's data as a Polars DataFrame
+schema TENANT EXEC STEP [--attempt N]
+                                   a step's schema as a collapsible tree
+diff TENANT STEP OLD_EXEC NEW_EXEC [--new-step STEP]
+                                   how a step's schema changed between executions
+lineage TENANT EXEC [--static]     the step DAG (live widget; --static: SVG only)
+tail TENANT [--kind KIND ...] [--execution EXEC] [--replay] [--max N]
+                                   live event tail (replaces an earlier tail of TENANT)
+tail --stop                        stop every running tail
+
+Assign a result with ``df = %execctx load acme run-1 clean`` or ``df << %execctx load ...``.
+
+Examples
+--------
+%load_ext execctx_nb
+%execctx connect
+%execctx executions acme
+%execctx steps acme orders-2024-05-01
+df << %execctx load acme orders-2024-05-01 clean
+%execctx diff acme ingest_orders orders-2024-05-01 orders-2024-05-02
+%execctx tail acme --kind step.failed
+"""
+
+
+def _parser() -> MagicArgumentParser:
+    parser = MagicArgumentParser(prog="%execctx", description="see %execctx?")  # type: ignore[no-untyped-call]
+    sub = parser.add_subparsers(
+        dest="command", metavar="SUBCOMMAND", parser_class=MagicArgumentParser
+    )
+    p = sub.add_parser("connect")
+    p.add_argument("url", nargs="?")
+    p = sub.add_parser("infer")
+    p.add_argument("var")
+    p = sub.add_parser("executions")
+    p.add_argument("tenant")
+    p = sub.add_parser("steps")
+    p.add_argument("tenant")
+    p.add_argument("execution")
+    for name in ("load", "schema"):
+        p = sub.add_parser(name)
+        p.add_argument("tenant")
+        p.add_argument("execution")
+        p.add_argument("step")
+        p.add_argument("--attempt", type=int)
+    p = sub.add_parser("diff")
+    p.add_argument("tenant")
+    p.add_argument("step")
+    p.add_argument("old")
+    p.add_argument("new")
+    p.add_argument("--new-step")
+    p = sub.add_parser("lineage")
+    p.add_argument("tenant")
+    p.add_argument("execution")
+    p.add_argument("--static", action="store_true")
+    p = sub.add_parser("tail")
+    p.add_argument("tenant", nargs="?")
+    p.add_argument("--kind", action="append", choices=EVENT_KINDS, default=None)
+    p.add_argument("--execution")
+    p.add_argument("--replay", action="store_true")
+    p.add_argument("--max", type=int, default=200)
+    p.add_argument("--stop", action="store_true")
+    return parser
+
+
+@magics_class
+class ExecctxMagics(Magics):
+    """Holds the connection of this IPython session and routes ``%execctx`` subcommands."""
+
+    def __init__(self, shell: Any = None) -> None:
+        super().__init__(shell)
+        self.store: Any = None
+        self._parser = _parser()
+
+    # -- helpers ------------------------------------------------------------------------
+    def _store(self) -> Any:
+        if self.store is None:
+            from execctx_nb import connect
+
+            self.store = connect()
+        return self.store
+
+    def _envelope(self, tenant: str, execution: str, step: str, attempt: int | None) -> Any:
+        from execctx_nb import ExecutionScope
+
+        scope = ExecutionScope(tenant, execution)
+        store = self._store()
+        try:
+            env = store.get_step(scope, step, attempt)
+        except KeyError:
+            env = None
+        if env is None:
+            which = f" attempt {attempt}" if attempt is not None else ""
+            raise UsageError(
+                f"No step `{step}`{which} in execution `{execution}` of tenant `{tenant}`:"
+                f" `%execctx steps {tenant} {execution}` lists its steps"
+            )
+        return env
+
+    # -- subcommands --------------------------------------------------------------------
+    def _connect(self, a: argparse.Namespace) -> Any:
+        from execctx_nb import connect
+
+        self.store = connect(a.url)
+        return self.store
+
+    def _infer(self, a: argparse.Namespace) -> Any:
+        from execctx_nb.display import SchemaView
+        from execctx_nb.inference import infer_schema, schema_hash
+
+        user_ns: dict[str, Any] = self.shell.user_ns if self.shell is not None else {}
+        if a.var not in user_ns:
+            raise UsageError(f"No variable `{a.var}` in this notebook: expected a defined name")
+        schema = infer_schema(user_ns[a.var])
+        return SchemaView(schema, title=a.var, schema_hash=schema_hash(schema))
+
+    def _executions(self, a: argparse.Namespace) -> Any:
+        return sorted(self._store().list_executions(a.tenant))
+
+    def _steps(self, a: argparse.Namespace) -> Any:
+        from execctx_nb import ExecutionScope
+        from execctx_nb.display import ExecutionView
+
+        envs = self._store().get_execution(ExecutionScope(a.tenant, a.execution))
+        if not envs:
+            raise UsageError(
+                f"No execution `{a.execution}` for tenant `{a.tenant}`:"
+                f" `%execctx executions {a.tenant}` lists them"
+            )
+        return ExecutionView(envs, a.execution, a.tenant)
+
+    def _load(self, a: argparse.Namespace) -> Any:
+        return self._envelope(a.tenant, a.execution, a.step, a.attempt).to_polars()
+
+    def _schema(self, a: argparse.Namespace) -> Any:
+        from execctx_nb.display import SchemaView
+
+        env = self._envelope(a.tenant, a.execution, a.step, a.attempt)
+        if env.schema is None:
+            raise UsageError(f"Step `{a.step}` of `{a.execution}` carries no schema")
+        return SchemaView(env.schema, title=a.step, schema_hash=env.schema_hash)
+
+    def _diff(self, a: argparse.Namespace) -> Any:
+        from execctx_nb.display import SchemaDiffView
+        from execctx_nb.inference import schema_diff
+
+        old = self._envelope(a.tenant, a.old, a.step, None)
+        new = self._envelope(a.tenant, a.new, a.new_step or a.step, None)
+        if old.schema is None or new.schema is None:
+            raise UsageError(f"Step `{a.step}` carries no schema in one of the two executions")
+        return SchemaDiffView(
+            schema_diff(old.schema, new.schema),
+            title=a.step if not a.new_step else f"{a.step} -> {a.new_step}",
+            old_label=a.old,
+            new_label=a.new,
+            old_schema=old.schema,
+            new_schema=new.schema,
+        )
+
+    def _lineage(self, a: argparse.Namespace) -> Any:
+        from execctx_nb.widgets import LineageGraph
+
+        store = self._store()
+        if not store.list_steps(_scope(a.tenant, a.execution)):
+            raise UsageError(
+                f"No execution `{a.execution}` for tenant `{a.tenant}`:"
+                f" `%execctx executions {a.tenant}` lists them"
+            )
+        return LineageGraph(a.tenant, a.execution, store=store, live=not a.static)
+
+    def _tail(self, a: argparse.Namespace) -> Any:
+        from execctx_nb.widgets import EventTail
+
+        if a.stop:
+            if a.tenant:
+                raise UsageError("`%execctx tail --stop` stops every tail: give no tenant")
+            n = EventTail.stop_all()
+            print(f"Stopped {n} tail{'' if n == 1 else 's'}.")
+            return None
+        if not a.tenant:
+            raise UsageError(
+                "Expected a tenant: `%execctx tail TENANT` (or `%execctx tail --stop`)"
+            )
+        return EventTail(
+            a.tenant,
+            store=self._store(),
+            kinds=a.kind,
+            execution_id=a.execution,
+            max_events=a.max,
+            from_id="0" if a.replay else "$",
+        )
+
+    @line_magic
+    def execctx(self, line: str) -> Any:
+        if not line.strip():
+            raise UsageError("Expected a subcommand; `%execctx?` lists them")
+        args = self._parser.parse_argstring(line)  # type: ignore[no-untyped-call]
+        if args.command is None:
+            raise UsageError("Expected a subcommand; `%execctx?` lists them")
+        try:
+            return getattr(self, f"_{args.command}")(args)
+        except ExecctxError as exc:
+            if isinstance(exc, ValueError):  # bad ids and tenants: the input, not the system
+                raise UsageError(str(exc)) from None
+            raise
+
+    execctx.__doc__ = _HELP
+
+
+def _scope(tenant: str, execution: str) -> Any:
+    from execctx_nb import ExecutionScope
+
+    return ExecutionScope(tenant, execution)
+
+
+_SHIFT_RE = re.compile(r"^(\s*)([A-Za-z_][\w.]*)\s*<<\s*(%execctx\b.*)$")
+
+
+def shift_assign(lines: list[str]) -> list[str]:
+    """Input transformer: ``df << %execctx load ...`` becomes ``df = %execctx load ...``.
+
+    >>> shift_assign(["df << %execctx load acme r1 clean\\n"])
+    ['df = %execctx load acme r1 clean\\n']
+    """
+    return [_SHIFT_RE.sub(r"\1\2 = \3", line) for line in lines]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register ``%execctx`` and the ``<<`` assignment form on an IPython shell."""
+    ipython.register_magics(ExecctxMagics)
+    if shift_assign not in ipython.input_transformers_cleanup:
+        ipython.input_transformers_cleanup.append(shift_assign)
