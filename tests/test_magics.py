@@ -1,0 +1,129 @@
+"""``%execctx`` on a real IPython shell, against a real Valkey loaded with the demo."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import polars as pl
+import pytest
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+
+from execctx_nb import connect
+from execctx_nb.demo import EXECUTIONS, STEPS, load_demo
+from execctx_nb.display import ExecutionView, SchemaDiffView, SchemaView
+from execctx_nb.widgets import EventTail, LineageGraph
+
+E1, E2 = EXECUTIONS
+
+
+@pytest.fixture(scope="module")
+def demo_tenant(valkey_url: str) -> str:
+    import uuid
+
+    tenant = f"m{uuid.uuid4().hex[:10]}"
+    with connect(valkey_url) as store:
+        load_demo(store, tenant)
+    return tenant
+
+
+@pytest.fixture
+def shell(valkey_url: str) -> Iterator[InteractiveShell]:
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "execctx_nb")
+    ip.run_line_magic("execctx", f"connect {valkey_url}")
+    yield ip
+    EventTail.stop_all()
+    ip.run_line_magic("reload_ext", "execctx_nb")  # a fresh magics instance per test
+
+
+def run(shell: InteractiveShell, line: str) -> Any:
+    return shell.run_line_magic("execctx", line)
+
+
+def test_connect_executions_steps(shell, demo_tenant, valkey_url) -> None:
+    store = run(shell, f"connect {valkey_url}")
+    assert store.url == valkey_url
+    assert run(shell, f"executions {demo_tenant}") == sorted(EXECUTIONS)
+    view = run(shell, f"steps {demo_tenant} {E1}")
+    assert isinstance(view, ExecutionView)
+    assert len(view) == len(STEPS)
+    assert str(view).startswith(f"execution {demo_tenant}/{E1}: 8 steps")
+
+
+def test_load_returns_polars_and_shift_assign(shell, demo_tenant) -> None:
+    df = run(shell, f"load {demo_tenant} {E1} clean")
+    assert isinstance(df, pl.DataFrame) and df.height > 0
+    assert "customer_id" in df.columns
+    result = shell.run_cell(f"df << %execctx load {demo_tenant} {E1} score --attempt 1")
+    assert result.success, result.error_in_exec
+    assert shell.user_ns["df"].columns == ["customer_id", "churn_risk", "band"]
+    shell.run_cell(f"df2 = %execctx load {demo_tenant} {E1} export")
+    assert shell.user_ns["df2"].height == 1
+
+
+def test_schema_infer_and_diff(shell, demo_tenant) -> None:
+    view = run(shell, f"schema {demo_tenant} {E1} ingest_orders")
+    assert isinstance(view, SchemaView)
+    assert "├── customer  object  required" in str(view)
+    shell.user_ns["rows"] = [{"a": 1, "b": None}, {"a": 2, "b": "x"}]
+    inferred = run(shell, "infer rows")
+    assert "└── b  string  nullable  required" in str(inferred)
+    diff = run(shell, f"diff {demo_tenant} ingest_orders {E1} {E2}")
+    assert isinstance(diff, SchemaDiffView)
+    assert diff.breaking and diff.removed == ("/notes",)
+    assert str(diff).splitlines()[0] == f"ingest_orders: {E1} -> {E2} (breaking, 4 changes)"
+
+
+def test_lineage_and_tail_widgets(shell, demo_tenant) -> None:
+    graph = run(shell, f"lineage {demo_tenant} {E1} --static")
+    assert isinstance(graph, LineageGraph)
+    assert sorted(n["id"] for n in graph.nodes) == sorted(STEPS)
+    tail = run(shell, f"tail {demo_tenant} --kind step.failed --execution {E1} --replay")
+    assert isinstance(tail, EventTail) and tail.kinds == ["step.failed"]
+    import time
+
+    end = time.monotonic() + 5
+    while not tail.events and time.monotonic() < end:
+        time.sleep(0.02)
+    assert [e["stepId"] for e in tail.events] == ["score"]
+    run(shell, "tail --stop")
+    assert not tail.running
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("", "Expected a subcommand"),
+        ("frobnicate", "invalid choice: 'frobnicate'"),
+        ("steps onlytenant", "the following arguments are required: execution"),
+        ("executions 'bad tenant'", "Invalid tenant id"),
+        ("load acme nope clean", "No step `clean` in execution `nope` of tenant `acme`"),
+        ("steps acme nope", "No execution `nope` for tenant `acme`"),
+        ("infer not_defined_anywhere", "No variable `not_defined_anywhere`"),
+        ("tail", "Expected a tenant"),
+        ("tail acme --kind step.done", "invalid choice: 'step.done'"),
+        ("load acme run:1 clean", "execution id"),
+    ],
+)
+def test_bad_input_raises_usage_error(shell, line, message) -> None:
+    with pytest.raises(UsageError, match=message.replace("(", r"\(")):
+        run(shell, line)
+
+
+def test_help_is_the_docstring(shell) -> None:
+    doc = shell.magics_manager.magics["line"]["execctx"].__doc__
+    for sub in (
+        "connect",
+        "infer",
+        "executions",
+        "steps",
+        "load",
+        "schema",
+        "diff",
+        "lineage",
+        "tail",
+    ):
+        assert f"\n{sub} " in doc
+    assert "df << %execctx load" in doc
