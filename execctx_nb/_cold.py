@@ -9,6 +9,7 @@ schema); a key-value entry ``execctx.frame`` says which reader gives the frame b
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import os
@@ -222,7 +223,9 @@ def encode_parquet(frame: Any) -> tuple[bytes, int]:
     assert isinstance(table, pa.Table)
     metadata = dict(table.schema.metadata or {})
     metadata[_FRAME_KEY] = b"arrow"
-    pq.write_table(table.replace_schema_metadata(metadata), sink, compression="zstd")
+    # Non-compliant nested types keep the list item field names the caller chose ("item").
+    pq.write_table(table.replace_schema_metadata(metadata), sink, compression="zstd",
+                   use_compliant_nested_type=False)
     return sink.getvalue(), int(table.num_rows)
 
 
@@ -231,14 +234,21 @@ def decode_parquet(payload: bytes, *, where: str) -> Any:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    try:
-        kv = pq.read_metadata(pa.BufferReader(payload)).metadata or {}
-        if kv.get(_FRAME_KEY) == b"polars":
-            import polars as pl
+    import polars as pl
 
+    try:
+        # Polars reads the footer of any file, pyarrow not (Int128 columns, for one).
+        kv = {k.encode(): v.encode() for k, v in pl.read_parquet_metadata(io.BytesIO(payload)).items()}
+        if kv.get(_FRAME_KEY) == b"polars":
             return pl.read_parquet(io.BytesIO(payload))
         table = pq.read_table(pa.BufferReader(payload))
+        original = kv.get(b"ARROW:schema")
+        if original is not None:
+            # Parquet renames map entry fields; the Arrow schema stored beside it is exact.
+            schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(original)))
+            if str(table.schema) != str(schema):  # equals() ignores nested field names
+                table = table.cast(schema)
         metadata = {k: v for k, v in (table.schema.metadata or {}).items() if k != _FRAME_KEY}
         return table.replace_schema_metadata(metadata or None)
-    except (OSError, ValueError, pa.ArrowException) as exc:
+    except (OSError, ValueError, pa.ArrowException, pl.exceptions.PolarsError) as exc:
         raise ColdTierError(f"Cold object {where!r} is not readable Parquet: {exc}") from exc
