@@ -231,10 +231,9 @@ def encode_parquet(frame: Any) -> tuple[bytes, int]:
 
 def decode_parquet(payload: bytes, *, where: str) -> Any:
     """A Polars DataFrame or an Arrow Table, as it was written."""
+    import polars as pl
     import pyarrow as pa
     import pyarrow.parquet as pq
-
-    import polars as pl
 
     try:
         # Polars reads the footer of any file, pyarrow not (Int128 columns, for one).
