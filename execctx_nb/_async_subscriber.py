@@ -51,7 +51,7 @@ def _async_blocking_twin(client: valkey.asyncio.Valkey, block_ms: int) -> valkey
     kwargs.update(socket_timeout=attempt, health_check_interval=0,
                   retry=AsyncBoundedRetry(timeout=attempt, attempt_timeout=attempt, retries=0))
     twin_pool = type(pool)(connection_class=pool.connection_class, max_connections=4, **kwargs)
-    return valkey.asyncio.Valkey(connection_pool=twin_pool)
+    return valkey.asyncio.Valkey.from_pool(twin_pool)
 
 
 @contextlib.asynccontextmanager

@@ -27,7 +27,6 @@ from execctx_nb._event_records import (
     encode_event,
     event_from_dict,
 )
-from execctx_nb._idempotency import idempotency_key as _reference_idempotency_key
 from execctx_nb._log import LoggerLike, get_logger
 from execctx_nb._records import ExecutionScope
 from execctx_nb.errors import InvalidKeyError, StoreUnavailableError
@@ -87,12 +86,9 @@ def event_idempotency_key(event: Event) -> str:
         parts.append(event.status)
     elif isinstance(event, ExecutionLog):
         parts.extend((msgspec.to_builtins(event.ts), event.level, event.message))
-    if event.attempt >= _SAFE_INT:  # outside the range where msgspec and JCS agree
-        if len(parts) == 4:
-            return _reference_idempotency_key(parts[0], parts[1], parts[2], kind=parts[3])
-        import rfc8785
-
-        return hashlib.sha256(rfc8785.dumps(parts)).hexdigest()
+    if event.attempt >= _SAFE_INT:  # JCS numbers are IEEE doubles: larger ints are not exact
+        raise InvalidKeyError(f"Invalid attempt {event.attempt}: expected < 2**53 for an"
+                              " idempotency key - at `event.attempt`")
     return hashlib.sha256(_JCS.encode(parts)).hexdigest()
 
 

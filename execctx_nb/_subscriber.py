@@ -50,7 +50,7 @@ def blocking_twin(client: valkey.Valkey, block_ms: int) -> valkey.Valkey:
     kwargs.update(socket_timeout=attempt, health_check_interval=0,
                   retry=BoundedRetry(timeout=attempt, attempt_timeout=attempt, retries=0))
     twin_pool = type(pool)(connection_class=pool.connection_class, max_connections=4, **kwargs)
-    return valkey.Valkey(connection_pool=twin_pool)
+    return valkey.Valkey.from_pool(twin_pool)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,406 @@
+"""The event stream against a real Valkey: publish, subscribe (sync and async), tail, trim."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+import pytest
+import rfc8785
+import valkey
+import valkey.asyncio
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from execctx_nb import (
+    AsyncExecutionEventSubscriber,
+    EventMeta,
+    ExecutionEventPublisher,
+    ExecutionEventSubscriber,
+    ExecutionScope,
+    idempotency_key,
+    keys,
+    tail,
+)
+from execctx_nb._connection import make_async_client, make_client
+from execctx_nb._publisher import event_idempotency_key
+from execctx_nb._retention import trim_events
+from execctx_nb.errors import EnvelopeDecodeError, InvalidKeyError, StoreUnavailableError
+from execctx_nb.events import Event, ExecutionLog, ExecutionStatus, StepCommitted, StepFailed, decode_event
+from tests.servers import free_port
+
+
+def _step(i: int, execution: str = "run-1") -> StepCommitted:
+    return StepCommitted(execution_id=execution, step_id=f"s{i}", row_count=i)
+
+
+@pytest.fixture
+def publisher(valkey_url: str) -> Any:
+    pub = ExecutionEventPublisher(make_client(valkey_url, retries=0))
+    yield pub
+    pub.client.close()
+
+
+def _subscriber(url: str, **kw: Any) -> ExecutionEventSubscriber:
+    options: dict[str, Any] = {"group": "g", "consumer": "c1", "min_idle_ms": 300, "lease_ms": 300,
+                               "claim_interval_s": 0.1, "handle_signals": False}
+    options.update(kw)
+    return ExecutionEventSubscriber(make_client(url), **options)
+
+
+def _run(sub: ExecutionEventSubscriber, target: Any, handler: Callable[[Event, EventMeta], object],
+         until: Callable[[], bool], timeout: float = 10.0, **kw: Any) -> None:
+    """Run the loop in a thread until ``until()`` holds (then stop it), or fail after timeout."""
+    stop = threading.Event()
+    runner = threading.Thread(target=sub.run_loop, args=(target, handler),
+                              kwargs={"stop": stop, "block_ms": 100, **kw})
+    runner.start()
+    end = time.monotonic() + timeout
+    try:
+        while not until():
+            assert time.monotonic() < end, "condition not reached in time"
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        runner.join(5)
+    assert not runner.is_alive(), "run_loop did not return after stop"
+
+
+def _pending(client: valkey.Valkey, tenant: str, group: str = "g") -> int:
+    return int(client.xpending(keys.events_key(tenant), group)["pending"])
+
+
+# -- idempotency keys -------------------------------------------------------------------------
+def test_default_key_of_step_events_is_the_protocol_idempotency_key() -> None:
+    committed = StepCommitted(execution_id="run-1", step_id="clean", attempt=3)
+    failed = StepFailed(execution_id="run-1", step_id="clean", attempt=3, error="x")
+    assert event_idempotency_key(committed) == idempotency_key("run-1", "clean", 3, kind="step.committed")
+    assert event_idempotency_key(failed) == idempotency_key("run-1", "clean", 3, kind="step.failed")
+    with pytest.raises(InvalidKeyError, match="2\\*\\*53"):
+        event_idempotency_key(StepCommitted(execution_id="run-1", step_id="clean", attempt=2**60))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.text(), st.integers(-(2**53) + 1, 2**53 - 1), st.none()), max_size=6))
+def test_fast_canonical_json_matches_rfc8785(parts: list[Any]) -> None:
+    assert msgspec.json.encode(parts) == rfc8785.dumps(parts)
+
+
+def test_status_and_log_keys_tell_events_of_one_attempt_apart() -> None:
+    running = ExecutionStatus(execution_id="r", status="running")
+    done = ExecutionStatus(execution_id="r", status="succeeded")
+    assert event_idempotency_key(running) != event_idempotency_key(done)
+    assert event_idempotency_key(running) == event_idempotency_key(ExecutionStatus(execution_id="r", status="running"))
+    log1 = ExecutionLog(execution_id="r", message="loading")
+    log2 = ExecutionLog(execution_id="r", message="loading", ts=log1.ts.replace(microsecond=(log1.ts.microsecond + 1) % 10**6))
+    assert event_idempotency_key(log1) != event_idempotency_key(log2)
+    assert event_idempotency_key(log1) == event_idempotency_key(decode_event(log1.to_json()))
+    assert event_idempotency_key(log1) != event_idempotency_key(ExecutionLog(execution_id="r", message="other", ts=log1.ts))
+
+
+# -- publishing ---------------------------------------------------------------------------------
+def test_publish_writes_the_three_entry_fields(publisher: ExecutionEventPublisher,
+                                               valkey_client: valkey.Valkey, tenant: str) -> None:
+    event = _step(1)
+    stream_id = publisher.publish(tenant, event)
+    [(raw_id, fields)] = valkey_client.xrange(keys.events_key(tenant))
+    assert raw_id.decode() == stream_id
+    assert list(fields) == [b"kind", b"idem", b"event"]
+    assert fields[b"kind"] == b"step.committed"
+    assert fields[b"idem"].decode() == event_idempotency_key(event)
+    assert decode_event(fields[b"event"]) == event
+
+
+def test_publish_accepts_wire_dicts_scopes_and_explicit_keys(publisher: ExecutionEventPublisher,
+                                                             valkey_client: valkey.Valkey, tenant: str) -> None:
+    scope = ExecutionScope(tenant, "run-9")
+    publisher.publish(scope, {"kind": "execution.status", "status": "running"}, idempotency_key="my-key-1")
+    [(_, fields)] = valkey_client.xrange(keys.events_key(tenant))
+    assert fields[b"idem"] == b"my-key-1"
+    assert json.loads(fields[b"event"])["executionId"] == "run-9"
+    with pytest.raises(InvalidKeyError, match="does not match the scope"):
+        publisher.publish(scope, _step(1, "run-1"))
+    with pytest.raises(InvalidKeyError, match="idempotency key"):
+        publisher.publish(tenant, _step(1), idempotency_key="has space")
+    with pytest.raises(EnvelopeDecodeError):
+        publisher.publish(tenant, {"kind": "step.committed", "executionId": "r"})  # no stepId
+
+
+def test_publish_many_keeps_order_and_returns_ids(publisher: ExecutionEventPublisher,
+                                                  valkey_client: valkey.Valkey, tenant: str) -> None:
+    events = [_step(i) for i in range(2500)]  # more than one round trip (chunks of 1,000)
+    ids = publisher.publish_many(tenant, events)
+    assert len(ids) == len(set(ids)) == 2500
+    stored = valkey_client.xrange(keys.events_key(tenant))
+    assert [i.decode() for i, _ in stored] == ids
+    assert [decode_event(f[b"event"]) for _, f in stored] == events
+
+
+def test_publish_to_a_dead_server_says_nothing_was_sent() -> None:
+    pub = ExecutionEventPublisher(make_client(f"redis://127.0.0.1:{free_port()}", retries=0, timeout=0.5))
+    with pytest.raises(StoreUnavailableError, match="nothing of this batch was sent"):
+        pub.publish("org", _step(1))
+
+
+# -- subscribing --------------------------------------------------------------------------------
+def test_each_key_is_handled_once_and_duplicates_are_acked(publisher: ExecutionEventPublisher,
+                                                           valkey_url: str, valkey_client: valkey.Valkey,
+                                                           tenant: str) -> None:
+    events = [_step(i) for i in range(30)]
+    publisher.publish_many(tenant, events + events[:10])  # ten published twice
+    seen: list[EventMeta] = []
+    sub = _subscriber(valkey_url)
+    _run(sub, tenant, lambda e, m: seen.append(m), lambda: sub.stats.handled + sub.stats.duplicates == 40)
+    assert sorted(m.idempotency_key for m in seen) == sorted(event_idempotency_key(e) for e in events)
+    assert sub.stats.duplicates == 10
+    assert _pending(valkey_client, tenant) == 0
+    publisher.publish_many(tenant, events[:5])  # republished much later: still dropped
+    _run(sub, tenant, lambda e, m: seen.append(m), lambda: sub.stats.duplicates == 15)
+    assert len(seen) == 30
+    done = valkey_client.get(keys.dedup_key(tenant, "g", seen[0].idempotency_key))
+    assert done == f"d:{seen[0].stream_id}".encode()
+    assert 0 < valkey_client.ttl(keys.dedup_key(tenant, "g", seen[0].idempotency_key)) <= 7 * 24 * 3600
+
+
+def test_a_failed_handler_is_retried_with_a_higher_delivery_count(publisher: ExecutionEventPublisher,
+                                                                  valkey_url: str,
+                                                                  valkey_client: valkey.Valkey,
+                                                                  tenant: str) -> None:
+    publisher.publish(tenant, _step(1))
+    calls: list[EventMeta] = []
+
+    def flaky(event: Event, meta: EventMeta) -> None:
+        calls.append(meta)
+        if len(calls) == 1:
+            raise RuntimeError("transient")
+
+    sub = _subscriber(valkey_url)
+    _run(sub, tenant, flaky, lambda: sub.stats.handled == 1)
+    assert [m.delivery_count for m in calls] == [1, 2]
+    assert calls[1].redelivered and not calls[0].redelivered
+    assert sub.stats.failed == 1
+    assert _pending(valkey_client, tenant) == 0
+
+
+def test_poison_and_malformed_entries_go_to_the_dead_letter_stream(publisher: ExecutionEventPublisher,
+                                                                   valkey_url: str,
+                                                                   valkey_client: valkey.Valkey,
+                                                                   tenant: str) -> None:
+    stream = keys.events_key(tenant)
+    poison = publisher.publish(tenant, _step(1))
+    bad = valkey_client.xadd(stream, {"kind": "step.committed", "idem": "k1", "event": "{not json"}).decode()
+    good = _step(2)
+    publisher.publish(tenant, good)
+    handled: list[str] = []
+
+    def handler(event: Event, meta: EventMeta) -> None:
+        if meta.stream_id == poison:
+            raise ValueError("cannot handle this one")
+        handled.append(meta.stream_id)
+
+    sub = _subscriber(valkey_url, max_deliveries=2)
+    _run(sub, tenant, handler, lambda: sub.stats.dead_lettered == 2)
+    letters = {f[b"origId"].decode(): f for _, f in valkey_client.xrange(keys.dlq_key(tenant))}
+    assert set(letters) == {poison, bad}
+    assert b"ValueError: cannot handle this one" in letters[poison][b"error"]
+    assert letters[poison][b"deliveries"] == b"2"
+    assert letters[poison][b"group"] == b"g" and letters[poison][b"consumer"] == b"c1"
+    assert b"Malformed JSON" in letters[bad][b"error"]
+    assert json.loads(letters[bad][b"fields"])["event"] == "{not json"
+    assert len(handled) == 1  # the loop went on past both
+    assert _pending(valkey_client, tenant) == 0
+
+
+def test_entries_of_a_dead_consumer_are_reclaimed(publisher: ExecutionEventPublisher, valkey_url: str,
+                                                  valkey_client: valkey.Valkey, tenant: str) -> None:
+    stream = keys.events_key(tenant)
+    publisher.publish_many(tenant, [_step(i) for i in range(250)])
+    valkey_client.xgroup_create(stream, "g", "0")
+    valkey_client.xreadgroup("g", "dead", {stream: ">"}, count=250)  # read, never acked
+    metas: list[EventMeta] = []
+    sub = _subscriber(valkey_url)
+    _run(sub, tenant, lambda e, m: metas.append(m), lambda: sub.stats.handled == 250, count=20)
+    assert {m.delivery_count for m in metas} == {2}
+    assert sub.stats.reclaimed == 250  # XAUTOCLAIM followed its cursor over several calls
+    assert _pending(valkey_client, tenant) == 0
+
+
+def test_an_event_leased_by_another_consumer_is_left_pending(publisher: ExecutionEventPublisher,
+                                                             valkey_url: str,
+                                                             valkey_client: valkey.Valkey,
+                                                             tenant: str) -> None:
+    event = _step(1)
+    publisher.publish(tenant, event)
+    dedup = keys.dedup_key(tenant, "g", event_idempotency_key(event))
+    valkey_client.set(dedup, "i:other:abc", px=800)  # another consumer is running its handler
+    seen: list[str] = []
+    sub = _subscriber(valkey_url)
+    _run(sub, tenant, lambda e, m: seen.append(m.stream_id), lambda: sub.stats.busy >= 1)
+    assert seen == [] and _pending(valkey_client, tenant) == 1
+    _run(sub, tenant, lambda e, m: seen.append(m.stream_id), lambda: len(seen) == 1)  # lease expired
+    assert _pending(valkey_client, tenant) == 0
+
+
+def test_a_scope_hands_over_only_its_execution(publisher: ExecutionEventPublisher, valkey_url: str,
+                                               tenant: str) -> None:
+    publisher.publish_many(tenant, [_step(1, "run-a"), _step(2, "run-b"), _step(3, "run-a")])
+    seen: list[str] = []
+    sub = _subscriber(valkey_url)
+    _run(sub, ExecutionScope(tenant, "run-a"), lambda e, m: seen.append(e.execution_id),
+         lambda: sub.stats.handled + sub.stats.skipped == 3)
+    assert seen == ["run-a", "run-a"] and sub.stats.skipped == 1
+
+
+def test_a_deleted_group_is_recreated_and_reported(publisher: ExecutionEventPublisher, valkey_url: str,
+                                                   valkey_client: valkey.Valkey, tenant: str) -> None:
+    sub = _subscriber(valkey_url)
+    seen: list[str] = []
+    publisher.publish(tenant, _step(1))
+    _run(sub, tenant, lambda e, m: seen.append(m.stream_id), lambda: len(seen) == 1)
+    assert not sub.health.lost_state
+    valkey_client.xgroup_destroy(keys.events_key(tenant), "g")
+    publisher.publish(tenant, _step(2))
+    _run(sub, tenant, lambda e, m: seen.append(m.stream_id), lambda: len(seen) == 2)
+    assert sub.health.lost_state and sub.stats.groups_recreated == 1
+    assert sub.health.state == "stopped"
+
+
+def test_run_loop_returns_soon_after_stop(valkey_url: str, tenant: str) -> None:
+    sub = _subscriber(valkey_url)
+    stop = threading.Event()
+    runner = threading.Thread(target=sub.run_loop, args=(tenant, lambda e, m: None),
+                              kwargs={"stop": stop, "block_ms": 300})
+    runner.start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    stop.set()
+    runner.join(5)
+    assert not runner.is_alive() and time.monotonic() - started < 1.5
+
+
+def test_bad_arguments_are_named(valkey_url: str) -> None:
+    with pytest.raises(InvalidKeyError, match="consumer group"):
+        _subscriber(valkey_url, group="a b")
+    with pytest.raises(ValueError, match="max_deliveries"):
+        _subscriber(valkey_url, max_deliveries=0)
+    with pytest.raises(ValueError, match="count"):
+        _subscriber(valkey_url).run_loop("org", lambda e, m: None, count=0)
+
+
+# -- async twin ---------------------------------------------------------------------------------
+def test_async_subscriber_handles_each_key_once(publisher: ExecutionEventPublisher, valkey_url: str,
+                                                valkey_client: valkey.Valkey, tenant: str) -> None:
+    events = [_step(i) for i in range(20)]
+    publisher.publish_many(tenant, events + events[:5])
+    seen: list[EventMeta] = []
+
+    async def main() -> None:
+        calls = 0
+
+        async def handler(event: Event, meta: EventMeta) -> None:
+            nonlocal calls
+            calls += 1
+            if calls == 3:
+                raise RuntimeError("once")
+            await asyncio.sleep(0)
+            seen.append(meta)
+
+        sub = AsyncExecutionEventSubscriber(make_async_client(valkey_url), group="g", consumer="a1",
+                                            min_idle_ms=300, lease_ms=300, claim_interval_s=0.1)
+        stop = asyncio.Event()
+        task = asyncio.create_task(sub.run_loop(tenant, handler, stop=stop, block_ms=100))
+        end = time.monotonic() + 10
+        while sub.stats.handled < 20 and time.monotonic() < end:
+            await asyncio.sleep(0.02)
+        stop.set()
+        await asyncio.wait_for(task, 5)
+        assert sub.stats.duplicates == 5 and sub.stats.failed == 1
+        assert sub.health.state == "stopped"
+        await sub.client.aclose()
+        await sub.aclose()
+
+    asyncio.run(main())
+    assert sorted(m.idempotency_key for m in seen) == sorted(event_idempotency_key(e) for e in events)
+    assert _pending(valkey_client, tenant) == 0
+
+
+# -- tail ---------------------------------------------------------------------------------------
+def test_tail_yields_new_events_and_never_joins_a_group(publisher: ExecutionEventPublisher,
+                                                        valkey_client: valkey.Valkey, tenant: str) -> None:
+    stream = keys.events_key(tenant)
+    publisher.publish(tenant, _step(0))  # before the tail: not yielded with from_id="$"
+    stop = threading.Event()
+    got: list[tuple[str, Event]] = []
+
+    def consume() -> None:
+        for item in tail(tenant, client=valkey_client, block_ms=100, stop=stop,
+                         kinds={"step.committed", "step.failed"}, execution_id="run-1"):
+            got.append(item)
+            if len(got) == 2:
+                stop.set()
+
+    runner = threading.Thread(target=consume)
+    runner.start()
+    time.sleep(0.3)
+    valkey_client.xadd(stream, {"kind": "junk"})  # skipped with a warning
+    publisher.publish(tenant, ExecutionStatus(execution_id="run-1", status="running"))  # other kind
+    publisher.publish(tenant, _step(1, "run-2"))  # other execution
+    first = publisher.publish(tenant, _step(1))
+    second = publisher.publish(tenant, StepFailed(execution_id="run-1", step_id="s2", error="x"))
+    runner.join(5)
+    assert not runner.is_alive()
+    assert [i for i, _ in got] == [first, second]
+    assert valkey_client.xinfo_groups(stream) == []
+
+
+def test_tail_from_zero_replays_the_stream(publisher: ExecutionEventPublisher,
+                                           valkey_client: valkey.Valkey, tenant: str) -> None:
+    ids = publisher.publish_many(tenant, [_step(i) for i in range(5)])
+    stop = threading.Event()
+    got = []
+    for stream_id, _ in tail(tenant, client=valkey_client, from_id="0", block_ms=50, stop=stop):
+        got.append(stream_id)
+        if len(got) == 5:
+            stop.set()
+    assert got == ids
+
+
+# -- retention ----------------------------------------------------------------------------------
+def test_trim_never_removes_entries_a_group_still_needs(publisher: ExecutionEventPublisher,
+                                                        valkey_client: valkey.Valkey, tenant: str) -> None:
+    stream = keys.events_key(tenant)
+    ids = publisher.publish_many(tenant, [_step(i) for i in range(10)])
+    valkey_client.xgroup_create(stream, "g", "0")
+    valkey_client.xgroup_create(stream, "late", ids[5])  # has not read 6..9 yet
+    valkey_client.xreadgroup("g", "c", {stream: ">"}, count=4)  # 0..3 pending
+    valkey_client.xack(stream, "g", ids[0], ids[1])
+    result = trim_events(valkey_client, tenant, maxlen=0)
+    assert result.removed == 2 and result.minid == ids[2] and result.held_back_by == "g"
+    valkey_client.xreadgroup("g", "c", {stream: ">"})
+    valkey_client.xack(stream, "g", *ids)
+    result = publisher.trim(tenant, maxlen=0)
+    assert result == 4  # 2..5 gone; 6..9 not yet read by "late"
+    assert [i.decode() for i, _ in valkey_client.xrange(stream)] == ids[6:]
+    assert trim_events(valkey_client, tenant, minid=ids[8]).removed == 0  # "late" holds them
+    with pytest.raises(ValueError, match="exactly one"):
+        trim_events(valkey_client, tenant)
+
+
+def test_trim_without_groups_follows_the_request(publisher: ExecutionEventPublisher,
+                                                 valkey_client: valkey.Valkey, tenant: str) -> None:
+    ids = publisher.publish_many(tenant, [_step(i) for i in range(10)])
+    assert trim_events(valkey_client, tenant, maxlen=3).removed == 7
+    assert trim_events(valkey_client, tenant, minid=ids[8]).removed == 1
+    assert valkey_client.xlen(keys.events_key(tenant)) == 2
+    assert trim_events(valkey_client, "never-used", maxlen=0).removed == 0
+
+
+def test_async_client_type_is_accepted_by_the_twin(valkey_url: str) -> None:
+    sub = AsyncExecutionEventSubscriber(valkey.asyncio.Valkey.from_url(valkey_url), group="g")
+    assert repr(sub).startswith("AsyncExecutionEventSubscriber(group='g'")
+    asyncio.run(sub.client.aclose())
