@@ -31,7 +31,14 @@ from execctx_nb._connection import make_async_client, make_client
 from execctx_nb._publisher import event_idempotency_key
 from execctx_nb._retention import trim_events
 from execctx_nb.errors import EnvelopeDecodeError, InvalidKeyError, StoreUnavailableError
-from execctx_nb.events import Event, ExecutionLog, ExecutionStatus, StepCommitted, StepFailed, decode_event
+from execctx_nb.events import (
+    Event,
+    ExecutionLog,
+    ExecutionStatus,
+    StepCommitted,
+    StepFailed,
+    decode_event,
+)
 from tests.servers import free_port
 
 
