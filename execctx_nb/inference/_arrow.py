@@ -15,7 +15,7 @@ def spec_from_arrow(t: Any, depth: int, max_depth: int) -> Spec:
     import pyarrow as pa
 
     types = pa.types
-    if isinstance(t, pa.ExtensionType):
+    if isinstance(t, pa.BaseExtensionType):
         if t.extension_name == "arrow.uuid":
             return Spec("temporal", fmt="uuid", dtype=str(t))
         t = t.storage_type

@@ -32,10 +32,12 @@ class ColumnWalker:
     """Builds nodes from Arrow arrays; recursion depth is bounded by the spec's depth."""
 
     def __init__(self, rule: EnumRule) -> None:
+        import pyarrow as pa
         import pyarrow.compute as pc
 
         self.rule = rule
         self.pc = pc
+        self._extension = pa.BaseExtensionType
 
     def _distinct(self, arr: Any) -> int:
         return int(self.pc.count_distinct(arr).as_py()) if len(arr) else 0
@@ -43,6 +45,8 @@ class ColumnWalker:
     def node(self, arr: Any, spec: Spec) -> Node:
         """The node for Arrow array ``arr`` whose type ``spec`` describes."""
         node = Node()
+        if isinstance(arr.type, self._extension):
+            arr = arr.storage  # the spec already says what the extension means
         nulls = arr.null_count
         node.add_nulls(nulls)
         kind = spec.kind
@@ -67,9 +71,8 @@ class ColumnWalker:
             array.items = self.node(valid.flatten(), spec.item)
             if n:
                 lo, hi = self.pc.min_max(self.pc.list_value_length(valid)).values()
-                array.add_lengths(lo.as_py(), hi.as_py(), fixed=spec.fixed)
-            else:
-                array.add_fixed(spec.fixed)
+                array.add_lengths(lo.as_py(), hi.as_py())
+            array.add_fixed(spec.fixed)
             return node
         if kind == "map":
             assert spec.item is not None

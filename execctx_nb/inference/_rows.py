@@ -181,6 +181,7 @@ class RowWalker:
         strategy: ArrayStrategy = node.get(ArrayStrategy)
         strategy.items = self.node(items, depth + 1, f"{path}/[]")
         strategy.add_lengths(min(lengths), max(lengths))
+        strategy.add_fixed(None)
 
     def _check_acyclic(self, roots: list[Any], path: str) -> None:
         """Iterative depth-first search: a container on the current stack seen again is a cycle."""

@@ -260,12 +260,12 @@ class ArrayStrategy(Strategy):
         self.lengths: tuple[int, int] | None = None
         self._fresh = True
 
-    def add_lengths(self, lo: int, hi: int, *, fixed: int | None = None) -> None:
+    def add_lengths(self, lo: int, hi: int) -> None:
+        """Observed list lengths (an annotation: they change as data grows)."""
         if self.lengths is None:
             self.lengths = (lo, hi)
         else:
             self.lengths = (min(self.lengths[0], lo), max(self.lengths[1], hi))
-        self.add_fixed(fixed)
 
     def add_fixed(self, size: int | None) -> None:
         """A fixed length that a dtype declares (``None``: variable length)."""
