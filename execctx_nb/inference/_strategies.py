@@ -185,7 +185,7 @@ class ObjectStrategy(Strategy):
     """Records (``properties`` + ``required``) and maps (``additionalProperties``)."""
 
     type_name = "object"
-    __slots__ = ("_fresh", "_open", "key_pattern", "properties", "required", "values")
+    __slots__ = ("_fresh", "_open", "_rule", "key_pattern", "properties", "required", "values")
 
     def __init__(self) -> None:
         self.properties: dict[str, Node] = {}
@@ -194,6 +194,7 @@ class ObjectStrategy(Strategy):
         self.key_pattern: str | None = None
         self._fresh = True
         self._open = False  # some source had no additionalProperties: stay open
+        self._rule = EnumRule()
 
     def add_required(self, required: Iterable[str]) -> None:
         """Keys present in every object of one source; the result is their intersection."""
@@ -202,10 +203,10 @@ class ObjectStrategy(Strategy):
 
     def add_map(self, values: Node, key_pattern: str | None, rule: EnumRule) -> None:
         """A source that is a map: its values' node and a pattern its keys follow."""
-        if self.values is None and not self._open:
-            self.values = values
-            self.key_pattern = key_pattern
-        elif self.values is not None:
+        self._rule = rule
+        if self.values is None:
+            self.values, self.key_pattern = values, key_pattern
+        else:
             self.values.merge(values, rule)
             if self.key_pattern != key_pattern:
                 self.key_pattern = None
@@ -213,8 +214,6 @@ class ObjectStrategy(Strategy):
     def add_record(self) -> None:
         """A source that is a record: any further keys stay allowed."""
         self._open = True
-        self.values = None
-        self.key_pattern = None
 
     def child(self, key: str) -> Node:
         node = self.properties.get(key)
@@ -235,10 +234,20 @@ class ObjectStrategy(Strategy):
             self.add_record()
         self.add_required(schema.get("required", ()))
 
+    def _property(self, key: str) -> dict[str, Any]:
+        node = self.properties[key]
+        if self.values is None or not self._open:
+            return node.to_schema()
+        # a map met a record: any map key may be this property, so it takes map values too
+        both = Node()
+        both.add_schema(node.to_schema(), self._rule)
+        both.merge(self.values, self._rule)
+        return both.to_schema()
+
     def to_schema(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if self.properties:
-            out["properties"] = {k: self.properties[k].to_schema() for k in sorted(self.properties)}
+            out["properties"] = {k: self._property(k) for k in sorted(self.properties)}
         if self.required:
             out["required"] = sorted(self.required)
         if self.values is not None and not self._open:
