@@ -1,0 +1,102 @@
+"""``python -m execctx_nb.lab``: JupyterLab on the tutorials, with a Valkey full of demo data.
+
+What ``make lab`` runs. It starts a persistent embedded Valkey (``.execctx/lab``, AOF, so
+a restart finds the data again), loads the demo flow for two tenants, exports
+``VALKEY_URL`` so every notebook kernel talks to that server, and starts JupyterLab on
+``notebooks/`` without opening a browser: it prints the URL to open instead, so it works
+on a headless machine or over SSH (forward the port).
+
+Options: ``--port`` (default ``$EXECCTX_LAB_PORT`` or 8888), ``--ip`` (default 127.0.0.1),
+``--notebooks`` (default ``./notebooks``), ``--data-dir`` (default ``./.execctx/lab``),
+``--tenants`` (default ``acme globex``). An existing ``$VALKEY_URL`` is used instead of
+the embedded server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+__all__ = ["main"]
+
+DEFAULT_TENANTS = ("acme", "globex")
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    env_port = os.environ.get("EXECCTX_LAB_PORT") or "8888"
+    p = argparse.ArgumentParser(
+        prog="python -m execctx_nb.lab", description=__doc__.splitlines()[0]
+    )
+    p.add_argument(
+        "--port", type=int, default=int(env_port), help="JupyterLab port (default %(default)s)"
+    )
+    p.add_argument("--ip", default="127.0.0.1", help="interface to listen on (default %(default)s)")
+    p.add_argument("--notebooks", type=Path, default=Path("notebooks"), help="root directory")
+    p.add_argument(
+        "--data-dir", type=Path, default=Path(".execctx/lab"), help="embedded Valkey data"
+    )
+    p.add_argument("--tenants", nargs="+", default=list(DEFAULT_TENANTS), help="demo tenants")
+    p.add_argument("--no-lab", action="store_true", help="only start Valkey and load the demo")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the lab; returns JupyterLab's exit code."""
+    args = _parse(argv)
+    from execctx_nb import connect
+    from execctx_nb._connection import resolve_url
+    from execctx_nb.demo import load_demo
+
+    url = resolve_url(None, data_dir=args.data_dir)
+    with connect(url) as store:
+        for tenant in args.tenants:
+            summary = load_demo(store, tenant)
+            done = f"wrote {', '.join(summary.written)}" if summary.written else "already loaded"
+            print(f"demo data for tenant {tenant!r}: {done}", flush=True)
+    env = dict(os.environ, VALKEY_URL=url)
+    where = "$VALKEY_URL" if os.environ.get("VALKEY_URL") else f"embedded, data in {args.data_dir}"
+    print(f"Valkey: {url} ({where})", flush=True)
+    if args.no_lab:
+        return 0
+    token = secrets.token_hex(16)
+    host = "localhost" if args.ip in ("127.0.0.1", "0.0.0.0") else args.ip
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        f"--ip={args.ip}",
+        f"--port={args.port}",
+        "--ServerApp.port_retries=0",
+        f"--ServerApp.root_dir={args.notebooks.resolve()}",
+        f"--IdentityProvider.token={token}",
+        # Offline by design: no extension manager lookups on PyPI, no news feed.
+        "--LabApp.extension_manager=readonly",
+        "--LabApp.news_url=",
+    ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")  # containers often run as root
+    print(f"\nJupyterLab: http://{host}:{args.port}/lab?token={token}\n", flush=True)
+    # SIGTERM (docker stop, timeout) unwinds like Ctrl-C, so atexit stops Valkey cleanly.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    proc = subprocess.Popen(cmd, env=env)
+    try:
+        return proc.wait()
+    except (KeyboardInterrupt, SystemExit):
+        # Ctrl-C reaches JupyterLab too (same process group); give it time to shut down.
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
