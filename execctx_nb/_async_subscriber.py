@@ -92,7 +92,7 @@ class AsyncExecutionEventSubscriber(SubscriberBase):
 
     def __init__(self, client: valkey.asyncio.Valkey | None = None, *, group: str,
                  consumer: str | None = None, logger: LoggerLike | None = None, url: str | None = None,
-                 min_idle_ms: int = 30_000, lease_ms: int = 60_000, max_deliveries: int = 5,
+                 min_idle_ms: int = 30_000, lease_ms: int = 30_000, max_deliveries: int = 5,
                  dedup_ttl_s: int = 7 * 24 * 3600, claim_interval_s: float = 5.0,
                  shutdown_timeout_s: float = 5.0, start_id: str = "0",
                  handle_signals: bool = True) -> None:

@@ -186,9 +186,12 @@ class ExecutionEventPublisher:
                     " scope or with the tenant id"
                 )
             given = None if idempotency_keys is None else idempotency_keys[index]
-            fields = entry_fields(record, given)
-            commands.append(("XADD", stream, "*", "kind", fields["kind"], "idem", fields["idem"],
-                             "event", fields["event"]))
+            if given is None:
+                idem = event_idempotency_key(record)  # 64 hex characters: valid by construction
+            else:
+                idem = keys.validate_id(given, kind="idempotency key", where=f"idempotency_keys[{index}]")
+            commands.append(("XADD", stream, "*", "kind", record.kind, "idem", idem,
+                             "event", encode_event(record)))
         ids: list[str] = []
         for start in range(0, len(commands), _CHUNK):
             ids.extend(self._send_once(commands[start : start + _CHUNK], stream, done=len(ids),

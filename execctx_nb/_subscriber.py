@@ -96,7 +96,8 @@ class ExecutionEventSubscriber(SubscriberBase):
         retried after a handler raised. Keep it above the time one batch takes.
     lease_ms
         Lifetime of the per-event lease taken before handlers run; must exceed the time one
-        batch takes. After a crash the batch's events wait this long before another try.
+        batch takes. Keep it <= ``min_idle_ms``: an entry reclaimed while a dead consumer's
+        lease still holds is left pending again, and that costs one of its deliveries.
     max_deliveries
         An entry delivered more often is moved to ``t:{tenantId}:events:dlq`` and acknowledged.
     dedup_ttl_s
@@ -116,7 +117,7 @@ class ExecutionEventSubscriber(SubscriberBase):
 
     def __init__(self, client: valkey.Valkey | None = None, *, group: str, consumer: str | None = None,
                  logger: LoggerLike | None = None, url: str | None = None, min_idle_ms: int = 30_000,
-                 lease_ms: int = 60_000, max_deliveries: int = 5, dedup_ttl_s: int = 7 * 24 * 3600,
+                 lease_ms: int = 30_000, max_deliveries: int = 5, dedup_ttl_s: int = 7 * 24 * 3600,
                  claim_interval_s: float = 5.0, shutdown_timeout_s: float = 5.0,
                  start_id: str = "0", handle_signals: bool = True) -> None:
         super().__init__(group=group, consumer=consumer, logger=logger,

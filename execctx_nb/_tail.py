@@ -106,7 +106,7 @@ def tail(tenant_or_scope: TenantOrScope, *, client: valkey.Valkey | None = None,
             for _, entries in reply or []:
                 for raw_id, fields in entries:
                     last = text(raw_id)
-                    parsed = parse_delivery(Delivery(last, fields), stream)
+                    parsed = parse_delivery(Delivery(last, fields), stream, tenant)
                     if isinstance(parsed, str):
                         log.warning("Event tail of `%s`: skipped entry %s: %s", stream, last, parsed)
                         continue
