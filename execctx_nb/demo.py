@@ -287,6 +287,7 @@ def build_execution(execution_id: str, *, fail_score_once: bool | None = None) -
     )
     for step in STEPS:
         rows = data[step]
+        tick(round(rng.uniform(800, 6000)))  # the engine schedules the step, workers pick it up
         lineage = tuple(
             LineageEntry(step_id=up, attempt=attempts[up], schema_hash=hashes[up])
             for up in _UPSTREAM[step]

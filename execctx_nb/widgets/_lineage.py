@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -224,6 +225,18 @@ class LineageGraph(anywidget.AnyWidget):  # type: ignore[misc,unused-ignore]
     def _on_error(self, exc: BaseException) -> None:
         self.error = f"{type(exc).__name__}: {exc}"
         self.status = "error"
+
+    def wait(self, steps: int, timeout: float = 10.0) -> bool:
+        """Block until the graph holds at least ``steps`` written steps (scripts, tutorials).
+
+        Returns False if ``timeout`` seconds passed first.
+        """
+        end = time.monotonic() + timeout
+        while len(self._envelopes) < steps:
+            if time.monotonic() >= end:
+                return False
+            time.sleep(0.01)
+        return True
 
     def stop(self) -> None:
         """Stop following events (idempotent)."""

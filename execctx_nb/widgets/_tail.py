@@ -205,6 +205,18 @@ class EventTail(anywidget.AnyWidget):  # type: ignore[misc,unused-ignore]
                 stopped += 1
         return stopped
 
+    def wait(self, received: int, timeout: float = 10.0) -> bool:
+        """Block until at least ``received`` events arrived (scripts, tests, tutorials).
+
+        Returns False if ``timeout`` seconds passed first.
+        """
+        end = time.monotonic() + timeout
+        while self.received < received:
+            if time.monotonic() >= end:
+                return False
+            time.sleep(0.01)
+        return True
+
     @property
     def running(self) -> bool:
         """True while the background reader runs."""
