@@ -81,12 +81,14 @@ def translate(exc: BaseException, *, op: str, where: str, url: str, timeout: flo
     detail = f"{type(exc).__name__}: {exc}"
     if state is not None and state is not HealthState.DEGRADED:
         if state is HealthState.UNAVAILABLE:
-            head = f"Valkey at {url} did not answer {op} within {timeout:g} s ({detail})"
+            head = (f"Valkey at {url} did not answer {op} within {timeout:g} s ({detail}) - at"
+                    f" `{where}`; the call did not complete (a write sent to a hung server may"
+                    " still be applied when it resumes; repeating it is safe, store writes are"
+                    " idempotent)")
         else:
-            head = f"Valkey at {url} refused {op}: server is {state.value} ({detail})"
-        return StoreUnavailableError(
-            f"{head} - at `{where}`; the call did not complete: {_ADVICE[state]}"
-        ), state
+            head = (f"Valkey at {url} refused {op}: server is {state.value} ({detail}) - at"
+                    f" `{where}`; the call was not applied")
+        return StoreUnavailableError(f"{head}: {_ADVICE[state]}"), state
     if isinstance(exc, vx.ResponseError) and str(exc).startswith("WRONGTYPE"):
         return EnvelopeDecodeError(
             f"Malformed value at key {where!r}: expected the type the protocol pins"

@@ -177,11 +177,16 @@ class ExecutionContextStore:
         plans = [self._plan(scope, envelope) for envelope in envelopes]
 
         def send() -> list[Any]:
-            pipe = self._r.pipeline(transaction=False)
-            for key, akey, attempt, wire, _env in plans:
-                self._put_script(keys=[key, akey], args=[attempt, wire], client=pipe)
-            replies: list[Any] = pipe.execute()
-            return replies
+            if len(plans) == 1:  # one round trip; the Script reloads itself after NOSCRIPT
+                key, akey, attempt, wire, _env = plans[0]
+                return [self._put_script(keys=[key, akey], args=[attempt, wire])]
+            try:
+                return self._pipelined_put(plans)
+            except valkey.exceptions.NoScriptError:
+                # A pipeline loads its scripts before its first attempt only: a server that
+                # restarted in between lost them. Every command of the batch is idempotent.
+                self._r.script_load(PUT_SCRIPT)
+                return self._pipelined_put(plans)
 
         where = plans[0][0] if len(plans) == 1 else keys.execution_prefix(scope.tenant_id, scope.execution_id)
         replies = self._run("put_step", where, send) if plans else []
@@ -192,6 +197,13 @@ class ExecutionContextStore:
             # Hand back the caller's own data object (a frame stays a frame).
             out.append(msgspec.structs.replace(env, data=original.data) if original.data is not None else env)
         return out
+
+    def _pipelined_put(self, plans: list[tuple[str, str, int, bytes, StepEnvelope]]) -> list[Any]:
+        pipe = self._r.pipeline(transaction=False)
+        for key, akey, attempt, wire, _env in plans:
+            self._put_script(keys=[key, akey], args=[attempt, wire], client=pipe)
+        replies: list[Any] = pipe.execute()
+        return replies
 
     def _plan(self, scope: ExecutionScope, envelope: StepEnvelope) -> tuple[str, str, int, bytes, StepEnvelope]:
         check_scope(scope, envelope)

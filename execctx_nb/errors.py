@@ -70,7 +70,8 @@ class StoreError(ExecctxError):
 
 
 class StoreUnavailableError(StoreError, ConnectionError):
-    """The server did not accept or answer a command in time; the write did not land."""
+    """The server did not accept or answer a command in time (a write sent to a hung server
+    may still be applied when it resumes; store writes are idempotent, so repeat it)."""
 
 
 class IdempotencyConflictError(StoreError):
