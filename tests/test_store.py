@@ -279,3 +279,36 @@ def test_url_resolution_prefers_the_environment(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv("VALKEY_URL", valkey_url)
     assert resolve_url() == valkey_url
     assert resolve_url("redis://elsewhere:1") == "redis://elsewhere:1"
+
+
+def test_from_frame_fills_schema_hash_and_metadata(store: ec.ExecutionContextStore,
+                                                   scope: ec.ExecutionScope) -> None:
+    import polars as pl
+
+    from execctx_nb.inference import infer_schema, schema_hash
+
+    frame = pl.DataFrame({"id": [1, 2, 3], "name": ["a", None, "c"]})
+    before = dt.datetime.now(dt.UTC)
+    env = ec.StepEnvelope.from_frame(frame, execution_id="run-1", step_id="load", attempt=1,
+                                     lineage=["extract", ec.LineageEntry(step_id="seed", execution_id="run-0")])
+    assert env.schema == infer_schema(frame)
+    assert env.schema_hash == schema_hash(env.schema)
+    assert env.metadata.row_count == 3 and env.metadata.bytes == frame.estimated_size()
+    assert env.metadata.produced_at is not None and env.metadata.produced_at >= before
+    assert [e.step_id for e in env.lineage] == ["extract", "seed"]
+    stored = store.put_step(scope, env)
+    got = store.get_step(scope, "load")
+    assert got is not None and got.schema_hash == stored.schema_hash == env.schema_hash
+    assert got.lineage == env.lineage
+    assert got.to_polars().equals(frame)
+
+
+def test_put_step_infers_a_missing_schema(store: ec.ExecutionContextStore, scope: ec.ExecutionScope) -> None:
+    from execctx_nb.inference import infer_schema, schema_hash
+
+    rows = [{"a": 1, "b": "x"}, {"a": None, "b": "y"}]
+    stored = store.put_step(scope, ec.StepEnvelope(execution_id="run-1", step_id="s", data=rows))
+    assert stored.schema == infer_schema(rows)
+    assert stored.schema_hash == schema_hash(stored.schema)
+    got = store.get_step(scope, "s")
+    assert got is not None and got.schema == stored.schema
