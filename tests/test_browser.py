@@ -1,0 +1,174 @@
+"""Both widgets in a real JupyterLab, driven by Playwright on Debian's chromium.
+
+The tail must show an event published after it rendered, the graph every node, and a click
+on a node the step's envelope. A screenshot goes to test-artifacts/ (gitignored).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from execctx_nb import ExecutionEventPublisher, connect
+from execctx_nb.demo import EXECUTIONS, STEPS, load_demo
+from execctx_nb.events import StepCommitted
+from tests.servers import free_port
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="/usr/bin/chromium is missing: `make browser-deps` (apt-get install chromium)",
+    ),
+]
+
+
+@pytest.fixture
+def lab(tmp_path: Path, valkey_url: str, tenant: str) -> Iterator[str]:
+    """A JupyterLab server on a notebook with both widgets; yields the notebook URL."""
+    with connect(valkey_url) as store:
+        load_demo(store, tenant)
+    nb = new_notebook(
+        cells=[
+            new_code_cell(
+                "from execctx_nb import connect\n"
+                "from execctx_nb.widgets import EventTail, LineageGraph\n"
+                f"store = connect({valkey_url!r})"
+            ),
+            new_code_cell(f"tail = EventTail({tenant!r}, store=store)\ntail"),
+            new_code_cell(
+                f"graph = LineageGraph({tenant!r}, {EXECUTIONS[0]!r}, store=store)\ngraph"
+            ),
+        ]
+    )
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(nb, tmp_path / "widgets.ipynb")
+    port, token = free_port(), secrets.token_hex(12)
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        "--ServerApp.port_retries=0",
+        f"--ServerApp.root_dir={tmp_path}",
+        f"--IdentityProvider.token={token}",
+        "--LabApp.extension_manager=readonly",
+        "--LabApp.news_url=",
+        "--LabApp.expose_app_in_browser=True",
+        f"--ServerApp.runtime_dir={tmp_path / 'runtime'}",
+        "--allow-root",
+    ]
+    env = dict(os.environ, VALKEY_URL=valkey_url, JUPYTER_CONFIG_DIR=str(tmp_path / "config"))
+    log = (tmp_path / "lab.log").open("w")
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        end = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
+                break
+            except OSError:
+                if time.monotonic() > end or proc.poll() is not None:
+                    raise RuntimeError(
+                        "JupyterLab did not start:\n" + (tmp_path / "lab.log").read_text()
+                    ) from None
+                time.sleep(0.2)
+        yield f"{base}/lab/tree/widgets.ipynb?token={token}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def test_widgets_render_and_update_in_jupyterlab(
+    lab: str, valkey_url: str, tenant: str, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+            viewport={"width": 1400, "height": 1100},
+        )
+        try:
+            page = browser.new_page()
+            page.goto(lab)
+            page.wait_for_function("window.jupyterapp !== undefined", timeout=60_000)
+            page.wait_for_selector(".jp-Notebook", timeout=60_000)
+            # Wait for the kernel, then run every cell through JupyterLab's own command.
+            page.wait_for_function(
+                "document.querySelector('.jp-Notebook') &&"
+                " window.jupyterapp.shell.currentWidget &&"
+                " window.jupyterapp.shell.currentWidget.sessionContext.session?.kernel?.status === 'idle'",
+                timeout=60_000,
+            )
+            page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+
+            tail = page.locator(".execctx-tail")
+            expect(tail).to_be_visible(timeout=60_000)
+            expect(tail.locator(".status")).to_have_text("live", timeout=30_000)
+            graph = page.locator(".execctx-lineage-widget")
+            expect(graph).to_be_visible(timeout=60_000)
+            nodes = graph.locator("g[data-step]")
+            expect(nodes).to_have_count(len(STEPS), timeout=30_000)
+            shown = sorted(nodes.nth(i).get_attribute("data-step") or "" for i in range(len(STEPS)))
+            assert shown == sorted(STEPS)
+
+            # An event published after the tail rendered shows up in it.
+            with ExecutionEventPublisher(url=valkey_url) as pub:
+                pub.publish(
+                    tenant,
+                    StepCommitted(
+                        execution_id="browser-run", step_id="published_later", row_count=7
+                    ),
+                )
+            row = tail.locator("tbody tr", has_text="published_later")
+            expect(row).to_be_visible(timeout=30_000)
+            expect(row).to_contain_text("committed (7 rows)")
+
+            # Clicking a node shows its envelope under the graph.
+            graph.locator('g[data-step="score"]').click()
+            panel = graph.locator(".panel")
+            expect(panel).to_contain_text("score", timeout=30_000)
+            expect(panel).to_contain_text("step envelope")
+
+            page.screenshot(path=str(ARTIFACTS / "browser-widgets.png"), full_page=True)
+        finally:
+            browser.close()
