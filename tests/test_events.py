@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import hashlib
 import json
 import threading
 import time
@@ -108,6 +110,26 @@ def test_status_and_log_keys_tell_events_of_one_attempt_apart() -> None:
     assert event_idempotency_key(log1) != event_idempotency_key(log2)
     assert event_idempotency_key(log1) == event_idempotency_key(decode_event(log1.to_json()))
     assert event_idempotency_key(log1) != event_idempotency_key(ExecutionLog(execution_id="r", message="other", ts=log1.ts))
+
+
+def test_wire_format_test_vectors() -> None:
+    # The vectors of docs/wire-format.md ("Default idempotency key of an event").
+    ts = dt.datetime(2026, 11, 25, 13, 19, 0, 123456, tzinfo=dt.UTC)
+    vectors = {
+        "fa4ac7f8537fdfe126867aea8358482bea7f445caf349f6b4886d137169da55f":
+            StepCommitted(execution_id="run-1", step_id="clean", attempt=2, ts=ts),
+        "08fc63051222aa2c4819a98f39ea389757077a32d656553065130f8d8202d496":
+            StepFailed(execution_id="run-1", step_id="load", ts=ts, error="timeout after 30 s"),
+        "f0f6d0df6d7841a8be16e658be01e682f60334f87c01bf868182fe4cd04d7674":
+            ExecutionStatus(execution_id="run-1", ts=ts, status="succeeded", flow_id="nightly"),
+        "6796955ede4f3e68bd72fc013e12f402ad0f90989347724b713537f8ba1b59a9":
+            ExecutionLog(execution_id="run-1", ts=ts, message="loaded 2 rows", step_id="clean"),
+    }
+    for expected, event in vectors.items():
+        assert event_idempotency_key(event) == expected, event.kind
+    parts = ["run-1", "clean", 0, "execution.log", "2026-11-25T13:19:00.123456Z", "info", "loaded 2 rows"]
+    assert hashlib.sha256(rfc8785.dumps(parts)).hexdigest() == event_idempotency_key(vectors[
+        "6796955ede4f3e68bd72fc013e12f402ad0f90989347724b713537f8ba1b59a9"])
 
 
 # -- publishing ---------------------------------------------------------------------------------
