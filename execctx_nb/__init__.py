@@ -25,6 +25,10 @@ from execctx_nb._idempotency import idempotency_key
 from execctx_nb._publisher import ExecutionEventPublisher
 from execctx_nb._records import DataRef, ExecutionScope, LineageEntry, StepEnvelope, StepMetadata
 from execctx_nb._store import ExecutionContextStore, connect, create_valkey_execution_context_store
+from execctx_nb._store_async import (
+    AsyncExecutionContextStore,
+    create_async_valkey_execution_context_store,
+)
 from execctx_nb._store_common import Lease
 from execctx_nb._stream_core import EventMeta
 from execctx_nb._subscriber import ExecutionEventSubscriber
@@ -55,6 +59,7 @@ def load_ipython_extension(ipython: object) -> None:
 
 
 __all__ = [
+    "AsyncExecutionContextStore",
     "AsyncExecutionEventSubscriber",
     "DataRef",
     "EnvelopeDecodeError",
@@ -75,6 +80,7 @@ __all__ = [
     "StoreUnavailableError",
     "__version__",
     "connect",
+    "create_async_valkey_execution_context_store",
     "create_valkey_execution_context_store",
     "demo",
     "display",
