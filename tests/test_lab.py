@@ -1,0 +1,49 @@
+"""``python -m execctx_nb.lab``: persistent embedded Valkey with the demo for two tenants."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def run_lab(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "VALKEY_URL"}
+    return subprocess.run(
+        [sys.executable, "-m", "execctx_nb.lab", "--no-lab", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+
+
+def test_lab_loads_demo_for_two_tenants_and_keeps_it(tmp_path: Path) -> None:
+    data = tmp_path / "valkey"
+    first = run_lab("--data-dir", str(data), cwd=tmp_path)
+    assert "demo data for tenant 'acme': wrote orders-2024-05-01, orders-2024-05-02" in first.stdout
+    assert "demo data for tenant 'globex': wrote" in first.stdout
+    assert f"embedded, data in {data}" in first.stdout
+    # The server persisted (AOF): a second start finds the demo and writes nothing.
+    second = run_lab("--data-dir", str(data), "--tenants", "acme", cwd=tmp_path)
+    assert "demo data for tenant 'acme': already loaded" in second.stdout
+
+
+def test_lab_port_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from execctx_nb.lab import _parse
+
+    monkeypatch.setenv("EXECCTX_LAB_PORT", "9123")
+    assert _parse([]).port == 9123
+    assert _parse(["--port", "9999"]).port == 9999
+
+
+def test_lab_bad_port_is_a_usage_error() -> None:
+    from execctx_nb.lab import _parse
+
+    with pytest.raises(SystemExit):
+        _parse(["--port", "eighty"])
