@@ -278,10 +278,9 @@ class ExecutionContextStore:
     def _scan(self, pattern: str) -> list[bytes]:
         return list(self._r.scan_iter(match=pattern, count=1000))
 
-    def get_execution(self, scope: ExecutionScope) -> list[StepEnvelope]:
-        """The latest attempt of every step (sorted by step id), data loaded."""
-        steps = self.list_steps(scope)
-        step_keys = [keys.step_key(scope.tenant_id, scope.execution_id, s) for s in steps]
+    def get_steps(self, scope: ExecutionScope, step_ids: list[str]) -> list[StepEnvelope | None]:
+        """The latest attempt of each of ``step_ids`` in one round trip (None where absent)."""
+        step_keys = [keys.step_key(scope.tenant_id, scope.execution_id, s) for s in step_ids]
 
         def fetch() -> list[Any]:
             pipe = self._r.pipeline(transaction=False)
@@ -290,12 +289,15 @@ class ExecutionContextStore:
             replies: list[Any] = pipe.execute()
             return replies
 
-        raws = self._run("GET", keys.execution_prefix(scope.tenant_id, scope.execution_id), fetch) if steps else []
-        out = []
-        for step, key, raw in zip(steps, step_keys, raws, strict=True):
-            if raw is not None:  # deleted since the scan
-                out.append(self._load(check_envelope_at(StepEnvelope.from_json(raw, where=key), scope, step, key)))
-        return out
+        where = keys.execution_prefix(scope.tenant_id, scope.execution_id)
+        raws = self._run("GET", where, fetch) if step_keys else []
+        return [None if raw is None else
+                self._load(check_envelope_at(StepEnvelope.from_json(raw, where=key), scope, step, key))
+                for step, key, raw in zip(step_ids, step_keys, raws, strict=True)]
+
+    def get_execution(self, scope: ExecutionScope) -> list[StepEnvelope]:
+        """The latest attempt of every step (sorted by step id), data loaded."""
+        return [env for env in self.get_steps(scope, self.list_steps(scope)) if env is not None]
 
     def list_executions(self, tenant_id: str) -> list[str]:
         """Sorted ids of the executions of one tenant (a SCAN bounded to its prefix)."""

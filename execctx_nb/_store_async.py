@@ -244,10 +244,9 @@ class AsyncExecutionContextStore:
         skip = len(pattern) - 1
         return sorted({k[skip:].decode() for k in found})
 
-    async def get_execution(self, scope: ExecutionScope) -> list[StepEnvelope]:
-        """The latest attempt of every step (sorted by step id), data loaded."""
-        steps = await self.list_steps(scope)
-        step_keys = [keys.step_key(scope.tenant_id, scope.execution_id, s) for s in steps]
+    async def get_steps(self, scope: ExecutionScope, step_ids: list[str]) -> list[StepEnvelope | None]:
+        """The latest attempt of each of ``step_ids`` in one round trip (None where absent)."""
+        step_keys = [keys.step_key(scope.tenant_id, scope.execution_id, s) for s in step_ids]
 
         async def fetch() -> list[Any]:
             pipe = self._r.pipeline(transaction=False)
@@ -257,13 +256,19 @@ class AsyncExecutionContextStore:
             return replies
 
         where = keys.execution_prefix(scope.tenant_id, scope.execution_id)
-        raws = await self._run("GET", where, fetch) if steps else []
-        out = []
-        for step, key, raw in zip(steps, step_keys, raws, strict=True):
-            if raw is not None:
+        raws = await self._run("GET", where, fetch) if step_keys else []
+        out: list[StepEnvelope | None] = []
+        for step, key, raw in zip(step_ids, step_keys, raws, strict=True):
+            if raw is None:
+                out.append(None)
+            else:
                 env = check_envelope_at(StepEnvelope.from_json(raw, where=key), scope, step, key)
                 out.append(await self._load(env))
         return out
+
+    async def get_execution(self, scope: ExecutionScope) -> list[StepEnvelope]:
+        """The latest attempt of every step (sorted by step id), data loaded."""
+        return [env for env in await self.get_steps(scope, await self.list_steps(scope)) if env is not None]
 
     async def list_executions(self, tenant_id: str) -> list[str]:
         """Sorted ids of the executions of one tenant (a SCAN bounded to its prefix)."""

@@ -312,3 +312,10 @@ def test_put_step_infers_a_missing_schema(store: ec.ExecutionContextStore, scope
     assert stored.schema_hash == schema_hash(stored.schema)
     got = store.get_step(scope, "s")
     assert got is not None and got.schema == stored.schema
+
+
+def test_get_steps_fetches_many_in_order(store: ec.ExecutionContextStore, scope: ec.ExecutionScope) -> None:
+    store.put_steps(scope, [envelope("a", [{"v": 1}]), envelope("b", [{"v": 2}])])
+    got = store.get_steps(scope, ["b", "missing", "a"])
+    assert [None if e is None else e.data for e in got] == [[{"v": 2}], None, [{"v": 1}]]
+    assert store.get_steps(scope, []) == []

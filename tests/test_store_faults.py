@@ -179,6 +179,7 @@ def test_no_valkey_exception_escapes_any_public_method(archived: Path, tenant: s
         "get_step": lambda s: s.get_step(scope, "s00001"),
         "list_steps": lambda s: s.list_steps(scope),
         "get_execution": lambda s: s.get_execution(scope),
+        "get_steps": lambda s: s.get_steps(scope, ["s00001", "s00002"]),
         "list_executions": lambda s: s.list_executions(tenant),
         "delete_execution": lambda s: s.delete_execution(scope),
         "get_flow_vars": lambda s: s.get_flow_vars(tenant, "f"),
