@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from execctx_nb.inference._formats import MAX_FORMAT_LEN
 from execctx_nb.inference._spec import Spec
 from execctx_nb.inference._strategies import (
     ArrayStrategy,
@@ -38,6 +39,7 @@ class ColumnWalker:
         self.rule = rule
         self.pc = pc
         self._extension = pa.BaseExtensionType
+        self._pa = pa
 
     def _distinct(self, arr: Any) -> int:
         return int(self.pc.count_distinct(arr).as_py()) if len(arr) else 0
@@ -94,16 +96,24 @@ class ColumnWalker:
                 if nonfinite:  # NaN/inf travel as JSON null
                     node.add_nulls(0, nonfinite)
                     valid = valid.filter(finite)
-            if len(valid) or not nulls:
-                node.get(NumberStrategy).add_decimal(None)
+            node.get(NumberStrategy).add_decimal(None)
             distinct = self._distinct(valid)
         elif kind == "decimal":
             node.get(NumberStrategy).add_decimal(list(spec.decimal) if spec.decimal else None)
             distinct = self._distinct(valid)
         elif kind == "string":
-            uniq = valid.unique().to_pylist()
-            node.get(StringStrategy).add_distinct(n, uniq, rule)
-            distinct = len(uniq)
+            uniq = valid.unique()
+            if self._pa.types.is_string_view(uniq.type):  # few kernels take views yet
+                uniq = uniq.cast(self._pa.large_string())
+            longest = self.pc.max(self.pc.utf8_length(uniq)).as_py() if n else 0
+            if longest is not None and longest > MAX_FORMAT_LEN:
+                # no format or enum value is this long: skip copying text into Python
+                node.get(StringStrategy).add_opaque(rule)
+                distinct = len(uniq)
+            else:
+                values = uniq.to_pylist()
+                node.get(StringStrategy).add_distinct(n, values, rule)
+                distinct = len(values)
         elif kind == "binary":
             node.get(StringStrategy).add_declared(encoding="base64", rule=rule)
             distinct = self._distinct(valid)

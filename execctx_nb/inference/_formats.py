@@ -14,7 +14,10 @@ import datetime as _dt
 import re
 from collections.abc import Callable, Iterable
 
-__all__ = ["FORMATS", "LOCAL_PATTERNS", "detect_format", "looks_numeric"]
+__all__ = ["FORMATS", "LOCAL_PATTERNS", "MAX_FORMAT_LEN", "detect_format", "looks_numeric"]
+
+#: Strings longer than this (characters) are never given a format.
+MAX_FORMAT_LEN = 512
 
 _DATE_TIME = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})", re.ASCII
@@ -110,10 +113,11 @@ def detect_format(distinct: Iterable[str]) -> str | None:
     >>> detect_format(["2024-01-01", "soon"]) is None
     True
     """
-    it = iter(distinct)
-    first = next(it, None)
-    if first is None or len(first) > 512:
-        return None
+    values = distinct if isinstance(distinct, list) else list(distinct)
+    if not values or max(map(len, values)) > MAX_FORMAT_LEN:
+        return None  # the longest valid value of any format here is far shorter
+    it = iter(values)
+    first = next(it)
     candidates = [name for name, check in FORMATS.items() if check(first)]
     for value in it:
         if not candidates:

@@ -174,7 +174,7 @@ def _polars(obj: Any, opts: Options) -> dict[str, Any]:
         table = frame.to_arrow()
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise _translate(exc, "the Polars input") from exc
-    columns = [(name, table.column(name).combine_chunks(),
+    columns = [(name, _one_chunk(table.column(name)),
                 spec_from_polars(dtype, 2, opts.max_depth)) for name, dtype in schema.items()]
     return _render(_table_root(columns, opts), table.num_rows, total)
 
@@ -196,8 +196,7 @@ def _arrow(obj: Any, opts: Options) -> dict[str, Any]:
         elif isinstance(obj, (pa.Array, pa.ChunkedArray)):
             total = len(obj)
             arr = obj.take(even_indices(total, k)) if total > k else obj
-            if isinstance(arr, pa.ChunkedArray):
-                arr = arr.combine_chunks()
+            arr = _one_chunk(arr)
             spec = spec_from_arrow(arr.type, 1, opts.max_depth)
             return _render(ColumnWalker(opts.rule).node(arr, spec), len(arr), total)
         else:
@@ -207,10 +206,18 @@ def _arrow(obj: Any, opts: Options) -> dict[str, Any]:
         raise _translate(exc, "the Arrow input") from exc
     columns = []
     for i, field in enumerate(table.schema):
-        col = table.column(i)
-        columns.append((field.name, col.combine_chunks() if isinstance(col, pa.ChunkedArray)
-                        else col, spec_from_arrow(field.type, 2, opts.max_depth)))
+        columns.append((field.name, _one_chunk(table.column(i)),
+                        spec_from_arrow(field.type, 2, opts.max_depth)))
     return _render(_table_root(columns, opts), table.num_rows, total)
+
+
+def _one_chunk(col: Any) -> Any:
+    """A contiguous Array (a single chunk is used as it is: combining would copy it)."""
+    import pyarrow as pa
+
+    if not isinstance(col, pa.ChunkedArray):
+        return col
+    return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
 
 
 def _sample_stream(reader: Any, k: int, seed: int) -> tuple[Any, int]:

@@ -121,10 +121,8 @@ class RowWalker:
         elif kind == "float":
             finite = [v for v in vals if math.isfinite(v)]
             node.add_nulls(0, len(vals) - len(finite))  # NaN/inf travel as JSON null
-            if not finite:
-                return 0
-            vals = finite
             node.get(NumberStrategy).add_decimal(None)
+            vals = finite
         elif kind == "decimal":
             node.get(NumberStrategy).add_decimal(None)
         elif kind == "string":

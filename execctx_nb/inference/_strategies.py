@@ -42,7 +42,9 @@ MIN_ITEMS = X + "min-items"
 MAX_ITEMS = X + "max-items"
 DECIMAL = X + "decimal"
 DTYPE = X + "dtype"
-_PATTERN_NAMES = {p: name for name, p in LOCAL_PATTERNS.items()}
+# Keywords that constrain nothing: a schema made only of these (and annotations) is ``{}``.
+_NOTES = frozenset({"$schema", "$id", "$comment", "title", "description", "examples",
+                    "default", "deprecated", "readOnly", "writeOnly"})
 
 
 class EnumRule:
@@ -157,6 +159,10 @@ class StringStrategy(Strategy):
         if name is None and rule.allows(count, distinct, len(distinct)):
             enum = set(distinct)
         self._fold(enum, fmt, pattern, None, rule)
+
+    def add_opaque(self, rule: EnumRule) -> None:
+        """Strings too long to be a format or an enum value: only their type is known."""
+        self._fold(None, None, None, None, rule)
 
     def add_declared(self, *, fmt: str | None = None, pattern: str | None = None,
                      encoding: str | None = None, enum: Iterable[str] | None = None,
@@ -351,7 +357,8 @@ class Node:
             self.cut = True
             return
         types = schema.get("type")
-        if schema.get(CUT) or (types is None and any(not k.startswith(X) for k in schema)):
+        if schema.get(CUT) or (types is None and any(
+                not k.startswith(X) and k not in _NOTES for k in schema)):
             self.cut = True  # permissive, or keywords we do not model: stay permissive
             types = []
         elif types is None:
