@@ -120,7 +120,9 @@ def test_envelope_preview_of_frames_and_scalars() -> None:
 
 def test_execution_view_orders_by_lineage_and_counts_failures() -> None:
     envs = [
-        envelope(step_id="score", status="failed", attempt=1, lineage=(LineageEntry(step_id="clean"),)),
+        envelope(
+            step_id="score", status="failed", attempt=1, lineage=(LineageEntry(step_id="clean"),)
+        ),
         envelope(step_id="clean", lineage=(LineageEntry(step_id="ingest"),)),
         envelope(),
     ]
@@ -135,3 +137,27 @@ def test_execution_view_orders_by_lineage_and_counts_failures() -> None:
     assert html.count("<tr>") == 4
     assert "<svg" in html and html.count('data-step="') == 3
     assert repr(view) == "<ExecutionView execution acme/run-1: 3 steps, 1 failed>"
+
+
+def test_schema_diff_view_lists_changes_and_verdict() -> None:
+    from execctx_nb import infer_schema, schema_diff
+    from execctx_nb.display import SchemaDiffView
+
+    old = infer_schema([{"id": 1, "zip": "123", "note": "x"}] * 3)
+    new = infer_schema([{"id": 1, "zip": 123, "extra": True}] * 3)
+    view = SchemaDiffView(
+        schema_diff(old, new), title="orders", old_label="r1", new_label="r2", old_schema=old
+    )
+    lines = str(view).splitlines()
+    assert lines[0] == "orders: r1 -> r2 (breaking, 3 changes)"
+    assert [ln.split()[:2] for ln in lines[1:]] == [
+        ["added", "/extra"],
+        ["removed", "/note"],
+        ["changed", "/zip"],
+    ]
+    assert view.breaking and view.removed == ("/note",)  # reads like the diff record
+    html = formatted(view)["text/html"]
+    assert "b-failed" in html and html.count("<tr>") == 4
+    assert "schema of r1" in html and "schema of r2" not in html
+    same = SchemaDiffView(schema_diff(old, old))
+    assert not same and str(same) == "schema: old -> new (no change)"

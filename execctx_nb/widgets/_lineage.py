@@ -232,7 +232,8 @@ class LineageGraph(anywidget.AnyWidget):  # type: ignore[misc,unused-ignore]
         Returns False if ``timeout`` seconds passed first.
         """
         end = time.monotonic() + timeout
-        while len(self._envelopes) < steps:
+        # Counted on the synced nodes, so the drawing is complete when this returns.
+        while sum(n["status"] in ("success", "failed") for n in self.nodes) < steps:
             if time.monotonic() >= end:
                 return False
             time.sleep(0.01)

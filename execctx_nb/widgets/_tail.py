@@ -234,12 +234,13 @@ class EventTail(anywidget.AnyWidget):  # type: ignore[misc,unused-ignore]
         with self._lock, self.hold_sync():
             overflow = max(0, len(self._buffer) + len(rows) - self.max_events)
             self._buffer.extend(rows)
-            self.received += len(rows)
-            self.dropped += overflow
             if self.paused:
                 self.pending += sum(1 for r in rows if self._wanted(r))
             else:
                 self._publish()
+            # Counters last: wait() watches `received`, so `events` is complete when it moves.
+            self.dropped += overflow
+            self.received += len(rows)
 
     def _first_time(self, event: Event) -> bool:
         # A publisher that retried may have appended an event twice (same idempotency key):
