@@ -1,7 +1,7 @@
 """A consumer process for the event-stream fault tests (run as a script, killed for real).
 
 Usage: python tests/_consumer_proc.py URL TENANT GROUP CONSUMER OUT_FILE FAIL_RATE SEED
-       [MIN_IDLE_MS LEASE_MS COUNT]
+       [MIN_IDLE_MS LEASE_MS COUNT HANDLER_MS]
 
 The handler raises for a ``FAIL_RATE`` fraction of calls; otherwise it appends the event's
 idempotency key to ``OUT_FILE`` with one unbuffered O_APPEND write *before* returning, so the
@@ -15,6 +15,7 @@ import logging
 import os
 import random
 import sys
+import time
 
 from execctx_nb import EventMeta, ExecutionEventSubscriber
 from execctx_nb._connection import make_client
@@ -23,7 +24,7 @@ from execctx_nb.events import Event
 
 def main(argv: list[str]) -> int:
     url, tenant, group, consumer, out_path, fail_rate, seed = argv[:7]
-    min_idle_ms, lease_ms, count = (int(v) for v in (argv[7:10] or ["3000", "3000", "50"]))
+    min_idle_ms, lease_ms, count, handler_ms = (int(v) for v in (argv[7:11] or ["3000", "3000", "50", "0"]))
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format=f"%(asctime)s {consumer} %(levelname)s %(message)s")
     logging.getLogger("execctx_nb").setLevel(logging.INFO)
@@ -32,6 +33,8 @@ def main(argv: list[str]) -> int:
     rate = float(fail_rate)
 
     def handler(event: Event, meta: EventMeta) -> None:
+        if handler_ms:
+            time.sleep(handler_ms / 1000)  # real work takes time: kills then land mid-batch
         if rng.random() < rate:
             raise RuntimeError(f"injected failure for {meta.stream_id}")
         os.write(fd, f"{meta.idempotency_key} {meta.stream_id} {meta.delivery_count}\n".encode())

@@ -31,12 +31,12 @@ COUNT = 50  # XREADGROUP COUNT: the in-flight batch, so the bound on repeats
 
 
 def _spawn(url: str, tenant: str, name: str, out: Path, logs: Path, *, fail_rate: float,
-           seed: int) -> subprocess.Popen[bytes]:
+           seed: int, handler_ms: int = 0) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with (logs / f"{name}.log").open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, str(HELPER), url, tenant, "workers", name, str(out), str(fail_rate),
-             str(seed), "3000", "3000", str(COUNT)],
+             str(seed), "3000", "3000", str(COUNT), str(handler_ms)],
             stdout=subprocess.PIPE, stderr=log, env=env)
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == b"ready"
@@ -54,8 +54,8 @@ def _handled(out_dir: Path) -> list[str]:
 def _publish_all(url: str, tenant: str, events: list[StepCommitted], done: threading.Event,
                  republished: list[int]) -> None:
     pub = ExecutionEventPublisher(make_client(url, retries=0))
-    for start in range(0, len(events), 200):
-        chunk = events[start : start + 200]
+    for start in range(0, len(events), 100):
+        chunk = events[start : start + 100]
         while True:
             try:
                 pub.publish_many(tenant, chunk)
@@ -84,8 +84,9 @@ def test_effectively_once_through_consumer_and_server_kills(tmp_path: Path) -> N
     logs.mkdir()
 
     with ControlledServer(aof=True) as server:
-        a = _spawn(server.url, tenant, "a", tmp_path / "a.out", logs, fail_rate=0.01, seed=1)
-        b = _spawn(server.url, tenant, "b", tmp_path / "b.out", logs, fail_rate=0.01, seed=2)
+        # 1 ms per handler call: consumers are busy when the faults hit, mid-batch.
+        a = _spawn(server.url, tenant, "a", tmp_path / "a.out", logs, fail_rate=0.01, seed=1, handler_ms=1)
+        b = _spawn(server.url, tenant, "b", tmp_path / "b.out", logs, fail_rate=0.01, seed=2, handler_ms=1)
         published, republished = threading.Event(), []
         publisher = threading.Thread(target=_publish_all,
                                      args=(server.url, tenant, events, published, republished))
@@ -95,9 +96,12 @@ def test_effectively_once_through_consumer_and_server_kills(tmp_path: Path) -> N
             _wait(lambda: len(_handled(tmp_path)) >= 2_500, 30, "2,500 events handled")
             a.send_signal(signal.SIGKILL)  # mid-run, mid-batch: no chance to record anything
             a.wait()
-            procs.append(_spawn(server.url, tenant, "c", tmp_path / "c.out", logs, fail_rate=0.01, seed=3))
+            procs.append(_spawn(server.url, tenant, "c", tmp_path / "c.out", logs, fail_rate=0.01,
+                                seed=3, handler_ms=1))
             _wait(lambda: len(_handled(tmp_path)) >= 5_000, 30, "5,000 events handled")
+            old_pid = server.pid
             server.restart(down_for=0.5)  # SIGKILL, AOF (appendfsync always) keeps everything
+            assert server.pid != old_pid
             publisher.join(60)
             assert published.is_set(), "publisher did not finish"
             client = make_client(server.url)
@@ -124,12 +128,15 @@ def test_effectively_once_through_consumer_and_server_kills(tmp_path: Path) -> N
     # The only allowed repeats: events whose handler finished in "a" before it was killed,
     # at most its in-flight batch.
     assert sum(repeats.values()) <= COUNT, repeats.most_common(5)
+    print(f"repeats: {sum(repeats.values())} (bound {COUNT}); republished chunks: {len(republished)}")
+    assert republished, "the server outage should have hit the publisher too"
     a_keys = {line.split()[0] for line in (tmp_path / "a.out").read_text().splitlines()}
     assert set(repeats) <= a_keys
     for name in ("b", "c"):
         text = (logs / f"{name}.log").read_text()
-        assert "server unavailable" in text and "server back" in text  # it saw the outage
-        assert "is gone" not in text  # AOF kept the group: no lost state
+        # The outage may be absorbed by the command client's bounded retries, so it is not
+        # necessarily logged; what must not happen is a lost group (AOF kept it).
+        assert "is gone" not in text
 
 
 def _wait(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
