@@ -10,10 +10,12 @@ schema); a key-value entry ``execctx.frame`` says which reader gives the frame b
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import io
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +73,7 @@ class ColdTier:
         import obstore.store
 
         self._store: Any
+        self._root: Path | None = None  # set for a local directory: reads take a fast path
         if isinstance(location, str | os.PathLike) and "://" not in str(location):
             root = Path(location).expanduser().resolve()
             try:
@@ -81,6 +84,7 @@ class ColdTier:
                     " pass a writable directory or an object-store URL"
                 ) from exc
             self.base_url = root.as_uri().rstrip("/") + "/"
+            self._root = root
         elif isinstance(location, str):
             try:
                 self._store = obstore.store.from_url(location)
@@ -93,7 +97,7 @@ class ColdTier:
             self.base_url = location.rstrip("/") + "/"
         else:
             self._store = location
-            self.base_url = str(getattr(location, "prefix", "") or repr(location)).rstrip("/") + "/"
+            self.base_url = f"obstore:{type(location).__name__}/"
 
     def __repr__(self) -> str:
         return f"ColdTier({self.base_url!r})"
@@ -192,16 +196,58 @@ class ColdTier:
                        row_count=rows)
 
     def read_frame(self, ref: DataRef) -> Any:
-        """Load the frame ``ref`` points to, checking its size and sha256."""
-        payload = self.get_bytes(self.path_of(ref.uri))
-        digest = hashlib.sha256(payload).hexdigest()
-        if len(payload) != ref.bytes or digest != ref.sha256:
+        """Load the frame ``ref`` points to, checking its size and sha256.
+
+        The sha256 is computed in a worker thread while the Parquet is decoded (both release
+        the GIL), so the check costs no wall time on a large object. A local directory is
+        read by path (memory-mapped by Polars) instead of through a copy of its bytes.
+        """
+        path = self.path_of(ref.uri)
+        source: bytes | Path
+        if self._root is not None:
+            local = source = self._root / path
+            if not local.is_file():
+                raise ColdTierError(
+                    f"Cold object {ref.uri!r} is missing: the envelope references data that"
+                    " was deleted or never written - delete the step or restore the object"
+                )
+            digest_job = _executor().submit(_file_digest, local)
+        else:
+            payload = source = self.get_bytes(path)
+            digest_job = _executor().submit(_bytes_digest, payload)
+        try:
+            frame = decode_parquet(source, where=ref.uri)
+        except ColdTierError:
+            self._verify(ref, *digest_job.result())  # a damaged object: say so first
+            raise
+        self._verify(ref, *digest_job.result())
+        return frame
+
+    @staticmethod
+    def _verify(ref: DataRef, size: int, digest: str) -> None:
+        if size != ref.bytes or digest != ref.sha256:
             raise ColdTierError(
                 f"Cold object {ref.uri!r} does not match its reference: expected {ref.bytes} bytes"
-                f" with sha256 {ref.sha256}, got {len(payload)} bytes with sha256 {digest} - it"
+                f" with sha256 {ref.sha256}, got {size} bytes with sha256 {digest} - it"
                 " was overwritten; rewrite the step"
             )
-        return decode_parquet(payload, where=ref.uri)
+
+
+@functools.cache
+def _executor() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="execctx-cold")
+
+
+def _bytes_digest(payload: bytes) -> tuple[int, str]:
+    return len(payload), hashlib.sha256(payload).hexdigest()
+
+
+def _file_digest(path: Path) -> tuple[int, str]:
+    try:
+        with path.open("rb") as handle:
+            return os.fstat(handle.fileno()).st_size, hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError as exc:
+        raise ColdTierError(f"Could not read {path.as_uri()!r}: {exc}") from exc
 
 
 def encode_parquet(frame: Any) -> tuple[bytes, int]:
@@ -229,18 +275,21 @@ def encode_parquet(frame: Any) -> tuple[bytes, int]:
     return sink.getvalue(), int(table.num_rows)
 
 
-def decode_parquet(payload: bytes, *, where: str) -> Any:
-    """A Polars DataFrame or an Arrow Table, as it was written."""
+def decode_parquet(source: bytes | Path, *, where: str) -> Any:
+    """A Polars DataFrame or an Arrow Table, as it was written (from bytes or a local file)."""
     import polars as pl
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    def polars_source() -> Any:
+        return io.BytesIO(source) if isinstance(source, bytes) else source
+
     try:
         # Polars reads the footer of any file, pyarrow not (Int128 columns, for one).
-        kv = {k.encode(): v.encode() for k, v in pl.read_parquet_metadata(io.BytesIO(payload)).items()}
+        kv = {k.encode(): v.encode() for k, v in pl.read_parquet_metadata(polars_source()).items()}
         if kv.get(_FRAME_KEY) == b"polars":
-            return pl.read_parquet(io.BytesIO(payload))
-        table = pq.read_table(pa.BufferReader(payload))
+            return pl.read_parquet(polars_source())
+        table = pq.read_table(pa.BufferReader(source) if isinstance(source, bytes) else source)
         original = kv.get(b"ARROW:schema")
         if original is not None:
             # Parquet renames map entry fields; the Arrow schema stored beside it is exact.

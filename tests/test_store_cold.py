@@ -231,3 +231,24 @@ def test_progress_bar_in_a_notebook(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     tier.put_bytes("a/b.bin", b"z" * 1000)
     assert tier.get_bytes("a/b.bin") == b"z" * 1000
     assert "upload a/b.bin" in capfd.readouterr().err  # tqdm.auto falls back to text outside Jupyter
+
+
+def test_any_obstore_store_works_as_the_cold_tier(valkey_url: str, scope: ec.ExecutionScope) -> None:
+    import obstore.store
+
+    memory = obstore.store.MemoryStore()  # the bytes path (no local file to map)
+    frame, table = rich_polars(), rich_arrow()
+    with ec.create_valkey_execution_context_store(valkey_url, cold_store=memory, inline_limit_bytes=64) as store:
+        store.put_steps(scope, [envelope("p", frame), envelope("a", table)])
+        got_p, got_a = store.get_steps(scope, ["p", "a"])
+        assert got_p is not None and got_a is not None
+        assert_frame_equal(got_p.to_polars(), frame)
+        assert got_a.to_arrow().equals(table) and got_a.to_arrow().schema.equals(table.schema, check_metadata=True)
+        path = keys.cold_step_data_path(scope.tenant_id, "run-1", "p", 0)
+        payload = bytes(obstore.get(memory, path).bytes())
+        obstore.put(memory, path, payload[:100] + b"x" + payload[101:])
+        with pytest.raises(ColdTierError, match="does not match its reference"):
+            store.get_step(scope, "p")
+        obstore.delete(memory, path)
+        with pytest.raises(ColdTierError, match="is missing"):
+            store.get_step(scope, "p")
