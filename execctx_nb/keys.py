@@ -31,6 +31,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
@@ -219,9 +220,14 @@ def dedup_key(tenant_id: str, group: str, idempotency_key: str) -> str:
     Holds a short lease while a handler runs and a "done" mark (with a TTL) after it returned;
     see docs/wire-format.md, "Event stream".
     """
-    group_id = validate_id(group, kind="consumer group", where="group")
     idem = validate_id(idempotency_key, kind="idempotency key", where="idem")
-    return f"{events_key(tenant_id)}:dedup:{group_id}:{idem}"
+    return _dedup_prefix(tenant_id, group) + idem
+
+
+@functools.lru_cache(maxsize=256)
+def _dedup_prefix(tenant_id: str, group: str) -> str:
+    # Called once per consumed event: validate the (tenant, group) pair once, not per event.
+    return f"{events_key(tenant_id)}:dedup:{validate_id(group, kind='consumer group', where='group')}:"
 
 
 def parse_step_key(key: str | bytes) -> tuple[str, str, str]:
