@@ -32,6 +32,7 @@ from execctx_nb._stream_core import (
     SubscriberStats,
     is_nogroup,
     parse_xautoclaim,
+    refused,
     text,
     validate_count,
 )
@@ -146,7 +147,7 @@ class AsyncExecutionEventSubscriber(SubscriberBase):
                     self._up()
                 except valkey.exceptions.ResponseError as exc:
                     if not is_nogroup(exc):
-                        raise
+                        raise refused(exc, stream) from exc
                     await self._group_lost(stream)
                 except CONNECTION_ERRORS as exc:
                     with contextlib.suppress(asyncio.TimeoutError):
@@ -228,7 +229,7 @@ class AsyncExecutionEventSubscriber(SubscriberBase):
         while self._unrecorded and time.monotonic() < end:
             try:
                 await self._flush_unrecorded()
-            except CONNECTION_ERRORS as exc:
+            except (*CONNECTION_ERRORS, valkey.exceptions.ResponseError) as exc:
                 self._log.warning("Could not record %d finished batch(es) at shutdown: %s",
                                   len(self._unrecorded), exc)
                 await asyncio.sleep(min(0.5, max(0.0, end - time.monotonic())))

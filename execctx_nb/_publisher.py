@@ -29,7 +29,7 @@ from execctx_nb._event_records import (
 )
 from execctx_nb._log import LoggerLike, get_logger
 from execctx_nb._records import ExecutionScope
-from execctx_nb.errors import InvalidKeyError, StoreUnavailableError
+from execctx_nb.errors import EventStreamError, InvalidKeyError, StoreUnavailableError
 
 __all__ = [
     "ENTRY_FIELDS",
@@ -153,6 +153,8 @@ class ExecutionEventPublisher:
         StoreUnavailableError
             The server could not be reached, or the reply was lost: the event may or may not
             be in the stream. Publishing it again with the same key is safe.
+        EventStreamError
+            The server refused the XADD (the key is not a stream, maxmemory, ACL).
         """
         return self.publish_many(tenant_or_scope, [event],
                                  idempotency_keys=None if idempotency_key is None else [idempotency_key])[0]
@@ -232,9 +234,9 @@ class ExecutionEventPublisher:
         ids: list[str] = []
         for reply in replies:
             if isinstance(reply, Exception):
-                raise StoreUnavailableError(
+                raise EventStreamError(
                     f"The server refused XADD to `{stream}`: {reply} - at event {done + len(ids)};"
-                    " check the key's type and the server's memory limits"
+                    " check that the key holds a stream and the server's maxmemory / ACL"
                 ) from reply
             ids.append(reply.decode() if isinstance(reply, bytes) else str(reply))
         return ids

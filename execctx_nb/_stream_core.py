@@ -37,7 +37,7 @@ import valkey
 
 from execctx_nb import keys
 from execctx_nb._event_records import EVENT_KINDS, Event
-from execctx_nb.errors import EnvelopeDecodeError, InvalidKeyError
+from execctx_nb.errors import EnvelopeDecodeError, EventStreamError, InvalidKeyError
 
 __all__ = [
     "ACQUIRE_LUA",
@@ -53,6 +53,7 @@ __all__ = [
     "SubscriberStats",
     "default_consumer_name",
     "is_nogroup",
+    "refused",
     "text",
 ]
 
@@ -103,6 +104,12 @@ def text(value: bytes | str) -> str:
 def is_nogroup(exc: BaseException) -> bool:
     """True for the server's NOGROUP reply (the group or the stream is gone)."""
     return isinstance(exc, valkey.exceptions.ResponseError) and str(exc).startswith("NOGROUP")
+
+
+def refused(exc: BaseException, stream: str) -> EventStreamError:
+    """The error for a command the server refused (not NOGROUP): wrong key type, OOM, ACL."""
+    return EventStreamError(f"The server refused a command on `{stream}`: {exc} - check that the"
+                            " key holds a stream, the server's maxmemory and the user's ACL")
 
 
 def default_consumer_name() -> str:

@@ -30,6 +30,7 @@ from execctx_nb._stream_core import (
     SubscriberStats,
     is_nogroup,
     parse_xautoclaim,
+    refused,
     text,
     validate_count,
 )
@@ -182,15 +183,16 @@ class ExecutionEventSubscriber(SubscriberBase):
                             self._process(claimed, tenant, execution, handler)
                             self._up()
                             continue
-                    reply = cast(list[Any] | None, reader.xreadgroup(self.cfg.group, self.cfg.consumer, {stream: ">"},
-                                              count=count, block=block_ms))
-                    deliveries = [Delivery(text(i), f) for _, entries in reply or [] for i, f in entries]
+                    reply = reader.xreadgroup(self.cfg.group, self.cfg.consumer, {stream: ">"},
+                                              count=count, block=block_ms)
+                    deliveries = [Delivery(text(i), f)
+                                  for _, entries in cast(list[Any], reply or []) for i, f in entries]
                     if deliveries:
                         self._process(deliveries, tenant, execution, handler)
                     self._up()
                 except valkey.exceptions.ResponseError as exc:
                     if not is_nogroup(exc):
-                        raise
+                        raise refused(exc, stream) from exc
                     self._group_lost(stream)
                 except CONNECTION_ERRORS as exc:
                     stop.wait(self._down(exc, stream))
@@ -272,7 +274,7 @@ class ExecutionEventSubscriber(SubscriberBase):
         while self._unrecorded and time.monotonic() < end:
             try:
                 self._flush_unrecorded()
-            except CONNECTION_ERRORS as exc:
+            except (*CONNECTION_ERRORS, valkey.exceptions.ResponseError) as exc:
                 self._log.warning("Could not record %d finished batch(es) at shutdown: %s",
                                   len(self._unrecorded), exc)
                 time.sleep(min(0.5, max(0.0, end - time.monotonic())))

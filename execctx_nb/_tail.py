@@ -17,7 +17,14 @@ import valkey
 from execctx_nb import keys
 from execctx_nb._log import LoggerLike, get_logger
 from execctx_nb._publisher import TenantOrScope, resolve_tenant
-from execctx_nb._stream_core import CONNECTION_ERRORS, Backoff, Delivery, parse_delivery, text
+from execctx_nb._stream_core import (
+    CONNECTION_ERRORS,
+    Backoff,
+    Delivery,
+    parse_delivery,
+    refused,
+    text,
+)
 from execctx_nb._subscriber import blocking_twin
 from execctx_nb.events import EVENT_KINDS, Event
 
@@ -91,6 +98,8 @@ def tail(tenant_or_scope: TenantOrScope, *, client: valkey.Valkey | None = None,
                 if last == "$":
                     last = _last_id(reader, stream)
                 reply = cast(list[Any] | None, reader.xread({stream: last}, count=500, block=block_ms))
+            except valkey.exceptions.ResponseError as exc:
+                raise refused(exc, stream) from exc
             except CONNECTION_ERRORS as exc:
                 delay = backoff.next()
                 down_since = down_since or time.monotonic()

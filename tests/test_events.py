@@ -32,7 +32,12 @@ from execctx_nb import (
 from execctx_nb._connection import make_async_client, make_client
 from execctx_nb._publisher import event_idempotency_key
 from execctx_nb._retention import trim_events
-from execctx_nb.errors import EnvelopeDecodeError, InvalidKeyError, StoreUnavailableError
+from execctx_nb.errors import (
+    EnvelopeDecodeError,
+    EventStreamError,
+    InvalidKeyError,
+    StoreUnavailableError,
+)
 from execctx_nb.events import (
     Event,
     ExecutionLog,
@@ -310,6 +315,20 @@ def test_run_loop_returns_soon_after_stop(valkey_url: str, tenant: str) -> None:
     stop.set()
     runner.join(5)
     assert not runner.is_alive() and time.monotonic() - started < 1.5
+
+
+def test_server_refusals_are_translated(publisher: ExecutionEventPublisher, valkey_url: str,
+                                        valkey_client: valkey.Valkey, tenant: str) -> None:
+    valkey_client.set(keys.events_key(tenant), "not a stream")
+    with pytest.raises(EventStreamError, match="refused XADD") as info:
+        publisher.publish(tenant, _step(1))
+    assert isinstance(info.value.__cause__, valkey.exceptions.ResponseError)
+    with pytest.raises(EventStreamError, match="refused a command"):
+        _subscriber(valkey_url).run_loop(tenant, lambda e, m: None, block_ms=50)
+    with pytest.raises(EventStreamError, match="refused a command"):
+        next(tail(tenant, client=valkey_client, from_id="0", block_ms=50))
+    with pytest.raises(EventStreamError, match="refused to trim"):
+        trim_events(valkey_client, tenant, maxlen=0)
 
 
 def test_bad_arguments_are_named(valkey_url: str) -> None:
