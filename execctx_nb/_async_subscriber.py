@@ -28,7 +28,6 @@ from execctx_nb._stream_core import (
     Batch,
     Delivery,
     EventMeta,
-    SubscriberBase,
     SubscriberStats,
     is_nogroup,
     parse_xautoclaim,
@@ -36,6 +35,7 @@ from execctx_nb._stream_core import (
     text,
     validate_count,
 )
+from execctx_nb._subscriber_base import SubscriberBase
 from execctx_nb.events import Event
 
 __all__ = ["AsyncExecutionEventSubscriber", "AsyncHandler"]

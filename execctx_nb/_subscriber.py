@@ -26,7 +26,6 @@ from execctx_nb._stream_core import (
     Batch,
     Delivery,
     EventMeta,
-    SubscriberBase,
     SubscriberStats,
     is_nogroup,
     parse_xautoclaim,
@@ -34,6 +33,7 @@ from execctx_nb._stream_core import (
     text,
     validate_count,
 )
+from execctx_nb._subscriber_base import SubscriberBase
 from execctx_nb.events import Event
 
 __all__ = ["ExecutionEventSubscriber", "Handler", "blocking_twin", "stop_on_signals"]
