@@ -6,6 +6,7 @@ real valkey-server killed with SIGKILL and restarted (AOF on) by tests/servers.C
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import signal
@@ -18,8 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from execctx_nb import ExecutionEventPublisher, ExecutionEventSubscriber, keys
-from execctx_nb._connection import make_client
+from execctx_nb import (
+    AsyncExecutionEventSubscriber,
+    ExecutionEventPublisher,
+    ExecutionEventSubscriber,
+    keys,
+    tail,
+)
+from execctx_nb._connection import make_async_client, make_client
 from execctx_nb._publisher import event_idempotency_key
 from execctx_nb.errors import StoreUnavailableError
 from execctx_nb.events import StepCommitted
@@ -208,3 +215,60 @@ def test_sigterm_stops_a_consumer_process_gracefully(tmp_path: Path, valkey_url:
     assert proc.wait(10) == 0
     assert time.monotonic() - started < 3  # block_ms=200 plus one batch, not a timeout
     assert "got SIGTERM" in (tmp_path / "solo.log").read_text()
+
+
+def test_tail_resumes_after_a_server_restart() -> None:
+    with ControlledServer(aof=True) as server:
+        pub = ExecutionEventPublisher(make_client(server.url, retries=0))
+        first = pub.publish("tailed", StepCommitted(execution_id="r", step_id="one"))
+        stop = threading.Event()
+        got: list[str] = []
+
+        def follow() -> None:
+            for stream_id, _ in tail("tailed", client=make_client(server.url), from_id="0",
+                                     block_ms=100, stop=stop):
+                got.append(stream_id)
+                if len(got) == 2:
+                    stop.set()
+
+        runner = threading.Thread(target=follow)
+        runner.start()
+        _wait(lambda: got == [first], 10, "the first event")
+        server.restart(down_for=0.5)
+        second = pub.publish("tailed", StepCommitted(execution_id="r", step_id="two"))
+        runner.join(15)
+        assert not runner.is_alive() and got == [first, second]
+
+
+def test_async_loop_rides_out_a_server_outage() -> None:
+    with ControlledServer(aof=True) as server:
+        pub = ExecutionEventPublisher(make_client(server.url, retries=0))
+        seen: list[str] = []
+
+        async def main() -> None:
+            sub = AsyncExecutionEventSubscriber(make_async_client(server.url), group="g",
+                                                handle_signals=False, claim_interval_s=0.2)
+            stop = asyncio.Event()
+            task = asyncio.create_task(sub.run_loop("async-outage", lambda e, m: seen.append(m.kind),
+                                                    stop=stop, block_ms=100))
+
+            async def until(predicate, what: str) -> None:  # type: ignore[no-untyped-def]
+                end = time.monotonic() + 15
+                while not predicate():
+                    assert time.monotonic() < end, what
+                    await asyncio.sleep(0.05)
+
+            pub.publish("async-outage", StepCommitted(execution_id="r", step_id="one"))
+            await until(lambda: len(seen) == 1, "first event")
+            server.kill()
+            await until(lambda: sub.health.state == "unavailable", "unavailable")
+            server.start()
+            pub.publish("async-outage", StepCommitted(execution_id="r", step_id="two"))
+            await until(lambda: len(seen) == 2, "event after restart")
+            assert sub.health.state == "ok"
+            stop.set()
+            await asyncio.wait_for(task, 5)
+            await sub.client.aclose()
+            await sub.aclose()
+
+        asyncio.run(main())
