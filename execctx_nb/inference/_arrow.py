@@ -10,9 +10,33 @@ from execctx_nb.inference._spec import CUT, INT_KEY_PATTERN, Spec
 __all__ = ["spec_from_arrow"]
 
 
+_SIMPLE: dict[int, Spec] = {}
+
+
+def _simple_specs() -> dict[int, Spec]:
+    """Type id -> spec for parameterless types (one dict lookup instead of a chain of tests)."""
+    import pyarrow as pa
+
+    if not _SIMPLE:
+        kinds = {"integer": (pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(),
+                             pa.uint16(), pa.uint32(), pa.uint64()),
+                 "number": (pa.float16(), pa.float32(), pa.float64()),
+                 "string": (pa.string(), pa.large_string(), pa.string_view()),
+                 "binary": (pa.binary(), pa.large_binary(), pa.binary_view()),
+                 "boolean": (pa.bool_(),), "null": (pa.null(),)}
+        for kind, types in kinds.items():
+            for t in types:
+                _SIMPLE[t.id] = Spec(kind)
+    return _SIMPLE
+
+
 def spec_from_arrow(t: Any, depth: int, max_depth: int) -> Spec:
     """The :class:`Spec` of Arrow type ``t`` found at nesting level ``depth``."""
     import pyarrow as pa
+
+    simple = (_SIMPLE or _simple_specs()).get(t.id)
+    if simple is not None:
+        return simple
 
     types = pa.types
     if isinstance(t, pa.BaseExtensionType):

@@ -25,8 +25,13 @@ from execctx_nb.inference._strategies import (
 
 __all__ = ["ColumnWalker"]
 
+_SCALAR = frozenset({"boolean", "integer", "number", "decimal", "binary", "temporal", "enum",
+                     "string"})
+
 #: A dictionary (categorical) column becomes an enum of its dictionary up to this size.
 CATEGORY_MAX = 1000
+#: Distinct strings up to this many bytes are copied into Python without measuring first.
+SMALL_TEXT = 1 << 20
 
 
 class ColumnWalker:
@@ -57,9 +62,11 @@ class ColumnWalker:
             return node
         if kind == "null":
             return node
+        rule = self.rule
+        if kind in _SCALAR:
+            return self._scalar(node, arr, nulls, spec)
         valid = arr if nulls == 0 else arr.drop_null()
         n = len(valid)
-        rule = self.rule
         if kind == "struct":
             strategy: ObjectStrategy = node.get(ObjectStrategy)
             strategy.add_record()
@@ -82,49 +89,52 @@ class ColumnWalker:
             obj.add_map(self.node(valid.items, spec.item), spec.key_pattern, rule)
             obj.add_required(())
             return node
+        return self._categorical(node, arr, valid, spec)
+
+    def _scalar(self, node: Node, arr: Any, nulls: int, spec: Spec) -> Node:
+        """Leaf columns. Kernels count valid values only, so nulls need not be dropped."""
+        kind, rule = spec.kind, self.rule
+        n = len(arr) - nulls
         distinct: int
         if kind == "boolean":
             node.get(BooleanStrategy)
-            distinct = self._distinct(valid)
         elif kind == "integer":
             node.get(IntegerStrategy)
-            distinct = self._distinct(valid)
         elif kind == "number":
-            if n:
-                finite = self.pc.is_finite(valid)
-                nonfinite = n - int(self.pc.sum(finite).as_py() or 0)
-                if nonfinite:  # NaN/inf travel as JSON null
-                    node.add_nulls(0, nonfinite)
-                    valid = valid.filter(finite)
             node.get(NumberStrategy).add_decimal(None)
-            distinct = self._distinct(valid)
+            if n:
+                finite = self.pc.is_finite(arr)  # null where arr is null
+                if finite.false_count:  # NaN/inf travel as JSON null
+                    node.add_nulls(0, finite.false_count)
+                    arr = arr.filter(finite)
         elif kind == "decimal":
             node.get(NumberStrategy).add_decimal(list(spec.decimal) if spec.decimal else None)
-            distinct = self._distinct(valid)
-        elif kind == "string":
-            uniq = valid.unique()
-            if self._pa.types.is_string_view(uniq.type):  # few kernels take views yet
-                uniq = uniq.cast(self._pa.large_string())
-            longest = self.pc.max(self.pc.utf8_length(uniq)).as_py() if n else 0
-            if longest is not None and longest > MAX_FORMAT_LEN:
-                # no format or enum value is this long: skip copying text into Python
-                node.get(StringStrategy).add_opaque(rule)
-                distinct = len(uniq)
-            else:
-                values = uniq.to_pylist()
-                node.get(StringStrategy).add_distinct(n, values, rule)
-                distinct = len(values)
         elif kind == "binary":
             node.get(StringStrategy).add_declared(encoding="base64", rule=rule)
-            distinct = self._distinct(valid)
         elif kind == "temporal":
             node.get(StringStrategy).add_declared(fmt=spec.fmt, pattern=spec.pattern, rule=rule)
-            distinct = self._distinct(valid)
         elif kind == "enum":
             node.get(StringStrategy).add_declared(enum=spec.categories or (), rule=rule)
-            distinct = self._distinct(valid.dictionary_decode() if n else valid)
-        else:  # categorical: a dictionary-encoded column
-            return self._categorical(node, arr, valid, spec)
+            arr = arr.dictionary_decode() if n else arr
+        else:  # string
+            uniq = arr.unique()  # holds one null when arr has nulls
+            longest = 0
+            if uniq.nbytes > SMALL_TEXT:  # worth a kernel call before copying into Python
+                if self._pa.types.is_string_view(uniq.type):  # few kernels take views yet
+                    uniq = uniq.cast(self._pa.large_string())
+                longest = self.pc.max(self.pc.utf8_length(uniq)).as_py() or 0
+            if longest > MAX_FORMAT_LEN:
+                # no format or enum value is this long: skip copying text into Python
+                node.get(StringStrategy).add_opaque(rule)
+                node.add_cardinality(len(uniq) - (1 if nulls else 0))
+                return node
+            values = uniq.to_pylist()
+            if nulls:
+                values.remove(None)
+            node.get(StringStrategy).add_distinct(n, values, rule)
+            node.add_cardinality(len(values))
+            return node
+        distinct = self._distinct(arr)
         node.add_cardinality(distinct)
         return node
 

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from execctx_nb.errors import CyclicDataError, SchemaInferenceError
-from execctx_nb.inference._formats import LOCAL_PATTERNS
+from execctx_nb.inference._formats import LOCAL_PATTERNS, MAX_FORMAT_LEN
 from execctx_nb.inference._strategies import (
     ArrayStrategy,
     BooleanStrategy,
@@ -126,6 +126,12 @@ class RowWalker:
         elif kind == "decimal":
             node.get(NumberStrategy).add_decimal(None)
         elif kind == "string":
+            if max(map(len, vals)) > MAX_FORMAT_LEN:
+                # too long for a format or an enum; hashing megabytes per value to count
+                # them exactly is not worth it: tell long values apart by length and ends
+                node.get(StringStrategy).add_opaque(rule)
+                return len({(len(v), v[:256], v[-256:]) if len(v) > MAX_FORMAT_LEN else v
+                            for v in vals})
             uniq = list(set(vals))
             node.get(StringStrategy).add_distinct(len(vals), uniq, rule)
             return len(uniq)
