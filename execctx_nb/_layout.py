@@ -240,7 +240,7 @@ def _fmt_ms(ms: float | None) -> str:
 
 
 def node_caption(node: GraphNode) -> str:
-    """The second line of a node's label: rows, time and attempt (also used by the widget)."""
+    """The second line of a node's label: rows and time (also used by the widget)."""
     if node.status == "external":
         return "from another execution"
     if node.status == "pending":
@@ -248,8 +248,6 @@ def node_caption(node: GraphNode) -> str:
     parts = [_fmt_rows(node.row_count)]
     if node.elapsed_ms is not None:
         parts.append(_fmt_ms(node.elapsed_ms))
-    if node.attempt:
-        parts.append(f"attempt {node.attempt}")
     return " · ".join(parts)
 
 
@@ -291,16 +289,25 @@ def render_svg(graph: Graph, lay: Layout | None = None, *, selected: str | None 
         fill, stroke = STATUS_COLOURS.get(node.status, STATUS_COLOURS["pending"])
         width = "3" if node.node_id == selected else "1.5"
         dash = ' stroke-dasharray="5 3"' if node.status in ("external", "pending") else ""
+        name = _clip(node.node_id, 14 if node.attempt else 20)
         out.append(
             f'<g class="execctx-node execctx-{esc(node.status)}" data-step="{esc(node.node_id)}"'
             ' style="cursor:pointer">'
             f"<title>{esc(node.node_id)} ({esc(node.status)})</title>"
             f'<rect x="{p.x}" y="{p.y}" width="{NODE_W}" height="{NODE_H}" rx="7"'
             f' fill="{fill}" stroke="{stroke}" stroke-width="{width}"{dash}/>'
-            f'<text x="{p.x + 10}" y="{p.y + 21}" font-weight="600" fill="#202124">'
-            f"{esc(_clip(node.node_id))}</text>"
-            f'<text x="{p.x + 10}" y="{p.y + 40}" fill="#5f6368">{esc(node_caption(node))}</text>'
-            "</g>"
+            f'<text x="{p.x + 10}" y="{p.y + 21}" font-weight="600" fill="#202124">{esc(name)}</text>'
         )
+        if node.attempt:
+            # A retried step says so in its corner: the attempt is what lineage pins.
+            out.append(
+                f'<text x="{p.x + NODE_W - 8}" y="{p.y + 20}" text-anchor="end" font-size="10"'
+                f' fill="{stroke}">attempt {node.attempt}</text>'
+            )
+        out.append(
+            f'<text x="{p.x + 10}" y="{p.y + 40}" fill="#5f6368">{esc(node_caption(node))}</text></g>'
+        )
+    if not lay.positions:
+        out.append(f'<text x="{MARGIN}" y="{MARGIN + 14}" fill="#5f6368">no steps yet</text>')
     out.append("</svg>")
     return "".join(out)

@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         f"--IdentityProvider.token={token}",
         # Offline by design: no extension manager lookups on PyPI, no news feed.
         "--LabApp.extension_manager=readonly",
-        "--LabApp.news_url=",
+        "--LabApp.news_url=None",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
     ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")  # containers often run as root

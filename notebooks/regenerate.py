@@ -23,7 +23,18 @@ def main(paths: list[str]) -> int:
     os.environ.pop("VALKEY_URL", None)  # a fresh embedded server, as in the tests
     for path in notebooks:
         nb = nbformat.read(path, as_version=4)
-        NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(HERE)}}).execute()
+        client = NotebookClient(
+            nb,
+            timeout=120,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(HERE)}},
+            # No saved widget state: without it, viewers that cannot run widgets (GitHub,
+            # nbconvert HTML, offline) show each widget's static text/html rendering instead
+            # of an empty box that waits for widget JavaScript from a CDN.
+            store_widget_state=False,
+        )
+        client.execute()
+        nb.metadata.pop("widgets", None)
         nbformat.write(nb, path)
         print(f"ran {path}")
     return 0

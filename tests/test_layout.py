@@ -122,6 +122,7 @@ def test_empty_graph() -> None:
     lay = layout(Graph())
     assert lay.positions == ()
     assert render_svg(Graph()).startswith("<svg")
+    assert "no steps yet" in render_svg(Graph())
 
 
 @settings(max_examples=60, deadline=None)

@@ -153,8 +153,9 @@ def _text_lines(node: SchemaNode, prefix: str = "") -> list[str]:
     return lines
 
 
-def _line_html(node: SchemaNode) -> str:
-    out = [f"<code>{esc(node.name)}</code> <span class='t'>{esc(node.type_text)}</span>"]
+def _line_html(node: SchemaNode, *, heading: bool = False) -> str:
+    name = f"<b>{esc(node.name)}</b>" if heading else f"<code>{esc(node.name)}</code>"
+    out = [f"{name} <span class='t'>{esc(node.type_text)}</span>"]
     if node.nullable and node.type_text != "null":
         out.append(" <span class='badge b-warn'>nullable</span>")
     if node.required is False:
@@ -200,14 +201,17 @@ class SchemaView:
         self.schema_hash = schema_hash
         self.tree = schema_tree(schema, title)
 
-    def _heading(self) -> str:
+    def _extra(self) -> list[str]:
         n = len(self.tree.children)
-        bits = [_line_text(self.tree)]
+        bits = []
         if self.tree.type_text == "object":
             bits.append(f"{n} propert{'y' if n == 1 else 'ies'}")
         if self.schema_hash:
             bits.append(f"hash {self.schema_hash[:12]}")
-        return "  ".join(bits)
+        return bits
+
+    def _heading(self) -> str:
+        return "  ".join([_line_text(self.tree), *self._extra()])
 
     def __str__(self) -> str:
         return "\n".join([self._heading(), *_text_lines(self.tree)])
@@ -220,7 +224,8 @@ class SchemaView:
 
     def html_body(self, depth: int = 0) -> str:
         """The tree without the surrounding ``<div>`` and CSS (for embedding)."""
-        head = f"<b>{esc(self._heading())}</b>"
+        extra = "".join(f" <span class='muted'>· {esc(bit)}</span>" for bit in self._extra())
+        head = _line_html(self.tree, heading=True) + extra
         inner = "".join(_html(c, depth + 1) for c in self.tree.children)
         return f"<details{' open' if depth < 2 else ''}><summary>{head}</summary>{inner}</details>"
 
