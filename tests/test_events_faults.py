@@ -272,3 +272,30 @@ def test_async_loop_rides_out_a_server_outage() -> None:
             await sub.aclose()
 
         asyncio.run(main())
+
+
+def test_frozen_server_publish_outcome_unknown_then_deduplicated() -> None:
+    with ControlledServer(aof=False) as server:
+        tenant = "frozen"
+        pub = ExecutionEventPublisher(make_client(server.url, retries=0, timeout=0.5))
+        pub.publish(tenant, StepCommitted(execution_id="r", step_id="warm"))
+        event = StepCommitted(execution_id="r", step_id="x")
+        server.freeze()  # SIGSTOP: the XADD is sent, the reply never comes in time
+        try:
+            with pytest.raises(StoreUnavailableError, match="may or may not have landed"):
+                pub.publish(tenant, event)
+        finally:
+            server.thaw()
+        pub.publish(tenant, event)  # the caller republishes, as the error says
+        client = make_client(server.url)
+        assert client.xlen(keys.events_key(tenant)) == 3  # the first try did land: a duplicate
+        seen: list[str] = []
+        sub = ExecutionEventSubscriber(client, group="g", handle_signals=False)
+        stop = threading.Event()
+        runner = threading.Thread(target=sub.run_loop, args=(tenant, lambda e, m: seen.append(m.stream_id)),
+                                  kwargs={"stop": stop, "block_ms": 100})
+        runner.start()
+        _wait(lambda: sub.stats.handled + sub.stats.duplicates == 3, 10, "three entries seen")
+        stop.set()
+        runner.join(5)
+        assert len(seen) == 2 and sub.stats.duplicates == 1
