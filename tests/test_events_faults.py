@@ -299,3 +299,27 @@ def test_frozen_server_publish_outcome_unknown_then_deduplicated() -> None:
         stop.set()
         runner.join(5)
         assert len(seen) == 2 and sub.stats.duplicates == 1
+
+
+def test_loop_notices_a_frozen_server_and_resumes_after_thaw() -> None:
+    with ControlledServer(aof=False) as server:
+        tenant = "frozen-loop"
+        sub = ExecutionEventSubscriber(make_client(server.url), group="g", handle_signals=False)
+        seen: list[str] = []
+        stop = threading.Event()
+        runner = threading.Thread(target=sub.run_loop, args=(tenant, lambda e, m: seen.append(m.kind)),
+                                  kwargs={"stop": stop, "block_ms": 100})
+        runner.start()
+        _wait(lambda: sub.health.state == "ok", 5, "loop running")
+        server.freeze()
+        try:
+            # The blocking read's socket times out at block_ms + 2 s: the loop must not hang.
+            _wait(lambda: sub.health.state == "unavailable", 8, "frozen server noticed")
+        finally:
+            server.thaw()
+        ExecutionEventPublisher(make_client(server.url, retries=0)).publish(
+            tenant, StepCommitted(execution_id="r", step_id="after"))
+        _wait(lambda: seen == ["step.committed"], 15, "event after thaw")
+        stop.set()
+        runner.join(5)
+        assert not runner.is_alive()
