@@ -86,7 +86,7 @@ class AsyncExecutionEventSubscriber(SubscriberBase):
 
     Examples
     --------
-    >>> async def handle(event, meta): ...
+    >>> async def handle(event, meta): ...                            # doctest: +SKIP
     >>> sub = AsyncExecutionEventSubscriber(group="indexer")          # doctest: +SKIP
     >>> await sub.run_loop("org_42", handle, stop=asyncio.Event())     # doctest: +SKIP
     """
