@@ -271,7 +271,7 @@ def test_an_event_leased_by_another_consumer_is_left_pending(publisher: Executio
     event = _step(1)
     publisher.publish(tenant, event)
     dedup = keys.dedup_key(tenant, "g", event_idempotency_key(event))
-    valkey_client.set(dedup, "i:other:abc", px=800)  # another consumer is running its handler
+    valkey_client.set(dedup, "i:other:abc", px=2000)  # another consumer is running its handler
     seen: list[str] = []
     sub = _subscriber(valkey_url)
     _run(sub, tenant, lambda e, m: seen.append(m.stream_id), lambda: sub.stats.busy >= 1)
@@ -314,7 +314,7 @@ def test_run_loop_returns_soon_after_stop(valkey_url: str, tenant: str) -> None:
     started = time.monotonic()
     stop.set()
     runner.join(5)
-    assert not runner.is_alive() and time.monotonic() - started < 1.5
+    assert not runner.is_alive() and time.monotonic() - started < 3  # block_ms, not a timeout
 
 
 def test_server_refusals_are_translated(publisher: ExecutionEventPublisher, valkey_url: str,

@@ -213,7 +213,7 @@ def test_sigterm_stops_a_consumer_process_gracefully(tmp_path: Path, valkey_url:
     started = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(10) == 0
-    assert time.monotonic() - started < 3  # block_ms=200 plus one batch, not a timeout
+    assert time.monotonic() - started < 5  # block_ms=200 plus one batch, not a timeout
     assert "got SIGTERM" in (tmp_path / "solo.log").read_text()
 
 
