@@ -295,3 +295,28 @@ def test_loading_dataset_is_named(scope: ec.ExecutionScope, tmp_path: Path) -> N
     finally:
         starter.join()
         second.terminate()
+
+
+def test_health_transitions_are_logged_once(scope: ec.ExecutionScope, tmp_path: Path,
+                                            caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    logger = logging.getLogger("test.store.health")
+    with ControlledServer() as server, ec.create_valkey_execution_context_store(
+        server.url, cold_store=tmp_path, logger=logger, timeout=0.5
+    ) as store, caplog.at_level(logging.INFO, logger="test.store.health"):
+        store.put_step(scope, envelope(1))
+        server.stop()
+        for _ in range(3):
+            with pytest.raises(StoreUnavailableError):
+                store.get_step(scope, "s00001")
+        server.start()
+        store.get_step(scope, "s00001")
+        store.get_step(scope, "s00001")
+    transitions = [r.getMessage().split("health ", 1)[1] for r in caplog.records if "health " in r.getMessage()]
+    states = [t.split(" (")[0] for t in transitions]
+    # Three failures, one transition; back to healthy (via degraded if a retry was needed).
+    assert states[0] == "healthy -> unavailable" and states.count("healthy -> unavailable") == 1
+    assert states[-1].endswith("-> healthy") and len(states) <= 3
+    levels = [r.levelname for r in caplog.records if "health " in r.getMessage()]
+    assert levels[0] == "WARNING" and levels[-1] == "INFO"
