@@ -183,12 +183,12 @@ def bench_c() -> None:
         deep = {"n": deep}
     ten_mb = "x" * 10_000_000
     wide = [{f"k{j}": j for j in range(2_000)} for _ in range(200)]
+    long_rows = [{"s": ten_mb + str(i % 5)} for i in range(200)]  # 2 GB of distinct objects
     cases: dict[str, Callable[[], Any]] = {
         "10,000-level nesting (rows)": lambda: infer_schema([deep] * 200),
-        "10 MB strings x 5 distinct (rows)": lambda: infer_schema(
-            [{"s": ten_mb + str(i % 5)} for i in range(200)]),
-        "10 MB strings x 5 distinct (Arrow)": (lambda t=pa.Table.from_pylist(
-            [{"s": ten_mb + str(i % 5)} for i in range(200)]): infer_schema(t)),
+        "200 x 10 MB strings, 5 distinct (rows)": lambda: infer_schema(long_rows),
+        "200 x 10 MB strings, 5 distinct (Arrow)": (
+            lambda t=pa.Table.from_pylist(long_rows): infer_schema(t)),
         "2,000 keys x 200 rows (rows)": lambda: infer_schema(wide),
         "2,000 keys x 200 rows (Arrow)": (lambda t=pa.Table.from_pylist(wide): infer_schema(t)),
         "all-null + NaN/inf columns (Polars)": (lambda df=pl.DataFrame(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from execctx_nb.inference._formats import MAX_FORMAT_LEN
+from execctx_nb.inference._formats import MAX_FORMAT_LEN, detect_format_arrow
 from execctx_nb.inference._spec import Spec
 from execctx_nb.inference._strategies import (
     ArrayStrategy,
@@ -117,25 +117,28 @@ class ColumnWalker:
             node.get(StringStrategy).add_declared(enum=spec.categories or (), rule=rule)
             arr = arr.dictionary_decode() if n else arr
         else:  # string
-            uniq = arr.unique()  # holds one null when arr has nulls
-            longest = 0
-            if uniq.nbytes > SMALL_TEXT:  # worth a kernel call before copying into Python
-                if self._pa.types.is_string_view(uniq.type):  # few kernels take views yet
-                    uniq = uniq.cast(self._pa.large_string())
-                longest = self.pc.max(self.pc.utf8_length(uniq)).as_py() or 0
-            if longest > MAX_FORMAT_LEN:
-                # no format or enum value is this long: skip copying text into Python
-                node.get(StringStrategy).add_opaque(rule)
-                node.add_cardinality(len(uniq) - (1 if nulls else 0))
-                return node
-            values = uniq.to_pylist()
-            if nulls:
-                values.remove(None)
-            node.get(StringStrategy).add_distinct(n, values, rule)
-            node.add_cardinality(len(values))
-            return node
+            return self._strings(node, arr, n, nulls)
         distinct = self._distinct(arr)
         node.add_cardinality(distinct)
+        return node
+
+    def _strings(self, node: Node, arr: Any, n: int, nulls: int) -> Node:
+        """Distinct values stay in Arrow unless few enough to be an enum."""
+        rule = self.rule
+        uniq = arr.unique()
+        if nulls:
+            uniq = uniq.drop_null()
+        if self._pa.types.is_string_view(uniq.type):  # few kernels take views yet
+            uniq = uniq.cast(self._pa.large_string())
+        node.add_cardinality(len(uniq))
+        strings: StringStrategy = node.get(StringStrategy)
+        if uniq.nbytes > SMALL_TEXT and (
+                self.pc.max(self.pc.utf8_length(uniq)).as_py() or 0) > MAX_FORMAT_LEN:
+            strings.add_opaque(rule)  # no format or enum value is this long
+        elif len(uniq) <= rule.max_values:
+            strings.add_distinct(n, uniq.to_pylist(), rule)
+        else:
+            strings.add_observed(n, detect_format_arrow(uniq), None, rule)
         return node
 
     def _categorical(self, node: Node, arr: Any, valid: Any, spec: Spec) -> Node:

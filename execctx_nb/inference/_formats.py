@@ -18,8 +18,10 @@ from __future__ import annotations
 import datetime as _dt
 import re
 from collections.abc import Callable, Iterable
+from typing import Any
 
-__all__ = ["FORMATS", "LOCAL_PATTERNS", "MAX_FORMAT_LEN", "detect_format", "looks_numeric"]
+__all__ = ["FORMATS", "LOCAL_PATTERNS", "MAX_FORMAT_LEN", "detect_format", "detect_format_arrow",
+           "looks_numeric"]
 
 #: Strings longer than this (characters) are never given a format.
 MAX_FORMAT_LEN = 512
@@ -29,11 +31,16 @@ _CLOCK = r"(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?"
 _OFFSET = r"(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)"
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 _HEX = "[0-9a-fA-F]"
+# RFC 3986 characters (strict URI checkers reject spaces, non-ASCII and stray "%")
+_PCT = "%[0-9A-Fa-f]{2}"
+_URIC = rf"(?:[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=-]|{_PCT})"
+_AUTH = rf"(?:[A-Za-z0-9._~!$&'()*+,;=:@\[\]-]|{_PCT})"
+_NOT_WS = r"[^@ \t\n\r\f\v]"  # spelled out: Python and RE2 disagree on what \s holds
 
 #: Offset-free timestamps as written by msgspec/isoformat for naive values.
 LOCAL_PATTERNS = {
-    "local-date-time": r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$",
-    "local-time": r"^\d{2}:\d{2}(:\d{2}(\.\d+)?)?$",
+    "local-date-time": r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?$",
+    "local-time": r"^\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?$",
 }
 
 # name -> one value's pattern (no anchors, no newline can match). Checked in this order;
@@ -44,16 +51,26 @@ _BODIES = {
     "time": _CLOCK + _OFFSET,
     "uuid": f"{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}",
     "ipv4": rf"{_OCTET}(?:\.{_OCTET}){{3}}",
-    "email": r"[^@\s]+@[^@\s.]+(?:\.[^@\s.]+)+",
+    "email": rf"{_NOT_WS}+@[^@ \t\n\r\f\v.]+(?:\.[^@ \t\n\r\f\v.]+)+",
     # a scheme plus "//authority", or a common authority-less scheme; bare "word:rest" is
     # too often a label ("note:abc") to be called a URI
-    "uri": r"(?:[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#]+(?:[/?#]\S*)?|(?:mailto|urn|tel|data):\S+)",
+    "uri": rf"(?:[A-Za-z][A-Za-z0-9+.-]*://{_AUTH}+(?:[/?#]{_URIC}*)?"
+           rf"|(?:mailto|urn|tel|data):{_URIC}+)",
     "local-date-time": LOCAL_PATTERNS["local-date-time"][1:-1],
     "local-time": LOCAL_PATTERNS["local-time"][1:-1],
 }
 # Atomic groups: once a value matched, a later failure never re-splits earlier values
 # (without them an ambiguous body could backtrack exponentially across the joined text).
-_JOINED = {name: re.compile(rf"(?:(?>{body})\n)*+(?>{body})") for name, body in _BODIES.items()}
+# re.ASCII: \d is 0-9 only, as in RE2 and in the format checkers.
+_JOINED = {name: re.compile(rf"(?:(?>{body})\n)*+(?>{body})", re.ASCII)
+           for name, body in _BODIES.items()}
+# One pass over the first value finds the first format it could be (most text is none).
+_NAMES = list(_BODIES)
+_SINGLE = {name: re.compile(body, re.ASCII) for name, body in _BODIES.items()}
+_FIRST = re.compile("|".join(f"({body})" for body in _BODIES.values()), re.ASCII)
+# The same bodies for Arrow's RE2 kernels (one anchored match per value).
+_RE2 = {name: f"^(?:{body})$" for name, body in _BODIES.items()}
+_LATE_DAY = r"^\d{4}-\d{2}-(?:29|30|31)"
 _NUMERIC = re.compile(r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*|[+-]?(?:inf|nan)", re.I)
 
 
@@ -72,7 +89,7 @@ _POST: dict[str, Callable[[list[str]], bool]] = {"date-time": _calendar_ok, "dat
 
 
 def _check(name: str) -> Callable[[str], bool]:
-    single = re.compile(_BODIES[name])
+    single = re.compile(_BODIES[name], re.ASCII)
     post = _POST.get(name)
 
     def check(s: str) -> bool:
@@ -96,14 +113,54 @@ def detect_format(distinct: Iterable[str]) -> str | None:
     values = distinct if isinstance(distinct, list) else list(distinct)
     if not values or max(map(len, values)) > MAX_FORMAT_LEN:
         return None  # the longest valid value of any format here is far shorter
+    candidates = _candidates(values[0])
+    if not candidates:
+        return None
     joined = "\n".join(values)
     if joined.count("\n") != len(values) - 1:
         return None  # a value holds a newline: no format allows one
-    for name, pattern in _JOINED.items():
-        if pattern.fullmatch(joined) is not None:
+    for name in candidates:
+        if _JOINED[name].fullmatch(joined) is not None:
             post = _POST.get(name)
             if post is None or post(values):
                 return name
+    return None
+
+
+def _candidates(first: str) -> list[str]:
+    """Formats the first value matches, in order."""
+    m = _FIRST.fullmatch(first)
+    if m is None or m.lastindex is None:
+        return []
+    start = m.lastindex - 1
+    return [_NAMES[start]] + [n for n in _NAMES[start + 1:] if _SINGLE[n].fullmatch(first)]
+
+
+def detect_format_arrow(uniq: Any) -> str | None:
+    """:func:`detect_format` over an Arrow string array of distinct non-null values.
+
+    Same rule, run by Arrow's RE2 kernels without copying the strings into Python; only
+    the first value, and dates on day 29-31, cross over.
+    """
+    import pyarrow.compute as pc
+
+    n = len(uniq)
+    if n == 0:
+        return None
+    first = uniq[0].as_py()
+    if len(first) > MAX_FORMAT_LEN:
+        return None
+    for name in _candidates(first):
+        if pc.match_substring_regex(uniq, _RE2[name]).true_count != n:
+            continue
+        if (pc.max(pc.utf8_length(uniq)).as_py() or 0) > MAX_FORMAT_LEN:
+            return None
+        post = _POST.get(name)
+        if post is not None:
+            late = uniq.filter(pc.match_substring_regex(uniq, _LATE_DAY)).to_pylist()
+            if not post(late):
+                continue
+        return name
     return None
 
 

@@ -149,14 +149,19 @@ class StringStrategy(Strategy):
 
     def add_distinct(self, count: int, distinct: list[str], rule: EnumRule) -> None:
         """Observed non-null strings: their count and their distinct values."""
-        name = detect_format(distinct)
+        self.add_observed(count, detect_format(distinct), distinct, rule)
+
+    def add_observed(self, count: int, name: str | None, distinct: list[str] | None,
+                     rule: EnumRule) -> None:
+        """Observed strings whose format (``name``) is known; ``distinct`` when enum-sized."""
         fmt = pattern = None
         if name in LOCAL_PATTERNS:
             pattern = LOCAL_PATTERNS[name]
         else:
             fmt = name
         enum = None
-        if name is None and rule.allows(count, distinct, len(distinct)):
+        if name is None and distinct is not None and rule.allows(count, distinct,
+                                                                  len(distinct)):
             enum = set(distinct)
         self._fold(enum, fmt, pattern, None, rule)
 

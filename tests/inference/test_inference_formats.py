@@ -1,0 +1,81 @@
+"""Format detection: sound against jsonschema's checkers, and the same in Python and Arrow."""
+
+from __future__ import annotations
+
+import os
+
+import pyarrow as pa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
+
+from execctx_nb.inference._formats import (
+    LOCAL_PATTERNS,
+    detect_format,
+    detect_format_arrow,
+    looks_numeric,
+)
+
+CHECKER = Draft202012Validator.FORMAT_CHECKER
+SEEDS = ["2024-01-31T23:59:59Z", "2024-02-29T00:00:00.5+05:30", "2023-02-29", "2024-12-31",
+         "23:59:59Z", "00:00:00.1-01:00", "123e4567-e89b-12d3-a456-426614174000",
+         "192.168.0.1", "255.0.0.0", "user@example.com", "https://example.com/a?b=c#d",
+         "urn:isbn:0451450523", "mailto:a@b.co", "2024-01-01T10:00:00", "2024-01-01 10:00",
+         "10:30", "10:30:00"]
+# mutations that break formats in ways checkers notice (Unicode digits, spaces, non-ASCII)
+NOISE = st.sampled_from(["", " ", "é", "٣", "%", "%zz", "Z", "T", ":", "-", "0", "9", "\n",
+                         "@", ".", "/"])
+
+
+@st.composite
+def mutated(draw: st.DrawFn) -> str:
+    value = draw(st.sampled_from(SEEDS))
+    if draw(st.booleans()):
+        return value
+    i = draw(st.integers(0, len(value)))
+    j = draw(st.integers(i, min(len(value), i + 2)))
+    return value[:i] + draw(NOISE) + value[j:]
+
+
+VALUES = st.lists(mutated(), min_size=1, max_size=12, unique=True)
+N = int(os.environ.get("EXECCTX_HYPOTHESIS_EXAMPLES", "150"))
+
+
+@settings(max_examples=N, deadline=None)
+@given(VALUES)
+def test_a_detected_format_passes_the_checker_for_every_value(values: list[str]) -> None:
+    name = detect_format(values)
+    if name is None:
+        return
+    for v in values:
+        if name in LOCAL_PATTERNS:
+            assert Draft202012Validator({"pattern": LOCAL_PATTERNS[name]}).is_valid(v), v
+        else:
+            assert CHECKER.conforms(v, name), (name, v)
+
+
+@settings(max_examples=N, deadline=None)
+@given(VALUES)
+def test_python_and_arrow_detection_agree(values: list[str]) -> None:
+    assert detect_format(values) == detect_format_arrow(pa.array(values, pa.large_string()))
+
+
+def test_each_format_is_found_by_both_paths() -> None:
+    groups = {"date-time": SEEDS[0:2], "date": [SEEDS[3]], "time": SEEDS[4:6],
+              "uuid": [SEEDS[6]], "ipv4": SEEDS[7:9], "email": [SEEDS[9]],
+              "uri": SEEDS[10:12], "local-date-time": SEEDS[13:15], "local-time": SEEDS[15:17]}
+    for name, values in groups.items():
+        assert detect_format(values) == name
+        assert detect_format_arrow(pa.array(values)) == name
+
+
+def test_calendar_and_character_set_near_misses() -> None:
+    assert detect_format(["2023-02-29"]) is None  # not a leap year
+    assert detect_format(["٢٠٢٤-01-01"]) is None  # Unicode digits
+    assert detect_format(["https://example.com/é"]) is None  # an IRI, not a URI
+    assert detect_format(["https://example.com/%zz"]) is None
+
+
+def test_numeric_looking() -> None:
+    assert all(looks_numeric(s) for s in ["1", "-2.5", "1e9", " 7 ", "nan", ".5"])
+    assert not any(looks_numeric(s) for s in ["a1", "1-2", "", "one"])
