@@ -78,15 +78,24 @@ return out
 """
 
 # KEYS: stream, done keys (n_done), keys to release (n_release)
-# ARGV: group, ttl s, lease value, n_done, n_release, done values (n_done), ids to ack...
+# ARGV: group, ttl s, lease value, n_done, n_release, consumer, n_busy, done values (n_done),
+# (id, delivery count - 1) of busy entries (n_busy pairs), ids to ack...
+# A busy entry (another consumer holds its key's lease) gets its delivery count set back
+# (XCLAIM ... RETRYCOUNT JUSTID): waiting for a live consumer must not push it toward the DLQ.
 COMMIT_LUA = """
-local ndone, nrel = tonumber(ARGV[4]), tonumber(ARGV[5])
-for i = 1, ndone do redis.call('SET', KEYS[1 + i], ARGV[5 + i], 'EX', ARGV[2]) end
+local ndone, nrel, nbusy = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[7])
+for i = 1, ndone do redis.call('SET', KEYS[1 + i], ARGV[7 + i], 'EX', ARGV[2]) end
 for i = 1, nrel do
   local k = KEYS[1 + ndone + i]
   if redis.call('GET', k) == ARGV[3] then redis.call('DEL', k) end
 end
-if #ARGV >= 6 + ndone then return redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 6 + ndone)) end
+local b = 7 + ndone
+for i = 1, nbusy do
+  redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[6], 0, ARGV[b + 2 * i - 1],
+             'RETRYCOUNT', ARGV[b + 2 * i], 'JUSTID')
+end
+local first = b + 2 * nbusy + 1
+if #ARGV >= first then return redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, first)) end
 return 0
 """
 
@@ -259,7 +268,7 @@ class _Parsed:
 
     def __init__(self, delivery: Delivery, kind: str, idem: str, event: Event, dedup: str) -> None:
         self.delivery, self.kind, self.idem, self.event, self.dedup = delivery, kind, idem, event, dedup
-        self.followers: list[str] = []
+        self.followers: list[Delivery] = []
 
 
 def _field(fields: dict[Any, Any], name: bytes) -> Any:
@@ -324,6 +333,7 @@ class Batch:
         self.run: list[tuple[_Parsed, EventMeta]] = []
         self.done: list[_Parsed] = []
         self.release: list[str] = []  # dedup keys
+        self.busy: list[Delivery] = []
         for d in deliveries:
             parsed = parse_delivery(d, self.stream, tenant, cfg.group)
             if isinstance(parsed, str):
@@ -336,7 +346,7 @@ class Batch:
                 self.ack.append(d.stream_id)
                 stats.skipped += 1
             elif parsed.idem in self.leaders:
-                self.leaders[parsed.idem].followers.append(d.stream_id)
+                self.leaders[parsed.idem].followers.append(d)
             else:
                 self.leaders[parsed.idem] = parsed
 
@@ -355,9 +365,10 @@ class Batch:
                                  group=self.cfg.group, consumer=self.cfg.consumer, kind=parsed.kind)
                 self.run.append((parsed, meta))
             elif value.startswith("d:"):
-                self.ack.extend([d.stream_id, *parsed.followers])
+                self.ack.extend([d.stream_id, *(f.stream_id for f in parsed.followers)])
                 self.stats.duplicates += 1 + len(parsed.followers)
             else:  # another consumer's lease: it may still fail, so leave these pending
+                self.busy.extend([d, *parsed.followers])
                 self.stats.busy += 1 + len(parsed.followers)
 
     def succeeded(self, parsed: _Parsed) -> None:
@@ -387,13 +398,15 @@ class Batch:
         acks = [*self.ack]
         for parsed in self.done:
             acks.append(parsed.delivery.stream_id)
-            acks.extend(parsed.followers)
-        if not (self.done or self.release or acks):
+            acks.extend(f.stream_id for f in parsed.followers)
+        if not (self.done or self.release or self.busy or acks):
             return None
         cmd_keys = [self.stream, *(p.dedup for p in self.done), *self.release]
-        argv: list[str | int] = [self.cfg.group, self.cfg.dedup_ttl_s, self.token,
-                                 len(self.done), len(self.release)]
+        argv: list[str | int] = [self.cfg.group, self.cfg.dedup_ttl_s, self.token, len(self.done),
+                                 len(self.release), self.cfg.consumer, len(self.busy)]
         argv.extend(f"d:{p.delivery.stream_id}" for p in self.done)
+        for d in self.busy:
+            argv.extend((d.stream_id, max(0, d.deliveries - 1)))
         argv.extend(acks)
         return cmd_keys, argv
 
