@@ -97,8 +97,8 @@ class ExecutionEventSubscriber(SubscriberBase):
         retried after a handler raised. Keep it above the time one batch takes.
     lease_ms
         Lifetime of the per-event lease taken before handlers run; must exceed the time one
-        batch takes. Keep it <= ``min_idle_ms``: an entry reclaimed while a dead consumer's
-        lease still holds is left pending again, and that costs one of its deliveries.
+        batch takes. An entry found leased by another consumer is left pending without using
+        up a delivery; after a crash its events wait ``max(lease_ms, min_idle_ms)``.
     max_deliveries
         An entry delivered more often is moved to ``t:{tenantId}:events:dlq`` and acknowledged.
     dedup_ttl_s
