@@ -27,7 +27,7 @@ import msgspec
 import valkey
 
 from execctx_nb import keys
-from execctx_nb._cold import ColdTier, default_cold_location, encode_parquet
+from execctx_nb._cold import ColdTier, default_cold_location
 from execctx_nb._connection import (
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
@@ -47,8 +47,11 @@ from execctx_nb._store_common import (
     check_conflict,
     check_envelope_at,
     check_scope,
+    client_or_error,
+    data_parquet,
     decode_flow_vars,
     encode_flow_vars,
+    envelope_json,
     fill_envelope,
     fits_inline,
     new_lease_token,
@@ -89,8 +92,8 @@ class ExecutionContextStore:
         self._health = HealthMonitor(self._logger, url)
         self._cold_location = cold_store if cold_store is not None else default_cold_location(data_dir)
         self._cold: ColdTier | None = None
-        self.client: valkey.Valkey = make_client(url, timeout=timeout, retries=retries,
-                                                 on_retry=self._health.on_retry, client_name="execctx_nb")
+        self.client: valkey.Valkey = client_or_error(make_client, url, timeout=timeout, retries=retries,
+                                                     on_retry=self._health.on_retry, client_name="execctx_nb")
         # valkey-py annotates commands as "Awaitable[T] | T" for its sync and async clients
         # alike; an Any view keeps the calls below readable under mypy strict.
         self._r: Any = self.client
@@ -211,21 +214,21 @@ class ExecutionContextStore:
         key = keys.step_key(scope.tenant_id, env.execution_id, env.step_id)
         akey = keys.step_attempts_key(scope.tenant_id, env.execution_id, env.step_id)
         if env.data is not None and env.data_ref is None and fits_inline(env.data, self.inline_limit_bytes):
-            wire = env.to_json()
+            wire = envelope_json(env)
             if len(wire) <= self.inline_limit_bytes:
                 return key, akey, env.attempt, wire, env
         if env.data is None:
-            return key, akey, env.attempt, env.to_json(), env
+            return key, akey, env.attempt, envelope_json(env), env
         return self._plan_cold(scope, env, key, akey)
 
     def _plan_cold(self, scope: ExecutionScope, env: StepEnvelope, key: str,
                    akey: str) -> tuple[str, str, int, bytes, StepEnvelope]:
-        payload, rows = encode_parquet(env.data)
+        payload, rows = data_parquet(env)
         digest = hashlib.sha256(payload).hexdigest()
         path = keys.cold_step_data_path(scope.tenant_id, env.execution_id, env.step_id, env.attempt)
         ref = DataRef(uri=self.cold.uri(path), bytes=len(payload), sha256=digest, row_count=rows)
         stored = msgspec.structs.replace(env, data=None, data_ref=ref)
-        wire = stored.to_json()
+        wire = envelope_json(stored)
         # Never overwrite the Parquet object of an attempt stored with other data: check first.
         existing = self._run("HGET", akey, lambda: self._r.hget(akey, str(env.attempt)))
         if existing is not None:

@@ -20,7 +20,7 @@ import valkey
 import valkey.asyncio
 
 from execctx_nb import keys
-from execctx_nb._cold import ColdTier, default_cold_location, encode_parquet
+from execctx_nb._cold import ColdTier, default_cold_location
 from execctx_nb._connection import (
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
@@ -40,8 +40,11 @@ from execctx_nb._store_common import (
     check_conflict,
     check_envelope_at,
     check_scope,
+    client_or_error,
+    data_parquet,
     decode_flow_vars,
     encode_flow_vars,
+    envelope_json,
     fill_envelope,
     fits_inline,
     new_lease_token,
@@ -77,8 +80,9 @@ class AsyncExecutionContextStore:
         self._health = HealthMonitor(self._logger, url)
         self._cold_location = cold_store if cold_store is not None else default_cold_location(data_dir)
         self._cold: ColdTier | None = None
-        self.client: valkey.asyncio.Valkey = make_async_client(
-            url, timeout=timeout, retries=retries, on_retry=self._health.on_retry, client_name="execctx_nb")
+        self.client: valkey.asyncio.Valkey = client_or_error(
+            make_async_client, url, timeout=timeout, retries=retries, on_retry=self._health.on_retry,
+            client_name="execctx_nb")
         self._r: Any = self.client  # see ExecutionContextStore: valkey-py's annotations
         self._put_script = self.client.register_script(PUT_SCRIPT)
         self._acquire_script = self.client.register_script(ACQUIRE_SCRIPT)
@@ -183,17 +187,17 @@ class AsyncExecutionContextStore:
         key = keys.step_key(scope.tenant_id, env.execution_id, env.step_id)
         akey = keys.step_attempts_key(scope.tenant_id, env.execution_id, env.step_id)
         if env.data is not None and env.data_ref is None and fits_inline(env.data, self.inline_limit_bytes):
-            wire = env.to_json()
+            wire = envelope_json(env)
             if len(wire) <= self.inline_limit_bytes:
                 return key, akey, env.attempt, wire, env
         if env.data is None:
-            return key, akey, env.attempt, env.to_json(), env
-        payload, rows = await asyncio.to_thread(encode_parquet, env.data)
+            return key, akey, env.attempt, envelope_json(env), env
+        payload, rows = await asyncio.to_thread(data_parquet, env)
         digest = hashlib.sha256(payload).hexdigest()
         path = keys.cold_step_data_path(scope.tenant_id, env.execution_id, env.step_id, env.attempt)
         ref = DataRef(uri=self.cold.uri(path), bytes=len(payload), sha256=digest, row_count=rows)
         stored = msgspec.structs.replace(env, data=None, data_ref=ref)
-        wire = stored.to_json()
+        wire = envelope_json(stored)
         existing = await self._run("HGET", akey, lambda: self._r.hget(akey, str(env.attempt)))
         if existing is not None:
             check_conflict(existing, wire, key=akey, attempt=env.attempt)

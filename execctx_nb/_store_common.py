@@ -24,10 +24,16 @@ from typing import Any
 import msgspec
 
 from execctx_nb import keys
-from execctx_nb._cold import frame_kind
+from execctx_nb._cold import encode_parquet, frame_kind
 from execctx_nb._health import HealthState
 from execctx_nb._records import ExecutionScope, StepEnvelope
-from execctx_nb.errors import EnvelopeDecodeError, IdempotencyConflictError, InvalidKeyError
+from execctx_nb.errors import (
+    EnvelopeDecodeError,
+    EnvelopeEncodeError,
+    IdempotencyConflictError,
+    InvalidKeyError,
+    StoreError,
+)
 
 __all__ = [
     "ACQUIRE_SCRIPT",
@@ -39,8 +45,11 @@ __all__ = [
     "check_conflict",
     "check_envelope_at",
     "check_scope",
+    "client_or_error",
+    "data_parquet",
     "decode_flow_vars",
     "encode_flow_vars",
+    "envelope_json",
     "fill_envelope",
     "fits_inline",
     "new_lease_token",
@@ -57,16 +66,17 @@ VOLATILE_METADATA = ("producedAt", "elapsedMs")
 # KEYS[1] step key (latest envelope), KEYS[2] attempts hash; ARGV[1] attempt, ARGV[2] JSON.
 # Returns {1} written, {0} identical bytes already stored, {2, existing} a different payload.
 PUT_SCRIPT = """
-local existing = redis.call('HGET', KEYS[2], ARGV[1])
-if existing then
+if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then
+  local existing = redis.call('HGET', KEYS[2], ARGV[1])
   if existing == ARGV[2] then return {0} end
   return {2, existing}
 end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-local attempt = tonumber(ARGV[1])
-for _, field in ipairs(redis.call('HKEYS', KEYS[2])) do
-  local other = tonumber(field)
-  if other and other > attempt then return {1} end
+if redis.call('HLEN', KEYS[2]) > 1 then
+  local attempt = tonumber(ARGV[1])
+  for _, field in ipairs(redis.call('HKEYS', KEYS[2])) do
+    local other = tonumber(field)
+    if other and other > attempt then return {1} end
+  end
 end
 redis.call('SET', KEYS[1], ARGV[2])
 return {1}
@@ -167,7 +177,10 @@ def _data_size(data: Any) -> int | None:
         return int(data.estimated_size())
     if kind == "arrow":
         return int(data.nbytes)
-    return len(_FLOW_ENCODER.encode(data))  # JSON rows: their encoded size
+    try:
+        return len(_FLOW_ENCODER.encode(data))  # JSON rows: their encoded size
+    except (TypeError, ValueError, OverflowError, msgspec.EncodeError):
+        return None  # not JSON: the write reports it (EnvelopeEncodeError) with its context
 
 
 def _row_count(data: Any) -> int | None:
@@ -204,6 +217,45 @@ def fill_envelope(envelope: StepEnvelope) -> StepEnvelope:
     if meta_changes:
         changes["metadata"] = msgspec.structs.replace(meta, **meta_changes)
     return msgspec.structs.replace(envelope, **changes) if changes else envelope
+
+
+_ENCODE_HINT = "pass JSON rows (dicts of JSON values), a Polars DataFrame or an Arrow Table"
+
+
+def envelope_json(env: StepEnvelope) -> bytes:
+    """The wire JSON of an envelope; data JSON cannot hold raises EnvelopeEncodeError."""
+    try:
+        return env.to_json()
+    except (TypeError, ValueError, OverflowError, NotImplementedError, msgspec.EncodeError) as exc:
+        raise EnvelopeEncodeError(
+            f"Step {env.step_id!r} attempt {env.attempt}: data cannot be encoded as JSON ({exc})"
+            f" - at `envelope.data`; {_ENCODE_HINT}"
+        ) from exc
+
+
+def data_parquet(env: StepEnvelope) -> tuple[bytes, int]:
+    """Parquet bytes and row count of an envelope's data; EnvelopeEncodeError if impossible."""
+    import polars as pl
+    import pyarrow as pa
+
+    try:
+        return encode_parquet(env.data)
+    except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError, pa.ArrowException) as exc:
+        raise EnvelopeEncodeError(
+            f"Step {env.step_id!r} attempt {env.attempt}: data cannot be written as Parquet"
+            f" ({type(exc).__name__}: {exc}) - at `envelope.data`; {_ENCODE_HINT}"
+        ) from exc
+
+
+def client_or_error(factory: Any, url: str, **kwargs: Any) -> Any:
+    """Build a client, turning a malformed URL into an error that says what is expected."""
+    try:
+        return factory(url, **kwargs)
+    except ValueError as exc:
+        raise StoreError(
+            f"Invalid Valkey URL {url!r}: {exc} - at `url`; expected redis://host:port,"
+            " rediss://host:port, valkey://host:port or unix:///path"
+        ) from exc
 
 
 def _comparable(wire: bytes) -> Any:

@@ -7,6 +7,7 @@ that fits, so ``except ValueError`` keeps working for bad input::
     ├── InvalidTenantError (ValueError)      tenant id fails ^[a-zA-Z0-9_-]{1,64}$
     ├── InvalidKeyError (ValueError)         execution / step / flow id or attempt is unusable
     ├── EnvelopeDecodeError (ValueError)     bytes are not a valid envelope, event or stream entry
+    ├── EnvelopeEncodeError (ValueError)     step data cannot be written as JSON or Parquet
     ├── SchemaInferenceError (ValueError)    input cannot be turned into a JSON Schema
     │   └── CyclicDataError                  a Python container contains itself
     ├── StoreError
@@ -28,6 +29,7 @@ __all__ = [
     "ColdTierError",
     "CyclicDataError",
     "EnvelopeDecodeError",
+    "EnvelopeEncodeError",
     "EventStreamError",
     "ExecctxError",
     "HandlerError",
@@ -55,6 +57,10 @@ class InvalidKeyError(ExecctxError, ValueError):
 
 class EnvelopeDecodeError(ExecctxError, ValueError):
     """Bytes are not a valid step envelope, event or stream entry; the message names the path."""
+
+
+class EnvelopeEncodeError(ExecctxError, ValueError):
+    """Step data cannot be written as JSON (inline) or Parquet (cold tier); names the step."""
 
 
 class SchemaInferenceError(ExecctxError, ValueError):

@@ -319,3 +319,19 @@ def test_get_steps_fetches_many_in_order(store: ec.ExecutionContextStore, scope:
     got = store.get_steps(scope, ["b", "missing", "a"])
     assert [None if e is None else e.data for e in got] == [[{"v": 2}], None, [{"v": 1}]]
     assert store.get_steps(scope, []) == []
+
+
+def test_unencodable_data_is_named(store: ec.ExecutionContextStore, scope: ec.ExecutionScope) -> None:
+    with pytest.raises(ec.errors.EnvelopeEncodeError, match=r"Step 's' attempt 0: data cannot be encoded as JSON"):
+        store.put_step(scope, envelope("s", [{"a": object()}]))
+    import polars as pl
+
+    objects = pl.DataFrame({"a": pl.Series([object()], dtype=pl.Object)})  # goes cold; Parquet refuses
+    with pytest.raises(ec.errors.EnvelopeEncodeError, match="cannot be written as Parquet"):
+        store.put_step(scope, envelope("s", objects))
+    assert store.get_step(scope, "s") is None
+
+
+def test_malformed_url_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ec.errors.StoreError, match=r"Invalid Valkey URL 'http://x'.*expected redis://"):
+        ec.create_valkey_execution_context_store("http://x", cold_store=tmp_path)
