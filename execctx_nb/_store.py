@@ -276,7 +276,7 @@ class ExecutionContextStore:
         pattern = keys.steps_pattern(scope.tenant_id, scope.execution_id)
         found = self._run("SCAN", pattern, lambda: self._scan(pattern))
         skip = len(pattern) - 1
-        return sorted({k[skip:].decode() for k in found})
+        return sorted({k.decode()[skip:] for k in found})
 
     def _scan(self, pattern: str) -> list[bytes]:
         return list(self._r.scan_iter(match=pattern, count=1000))

@@ -246,7 +246,7 @@ class AsyncExecutionContextStore:
         pattern = keys.steps_pattern(scope.tenant_id, scope.execution_id)
         found = await self._run("SCAN", pattern, lambda: self._scan(pattern))
         skip = len(pattern) - 1
-        return sorted({k[skip:].decode() for k in found})
+        return sorted({k.decode()[skip:] for k in found})
 
     async def get_steps(self, scope: ExecutionScope, step_ids: list[str]) -> list[StepEnvelope | None]:
         """The latest attempt of each of ``step_ids`` in one round trip (None where absent)."""

@@ -335,3 +335,11 @@ def test_unencodable_data_is_named(store: ec.ExecutionContextStore, scope: ec.Ex
 def test_malformed_url_is_named(tmp_path: Path) -> None:
     with pytest.raises(ec.errors.StoreError, match=r"Invalid Valkey URL 'http://x'.*expected redis://"):
         ec.create_valkey_execution_context_store("http://x", cold_store=tmp_path)
+
+
+def test_unicode_ids_round_trip(store: ec.ExecutionContextStore, tenant: str) -> None:
+    scope = ec.ExecutionScope(tenant, "läuft-ü")
+    store.put_step(scope, envelope("schritt-ß", [{"a": 1}], execution="läuft-ü"))
+    assert store.list_steps(scope) == ["schritt-ß"]
+    assert store.list_executions(tenant) == ["läuft-ü"]
+    assert [e.step_id for e in store.get_execution(scope)] == ["schritt-ß"]
