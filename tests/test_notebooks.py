@@ -42,6 +42,11 @@ def test_notebook_outputs_match(notebook: Path) -> None:
         str(notebook),
     ]
     done = subprocess.run(cmd, check=False, cwd=ROOT, capture_output=True, text=True, timeout=240)
+    if done.returncode != 0:
+        # The whole nbval report (cell diffs) for CI artifacts; the assertion shows its end.
+        artifacts = ROOT / "test-artifacts"
+        artifacts.mkdir(exist_ok=True)
+        (artifacts / f"nbval-{notebook.stem}.log").write_text(done.stdout + done.stderr)
     assert done.returncode == 0, (
         f"nbval failed for {notebook.name}:\n{done.stdout[-6000:]}{done.stderr[-2000:]}"
     )
