@@ -43,6 +43,20 @@ def median_ms(fn: Callable[[], Any], repeat: int, warmup: int = 3) -> float:
     return statistics.median(times) * 1000
 
 
+def interleaved_ms(fns: dict[str, Callable[[], Any]], repeat: int) -> dict[str, float]:
+    """Medians with the contenders run round-robin, so load from other processes on this
+    shared machine hits them alike and the ratios stay meaningful."""
+    for fn in fns.values():
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(ts) * 1000 for name, ts in times.items()}
+
+
 # ---------------------------------------------------------------- (a) nested rows vs genson
 def nested_rows(n: int = 200, seed: int = 0) -> list[dict[str, Any]]:
     """5 levels, 30 leaves; ~10% of optional values null, ~5% of optional keys missing."""
@@ -113,13 +127,13 @@ def bench_a() -> dict[str, float]:
     leaves = max(count_leaves(r) for r in rows)
     table = arrow_table(rows)
     frame = pl.from_arrow(table)
-    repeat = 60
-    results = {
-        "genson SchemaBuilder (rows)": median_ms(lambda: genson(rows), repeat),
-        "execctx_nb rows": median_ms(lambda: infer_schema(rows), repeat),
-        "execctx_nb Arrow table": median_ms(lambda: infer_schema(table), repeat),
-        "execctx_nb Polars DataFrame": median_ms(lambda: infer_schema(frame), repeat),
-    }
+    repeat = 100
+    results = interleaved_ms({
+        "genson SchemaBuilder (rows)": lambda: genson(rows),
+        "execctx_nb rows": lambda: infer_schema(rows),
+        "execctx_nb Arrow table": lambda: infer_schema(table),
+        "execctx_nb Polars DataFrame": lambda: infer_schema(frame),
+    }, repeat)
     base = results["genson SchemaBuilder (rows)"]
     print(f"(a) 200 nested rows, 5 levels, {leaves} leaves, median of {repeat}")
     for name, ms in results.items():
@@ -158,11 +172,14 @@ def bench_b() -> float:
     small = DATA / "lazy_3m_head200.parquet"
     if not small.exists():
         lf.head(200).collect().write_parquet(small)
-    repeat = 15
-    big_ms = median_ms(lambda: infer_schema(pl.scan_parquet(BIG)), repeat)
-    slice_ms = median_ms(lambda: infer_schema(pl.scan_parquet(BIG).slice(0, 200)), repeat)
-    file_ms = median_ms(lambda: infer_schema(pl.scan_parquet(small)), repeat)
-    collect_ms = median_ms(lambda: pl.scan_parquet(BIG).head(200).collect(), repeat)
+    repeat = 21
+    ms = interleaved_ms({
+        "big": lambda: infer_schema(pl.scan_parquet(BIG)),
+        "slice": lambda: infer_schema(pl.scan_parquet(BIG).slice(0, 200)),
+        "file": lambda: infer_schema(pl.scan_parquet(small)),
+        "collect": lambda: pl.scan_parquet(BIG).head(200).collect(),
+    }, repeat)
+    big_ms, slice_ms, file_ms, collect_ms = ms["big"], ms["slice"], ms["file"], ms["collect"]
     print(f"(b) LazyFrame over {BIG_ROWS:,}-row Parquet, median of {repeat}")
     print(f"    infer_schema(scan 3M rows)            {big_ms:8.2f} ms")
     print(f"    infer_schema(scan.slice(0, 200))      {slice_ms:8.2f} ms   "
@@ -184,15 +201,16 @@ def bench_c() -> None:
     ten_mb = "x" * 10_000_000
     wide = [{f"k{j}": j for j in range(2_000)} for _ in range(200)]
     long_rows = [{"s": ten_mb + str(i % 5)} for i in range(200)]  # 2 GB of distinct objects
+    long_table = pa.Table.from_pylist(long_rows)
+    wide_table = pa.Table.from_pylist(wide)
+    nulls = pl.DataFrame({"a": [None] * 1000, "f": [float("nan"), float("inf")] * 500})
     cases: dict[str, Callable[[], Any]] = {
         "10,000-level nesting (rows)": lambda: infer_schema([deep] * 200),
         "200 x 10 MB strings, 5 distinct (rows)": lambda: infer_schema(long_rows),
-        "200 x 10 MB strings, 5 distinct (Arrow)": (
-            lambda t=pa.Table.from_pylist(long_rows): infer_schema(t)),
+        "200 x 10 MB strings, 5 distinct (Arrow)": lambda: infer_schema(long_table),
         "2,000 keys x 200 rows (rows)": lambda: infer_schema(wide),
-        "2,000 keys x 200 rows (Arrow)": (lambda t=pa.Table.from_pylist(wide): infer_schema(t)),
-        "all-null + NaN/inf columns (Polars)": (lambda df=pl.DataFrame(
-            {"a": [None] * 1000, "f": [float("nan"), float("inf")] * 500}): infer_schema(df)),
+        "2,000 keys x 200 rows (Arrow)": lambda: infer_schema(wide_table),
+        "all-null + NaN/inf columns (Polars)": lambda: infer_schema(nulls),
         "mixed types in one column (rows)": lambda: infer_schema(
             [{"v": v} for v in [1, "a", 2.5, None, True, [1], {"k": 1}] * 30]),
         "empty frame (Polars)": lambda: infer_schema(pl.DataFrame()),

@@ -18,10 +18,8 @@ from __future__ import annotations
 import datetime as _dt
 import re
 from collections.abc import Callable, Iterable
-from typing import Any
 
-__all__ = ["FORMATS", "LOCAL_PATTERNS", "MAX_FORMAT_LEN", "detect_format", "detect_format_arrow",
-           "looks_numeric"]
+__all__ = ["FORMATS", "LOCAL_PATTERNS", "MAX_FORMAT_LEN", "detect_format", "looks_numeric"]
 
 #: Strings longer than this (characters) are never given a format.
 MAX_FORMAT_LEN = 512
@@ -35,7 +33,7 @@ _HEX = "[0-9a-fA-F]"
 _PCT = "%[0-9A-Fa-f]{2}"
 _URIC = rf"(?:[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=-]|{_PCT})"
 _AUTH = rf"(?:[A-Za-z0-9._~!$&'()*+,;=:@\[\]-]|{_PCT})"
-_NOT_WS = r"[^@ \t\n\r\f\v]"  # spelled out: Python and RE2 disagree on what \s holds
+_NOT_WS = r"[^@ \t\n\r\f\v]"  # spelled out: no Unicode whitespace surprises
 
 #: Offset-free timestamps as written by msgspec/isoformat for naive values.
 LOCAL_PATTERNS = {
@@ -61,16 +59,13 @@ _BODIES = {
 }
 # Atomic groups: once a value matched, a later failure never re-splits earlier values
 # (without them an ambiguous body could backtrack exponentially across the joined text).
-# re.ASCII: \d is 0-9 only, as in RE2 and in the format checkers.
+# re.ASCII: \d is 0-9 only, as in the format checkers.
 _JOINED = {name: re.compile(rf"(?:(?>{body})\n)*+(?>{body})", re.ASCII)
            for name, body in _BODIES.items()}
 # One pass over the first value finds the first format it could be (most text is none).
 _NAMES = list(_BODIES)
 _SINGLE = {name: re.compile(body, re.ASCII) for name, body in _BODIES.items()}
 _FIRST = re.compile("|".join(f"({body})" for body in _BODIES.values()), re.ASCII)
-# The same bodies for Arrow's RE2 kernels (one anchored match per value).
-_RE2 = {name: f"^(?:{body})$" for name, body in _BODIES.items()}
-_LATE_DAY = r"^\d{4}-\d{2}-(?:29|30|31)"
 _NUMERIC = re.compile(r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*|[+-]?(?:inf|nan)", re.I)
 
 
@@ -134,34 +129,6 @@ def _candidates(first: str) -> list[str]:
         return []
     start = m.lastindex - 1
     return [_NAMES[start]] + [n for n in _NAMES[start + 1:] if _SINGLE[n].fullmatch(first)]
-
-
-def detect_format_arrow(uniq: Any) -> str | None:
-    """:func:`detect_format` over an Arrow string array of distinct non-null values.
-
-    Same rule, run by Arrow's RE2 kernels without copying the strings into Python; only
-    the first value, and dates on day 29-31, cross over.
-    """
-    import pyarrow.compute as pc
-
-    n = len(uniq)
-    if n == 0:
-        return None
-    first = uniq[0].as_py()
-    if len(first) > MAX_FORMAT_LEN:
-        return None
-    for name in _candidates(first):
-        if pc.match_substring_regex(uniq, _RE2[name]).true_count != n:
-            continue
-        if (pc.max(pc.utf8_length(uniq)).as_py() or 0) > MAX_FORMAT_LEN:
-            return None
-        post = _POST.get(name)
-        if post is not None:
-            late = uniq.filter(pc.match_substring_regex(uniq, _LATE_DAY)).to_pylist()
-            if not post(late):
-                continue
-        return name
-    return None
 
 
 def looks_numeric(s: str) -> bool:

@@ -9,10 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.feather as feather
-import pyarrow.ipc as ipc
 import pytest
+from pyarrow import feather, ipc
 
 from execctx_nb import schema_hash
 from execctx_nb.cli import COMMANDS, main
