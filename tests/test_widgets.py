@@ -271,3 +271,19 @@ def test_graph_follows_step_events_live(store, publisher, tenant) -> None:
     finally:
         graph.close()
     assert graph.status == "stopped"
+
+
+def test_front_end_ships_in_the_package_and_loads_nothing_remote() -> None:
+    import re
+    from pathlib import Path
+
+    from execctx_nb import widgets
+
+    here = Path(widgets.__file__).parent
+    files = sorted(here.glob("*.js")) + sorted(here.glob("*.css"))
+    assert [f.name for f in files] == ["lineage.js", "tail.js", "lineage.css", "tail.css"]
+    for f in files:
+        text = f.read_text()
+        assert not re.search(r"https?://", text), f"{f.name} references a remote URL"
+        assert not re.search(r"^\s*import\b|\bimport\(", text, re.M), f"{f.name} imports a module"
+    assert str(EventTail._esm).endswith("export default { render };\n")

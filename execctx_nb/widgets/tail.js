@@ -67,6 +67,11 @@ function render({ model, el }) {
         const all = model.get("all_kinds");
         const on = [...kindBoxes.querySelectorAll("input")].filter((b) => b.checked)
           .map((b) => b.dataset.kind);
+        if (on.length === 0) {
+          // An empty list means "all kinds": keep at least one box ticked instead.
+          box.checked = true;
+          return;
+        }
         model.set("kinds", on.length === all.length ? [] : on);
         model.save_changes();
       });
