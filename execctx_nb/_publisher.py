@@ -29,6 +29,7 @@ from execctx_nb._event_records import (
 )
 from execctx_nb._log import LoggerLike, get_logger
 from execctx_nb._records import ExecutionScope
+from execctx_nb._retention import TrimResult, trim_events
 from execctx_nb.errors import EventStreamError, InvalidKeyError, StoreUnavailableError
 
 __all__ = [
@@ -242,14 +243,18 @@ class ExecutionEventPublisher:
         return ids
 
     # -- retention ----------------------------------------------------------------------------
-    def trim(self, tenant: str, *, maxlen: int | None = None, minid: str | None = None) -> int:
-        """Trim the tenant's stream, never past an entry a consumer group still needs.
+    def trim(self, tenant: str, *, maxlen: int | None = None, minid: str | None = None) -> TrimResult:
+        """Trim the tenant's stream to ``maxlen`` entries or ids >= ``minid`` (exactly one).
 
-        See :func:`execctx_nb._retention.trim_events`; returns the number of entries removed.
+        Never removes an entry still pending for a consumer group or not yet read by one:
+        the trim then stops at the oldest such entry, and ``held_back_by`` names the group.
+
+        Returns
+        -------
+        TrimResult
+            ``(removed, minid, held_back_by)``.
         """
-        from execctx_nb._retention import trim_events
-
-        return trim_events(self.client, tenant, maxlen=maxlen, minid=minid).removed
+        return trim_events(self.client, tenant, maxlen=maxlen, minid=minid)
 
     # -- lifetime ---------------------------------------------------------------------------
     def close(self) -> None:
