@@ -8,6 +8,7 @@ Nullability comes from the data's null counts, never from a field's ``nullable``
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from execctx_nb.inference._formats import MAX_FORMAT_LEN
@@ -55,6 +56,17 @@ class ColumnWalker:
             return len(found) - (None in found)
         return int(self.pc.count_distinct(arr).as_py())
 
+    def _lengths(self, lists: Any) -> tuple[int, int]:
+        """Shortest and longest list of a (null-free) list array."""
+        types = self._pa.types
+        if len(lists) <= SMALL_ARRAY and (types.is_list(lists.type)
+                                          or types.is_large_list(lists.type)):
+            offsets = lists.offsets.to_pylist()
+            sizes = [b - a for a, b in itertools.pairwise(offsets)]
+            return min(sizes), max(sizes)
+        lo, hi = self.pc.min_max(self.pc.list_value_length(lists)).values()
+        return int(lo.as_py()), int(hi.as_py())
+
     def node(self, arr: Any, spec: Spec) -> Node:
         """The node for Arrow array ``arr`` whose type ``spec`` describes."""
         node = Node()
@@ -85,8 +97,7 @@ class ColumnWalker:
             array: ArrayStrategy = node.get(ArrayStrategy)
             array.items = self.node(valid.flatten(), spec.item)
             if n:
-                lo, hi = self.pc.min_max(self.pc.list_value_length(valid)).values()
-                array.add_lengths(lo.as_py(), hi.as_py())
+                array.add_lengths(*self._lengths(valid))
             array.add_fixed(spec.fixed)
             return node
         if kind == "map":
@@ -131,13 +142,20 @@ class ColumnWalker:
     def _strings(self, node: Node, arr: Any, n: int, nulls: int) -> Node:
         """Distinct values stay in Arrow unless few enough to be an enum."""
         rule = self.rule
+        strings: StringStrategy = node.get(StringStrategy)
+        if len(arr) <= SMALL_ARRAY and arr.nbytes <= SMALL_TEXT:
+            found = set(arr.to_pylist())  # small: cheaper than a kernel call
+            found.discard(None)
+            values = list(found)
+            node.add_cardinality(len(values))
+            strings.add_distinct(n, values, rule)
+            return node
         uniq = arr.unique()
         if nulls:
             uniq = uniq.drop_null()
         if self._pa.types.is_string_view(uniq.type):  # few kernels take views yet
             uniq = uniq.cast(self._pa.large_string())
         node.add_cardinality(len(uniq))
-        strings: StringStrategy = node.get(StringStrategy)
         if uniq.nbytes > SMALL_TEXT and (
                 self.pc.max(self.pc.utf8_length(uniq)).as_py() or 0) > MAX_FORMAT_LEN:
             strings.add_opaque(rule)  # no format or enum value is this long
