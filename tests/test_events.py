@@ -308,6 +308,26 @@ def test_a_deleted_group_is_recreated_and_reported(publisher: ExecutionEventPubl
     assert sub.health.state == "stopped"
 
 
+def test_an_interrupted_batch_records_what_finished_and_releases_the_rest(
+        publisher: ExecutionEventPublisher, valkey_url: str, valkey_client: valkey.Valkey,
+        tenant: str) -> None:
+    events = [_step(i) for i in range(5)]
+    publisher.publish_many(tenant, events)
+    calls: list[str] = []
+
+    def handler(event: Event, meta: EventMeta) -> None:
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # e.g. a second Ctrl-C while handling
+        calls.append(meta.idempotency_key)
+
+    with pytest.raises(KeyboardInterrupt):
+        _subscriber(valkey_url).run_loop(tenant, handler, block_ms=100)
+    marks = [valkey_client.get(keys.dedup_key(tenant, "g", event_idempotency_key(e))) for e in events]
+    assert [m is not None and m.startswith(b"d:") for m in marks] == [True, True, False, False, False]
+    assert marks[2:] == [None, None, None]  # leases released: another consumer may go on at once
+    assert _pending(valkey_client, tenant) == 3
+
+
 def test_run_loop_returns_soon_after_stop(valkey_url: str, tenant: str) -> None:
     sub = _subscriber(valkey_url)
     stop = threading.Event()
