@@ -72,6 +72,17 @@ class ExecutionContextStore:
     Create it with :func:`create_valkey_execution_context_store` (or :func:`connect` in a
     notebook). A context manager; thread-safe (valkey-py pools connections).
 
+    Attributes
+    ----------
+    url
+        The server URL.
+    client
+        The underlying sync ``valkey.Valkey``. It retries after connection errors, which is
+        safe for idempotent commands only: send ``XADD *`` and the like once (as the event
+        publisher does) or through ``_connection.make_client(url, retries=0)``.
+    timeout
+        Seconds within which each Valkey phase of a call completes or raises.
+
     Examples
     --------
     >>> import execctx_nb as ec
