@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
 import pytest
 import valkey
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import execctx_nb as ec
 from execctx_nb import keys
@@ -343,3 +346,27 @@ def test_unicode_ids_round_trip(store: ec.ExecutionContextStore, tenant: str) ->
     assert store.list_steps(scope) == ["schritt-ß"]
     assert store.list_executions(tenant) == ["läuft-ü"]
     assert [e.step_id for e in store.get_execution(scope)] == ["schritt-ß"]
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=8)
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.dictionaries(st.text(min_size=1, max_size=6), _JSON, max_size=4), max_size=5),
+       other=_JSON)
+def test_json_rows_round_trip_and_rewrites_are_idempotent(store: ec.ExecutionContextStore,
+                                                          scope: ec.ExecutionScope, rows: list[dict[str, object]],
+                                                          other: object) -> None:
+    step = f"h{uuid.uuid4().hex[:10]}"
+    stored = store.put_step(scope, envelope(step, rows))
+    got = store.get_step(scope, step)
+    assert got is not None and got.data == rows and got == msgspec.structs.replace(stored, data=rows)
+    assert store.put_step(scope, envelope(step, rows)) == stored  # the same write
+    changed = [*rows, {"extra": other}]
+    with pytest.raises(IdempotencyConflictError):
+        store.put_step(scope, envelope(step, changed))
