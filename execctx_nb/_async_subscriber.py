@@ -120,6 +120,11 @@ class AsyncExecutionEventSubscriber(SubscriberBase):
                        count: int = 100) -> SubscriberStats:
         """Await ``handler(event, meta)`` for each event until ``stop`` is set; see the sync twin."""
         validate_count(count, block_ms)
+        with self._exclusive():
+            return await self._run_loop(tenant_or_scope, handler, stop, block_ms, count)
+
+    async def _run_loop(self, tenant_or_scope: TenantOrScope, handler: AsyncHandler,
+                  stop: asyncio.Event | None, block_ms: int, count: int) -> SubscriberStats:
         tenant, execution = resolve_tenant(tenant_or_scope)
         stream = keys.events_key(tenant)
         stop = stop if stop is not None else asyncio.Event()

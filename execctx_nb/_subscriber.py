@@ -164,6 +164,11 @@ class ExecutionEventSubscriber(SubscriberBase):
             The subscriber's counters.
         """
         validate_count(count, block_ms)
+        with self._exclusive():
+            return self._run_loop(tenant_or_scope, handler, stop, block_ms, count)
+
+    def _run_loop(self, tenant_or_scope: TenantOrScope, handler: Handler,
+                  stop: threading.Event | None, block_ms: int, count: int) -> SubscriberStats:
         tenant, execution = resolve_tenant(tenant_or_scope)
         stream = keys.events_key(tenant)
         stop = stop if stop is not None else threading.Event()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import msgspec
@@ -39,6 +41,19 @@ class SubscriberBase:
         self._down_since: float | None = None
         self.stats = SubscriberStats()
         self._health = SubscriberHealth(state="starting")
+        self._running = False
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        # The loop's state (unrecorded commits, backoff, stats) belongs to one loop at a time.
+        if self._running:
+            raise RuntimeError(f"run_loop is already running on {self!r}; create one subscriber per"
+                               " concurrent loop (each with its own consumer name)")
+        self._running = True
+        try:
+            yield
+        finally:
+            self._running = False
 
     @property
     def health(self) -> SubscriberHealth:

@@ -355,6 +355,24 @@ def test_server_refusals_are_translated(publisher: ExecutionEventPublisher, valk
         trim_events(valkey_client, tenant, maxlen=0)
 
 
+def test_one_loop_at_a_time_per_subscriber(valkey_url: str, tenant: str) -> None:
+    sub = _subscriber(valkey_url)
+    stop = threading.Event()
+    runner = threading.Thread(target=sub.run_loop, args=(tenant, lambda e, m: None),
+                              kwargs={"stop": stop, "block_ms": 50})
+    runner.start()
+    try:
+        time.sleep(0.2)
+        with pytest.raises(RuntimeError, match="already running"):
+            sub.run_loop(tenant, lambda e, m: None, stop=threading.Event(), block_ms=50)
+    finally:
+        stop.set()
+        runner.join(5)
+    stop.clear()
+    threading.Timer(0.2, stop.set).start()
+    sub.run_loop(tenant, lambda e, m: None, stop=stop, block_ms=50)  # free again
+
+
 def test_bad_arguments_are_named(valkey_url: str) -> None:
     with pytest.raises(InvalidKeyError, match="consumer group"):
         _subscriber(valkey_url, group="a b")
