@@ -195,3 +195,25 @@ def test_deeply_nested_dtypes_are_cut() -> None:
 def test_unreadable_lazy_sources_raise_schema_errors(tmp_path: Path) -> None:
     with pytest.raises(SchemaInferenceError, match="Cannot read the Polars input"):
         infer_schema(pl.scan_parquet(tmp_path / "missing.parquet"))
+
+
+def test_extension_dictionary_and_view_types() -> None:
+    t = pa.table({
+        "u": pa.array([b"\x00" * 16, b"\x01" * 16], pa.uuid()),
+        "di": pa.array([1, 2]).dictionary_encode(),
+        "lv": pa.array([[1], [2, 3]], pa.list_view(pa.int64())),
+        "ll": pa.array([["a"], []], pa.large_list(pa.string())),
+    })
+    s = infer(t)
+    assert prop(s, "u")["format"] == "uuid"
+    assert prop(s, "di")["type"] == "integer"
+    assert prop(s, "lv")["x-execctx-max-items"] == 2 and prop(s, "ll")["items"]["type"] == "string"
+
+
+def test_polars_unknown_dtypes_are_permissive_and_series_are_sampled() -> None:
+    s = infer_schema(pl.DataFrame({"o": pl.Series([object(), object()], dtype=pl.Object)}))
+    assert prop(s, "o") == {"x-execctx-cut": True}
+    series = pl.Series(["x"] * 999 + ["2024-01-01"])
+    out = infer_schema(series, sample_size=10)
+    assert out["x-execctx-sampled"] == 10 and "format" not in out
+    assert out["enum"] == ["2024-01-01", "x"]  # the last value is in the sample
