@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal, TypeAlias
 import msgspec
 
 from execctx_nb import keys
-from execctx_nb._records import SchemaHash, _decode
+from execctx_nb._records import Attempt, SchemaHash, _decode
 from execctx_nb.errors import EnvelopeDecodeError
 
 __all__ = [
@@ -36,7 +36,7 @@ def _now() -> dt.datetime:
 
 class _Event(msgspec.Struct, frozen=True, kw_only=True, rename="camel", tag_field="kind"):
     execution_id: str
-    attempt: NonNegInt = 0
+    attempt: Attempt = 0
     ts: dt.datetime = msgspec.field(default_factory=_now)
 
     def __post_init__(self) -> None:

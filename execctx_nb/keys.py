@@ -39,6 +39,7 @@ import unicodedata
 from execctx_nb.errors import InvalidKeyError, InvalidTenantError
 
 __all__ = [
+    "MAX_ATTEMPT",
     "MAX_ID_LENGTH",
     "TENANT_PATTERN",
     "cold_archive_path",
@@ -70,6 +71,7 @@ __all__ = [
 
 TENANT_PATTERN = r"^[a-zA-Z0-9_-]{1,64}$"
 MAX_ID_LENGTH = 200
+MAX_ATTEMPT = 2**53 - 1
 
 _TENANT_RE = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 # Forbidden in execution, step and flow ids: the key and path separators, glob and brace
@@ -141,9 +143,18 @@ def validate_id(value: object, *, kind: str = "id", where: str | None = None) ->
 
 
 def validate_attempt(attempt: object, *, where: str = "attempt") -> int:
-    """Return ``attempt`` if it is an int >= 0 (not a bool), else raise InvalidKeyError."""
-    if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 0:
-        raise InvalidKeyError(f"Invalid attempt {attempt!r}: expected an int >= 0 - at `{where}`")
+    """Return ``attempt`` if it is an int in [0, 2**53 - 1] (not a bool), else raise InvalidKeyError.
+
+    The cap keeps attempts exact in every JSON implementation (RFC 8785 integers).
+    """
+    if (
+        isinstance(attempt, bool)
+        or not isinstance(attempt, int)
+        or not 0 <= attempt <= MAX_ATTEMPT
+    ):
+        raise InvalidKeyError(
+            f"Invalid attempt {attempt!r}: expected an int >= 0 and <= 2**53 - 1 - at `{where}`"
+        )
     return attempt
 
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from execctx_nb import InvalidKeyError, idempotency_key
 
-inputs = st.tuples(st.text(max_size=12), st.none() | st.text(max_size=12), st.integers(0, 2**40))
+inputs = st.tuples(st.text(max_size=12), st.none() | st.text(max_size=12), st.integers(0, 2**53 - 1))
 
 
 @given(inputs, inputs)
@@ -46,7 +46,7 @@ def test_stable_across_processes() -> None:
     assert out.stdout.strip() == idempotency_key("run-1", "clean", 3)
 
 
-@pytest.mark.parametrize("attempt", [-1, True, 1.5])
+@pytest.mark.parametrize("attempt", [-1, True, 1.5, 2**53])
 def test_bad_attempt(attempt: object) -> None:
     with pytest.raises(InvalidKeyError, match="attempt"):
         idempotency_key("e", "s", attempt)  # type: ignore[arg-type]

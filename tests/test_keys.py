@@ -140,7 +140,7 @@ def test_layouts_match_the_design() -> None:
     assert len(keys.mongo_db_name("A" * 64)) <= 63
 
 
-@pytest.mark.parametrize("attempt", [-1, True, 1.0, "0"])
+@pytest.mark.parametrize("attempt", [-1, True, 1.0, "0", 2**53])
 def test_bad_attempts_are_rejected(attempt: object) -> None:
     with pytest.raises(InvalidKeyError, match="expected an int >= 0"):
         keys.cold_step_data_path("o", "e", "s", attempt)  # type: ignore[arg-type]

@@ -144,6 +144,7 @@ def test_events_round_trip_as_a_tagged_union(event: events.Event) -> None:
         (b"[]", "Expected `object`, got `array`"),
         (b'{"stepId":"s"}', "missing required field `executionId`"),
         (b'{"executionId":"e","stepId":"s","attempt":-1}', "at `$.attempt`"),
+        (b'{"executionId":"e","stepId":"s","attempt":9007199254740992}', "at `$.attempt`"),
         (
             b'{"executionId":"e","stepId":"s","metadata":{"rowCount":"x"}}',
             "at `$.metadata.rowCount`",
