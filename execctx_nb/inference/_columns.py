@@ -103,7 +103,11 @@ class ColumnWalker:
         if kind == "map":
             assert spec.item is not None
             obj: ObjectStrategy = node.get(ObjectStrategy)
-            obj.add_map(self.node(valid.items, spec.item), spec.key_pattern, rule)
+            # ``MapArray.items`` ignores slicing: cut it to this array's offsets
+            offsets = valid.offsets
+            lo, hi = (offsets[0].as_py(), offsets[-1].as_py()) if n else (0, 0)
+            items = valid.items.slice(lo, hi - lo)
+            obj.add_map(self.node(items, spec.item), spec.key_pattern, rule)
             obj.add_required(())
             return node
         return self._categorical(node, arr, valid, spec)

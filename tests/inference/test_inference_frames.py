@@ -217,3 +217,19 @@ def test_polars_unknown_dtypes_are_permissive_and_series_are_sampled() -> None:
     out = infer_schema(series, sample_size=10)
     assert out["x-execctx-sampled"] == 10 and "format" not in out
     assert out["enum"] == ["2024-01-01", "x"]  # the last value is in the sample
+
+
+def test_sliced_nested_arrays_read_only_their_rows() -> None:
+    n = 8
+    t = pa.table({
+        "m": pa.array([[("k", None if i < 4 else i)] for i in range(n)],
+                      pa.map_(pa.string(), pa.int64())),
+        "s": pa.array([{"a": None if i < 4 else i} for i in range(n)]),
+        "l": pa.array([[None] if i < 4 else [i] for i in range(n)], pa.list_(pa.int64())),
+    }).slice(4, 4)
+    s = infer(t)
+    assert prop(s, "s", "a")["type"] == "integer"  # the nulls are outside the slice
+    assert prop(s, "l", "[]")["type"] == "integer"
+    assert prop(s, "l")["x-execctx-max-items"] == 1
+    assert prop(s, "m")["additionalProperties"] == {"type": "integer",
+                                                    "x-execctx-cardinality": 4}

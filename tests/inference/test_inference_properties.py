@@ -64,6 +64,8 @@ RECORD = st.fixed_dictionaries({
     "s": st.none() | st.sampled_from(["a", "b", "2024-01-01", "x@y.io"]),
     "l": st.none() | st.lists(st.integers(0, 9), max_size=3),
     "st": st.none() | st.fixed_dictionaries({"k": st.none() | st.text(max_size=3)}),
+    "m": st.none() | st.dictionaries(st.sampled_from(["p", "q"]), st.none() | st.booleans(),
+                                     max_size=2),
 })
 
 
@@ -71,9 +73,13 @@ RECORD = st.fixed_dictionaries({
 @given(st.lists(RECORD, max_size=30), st.integers(0, 2**32))
 def test_arrow_tables_are_sound_and_order_free(rows: list[dict[str, Any]], seed: int) -> None:
     schema = pa.schema([("i", pa.int64()), ("f", pa.float64()), ("s", pa.string()),
-                        ("l", pa.list_(pa.int64())), ("st", pa.struct([("k", pa.string())]))])
-    table = pa.Table.from_pylist(rows, schema=schema)
+                        ("l", pa.list_(pa.int64())), ("st", pa.struct([("k", pa.string())])),
+                        ("m", pa.map_(pa.string(), pa.bool_()))])
+    table = pa.Table.from_pylist([{**r, "m": None if r["m"] is None else list(r["m"].items())}
+                                  for r in rows], schema=schema)
     s = infer_schema(table)
     assert_contract(s, rows)
+    cut = seed % (len(rows) + 1)
+    assert_contract(infer_schema(table.slice(cut)), rows[cut:])  # slices read only their rows
     other = pa.Table.from_pylist(shuffled(rows, seed), schema=schema)
     assert schema_hash(infer_schema(other)) == schema_hash(s)
