@@ -197,8 +197,8 @@ class ExecutionContextStore:
             try:
                 return self._pipelined_put(plans)
             except valkey.exceptions.NoScriptError:
-                # A pipeline loads its scripts before its first attempt only: a server that
-                # restarted in between lost them. Every command of the batch is idempotent.
+                # The server does not know the script yet (first use, or it restarted): load
+                # it and send the batch again; every command of it is idempotent.
                 self._r.script_load(PUT_SCRIPT)
                 return self._pipelined_put(plans)
 
@@ -213,9 +213,12 @@ class ExecutionContextStore:
         return out
 
     def _pipelined_put(self, plans: list[tuple[str, str, int, bytes, StepEnvelope]]) -> list[Any]:
+        # Plain EVALSHA rather than Script objects: those make the pipeline ask SCRIPT EXISTS
+        # first, one more round trip per batch; NOSCRIPT is handled by the caller instead.
         pipe = self._r.pipeline(transaction=False)
+        sha = self._put_script.sha
         for key, akey, attempt, wire, _env in plans:
-            self._put_script(keys=[key, akey], args=[attempt, wire], client=pipe)
+            pipe.evalsha(sha, 2, key, akey, attempt, wire)
         replies: list[Any] = pipe.execute()
         return replies
 

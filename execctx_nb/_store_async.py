@@ -175,9 +175,10 @@ class AsyncExecutionContextStore:
         return out
 
     async def _pipelined_put(self, plans: list[_Plan]) -> list[Any]:
-        pipe = self._r.pipeline(transaction=False)
+        pipe = self._r.pipeline(transaction=False)  # plain EVALSHA: see the sync store
+        sha = self._put_script.sha
         for key, akey, attempt, wire, _env in plans:
-            await self._put_script(keys=[key, akey], args=[attempt, wire], client=pipe)
+            pipe.evalsha(sha, 2, key, akey, attempt, wire)
         replies: list[Any] = await pipe.execute()
         return replies
 

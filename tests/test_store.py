@@ -370,3 +370,12 @@ def test_json_rows_round_trip_and_rewrites_are_idempotent(store: ec.ExecutionCon
     changed = [*rows, {"extra": other}]
     with pytest.raises(IdempotencyConflictError):
         store.put_step(scope, envelope(step, changed))
+
+
+def test_batches_survive_a_flushed_script_cache(store: ec.ExecutionContextStore, scope: ec.ExecutionScope,
+                                                valkey_client: valkey.Valkey) -> None:
+    valkey_client.script_flush()  # as after a server restart: NOSCRIPT on the next EVALSHA
+    store.put_steps(scope, [envelope("a", [{"v": 1}]), envelope("b", [{"v": 2}])])
+    valkey_client.script_flush()
+    store.put_step(scope, envelope("c", [{"v": 3}]))
+    assert store.list_steps(scope) == ["a", "b", "c"]
