@@ -266,8 +266,14 @@ def render_svg(graph: Graph, lay: Layout | None = None, *, selected: str | None 
     pos = {p.node_id: p for p in lay.positions}
     esc = html.escape
     out = [
+        # Scales down to its container (never wider than drawn, never cropped): a fixed-width
+        # SVG in an `overflow: auto` box showed a wide graph scrolled to the clicked node,
+        # its first column cut off. The width/height attributes stay for viewers that drop
+        # the style attribute (they then scroll from the left instead).
         f'<svg xmlns="http://www.w3.org/2000/svg" class="execctx-lineage" width="{lay.width}"'
-        f' height="{lay.height}" viewBox="0 0 {lay.width} {lay.height}" role="img"'
+        f' height="{lay.height}" viewBox="0 0 {lay.width} {lay.height}"'
+        ' preserveAspectRatio="xMinYMin meet"'
+        f' style="display:block;width:100%;max-width:{lay.width}px;height:auto" role="img"'
         ' font-family="system-ui, -apple-system, Segoe UI, sans-serif" font-size="12">',
         f"<title>Lineage graph: {len(graph.nodes)} steps, {len(graph.edges)} edges</title>",
     ]

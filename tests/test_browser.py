@@ -14,6 +14,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import nbformat
 import pytest
@@ -59,7 +60,8 @@ def lab(tmp_path: Path, valkey_url: str, tenant: str) -> Iterator[str]:
         "display_name": "Python 3",
         "language": "python",
     }
-    nbformat.write(nb, tmp_path / "widgets.ipynb")
+    (tmp_path / "root").mkdir()
+    nbformat.write(nb, tmp_path / "root" / "widgets.ipynb")
     port, token = free_port(), secrets.token_hex(12)
     cmd = [
         sys.executable,
@@ -69,7 +71,7 @@ def lab(tmp_path: Path, valkey_url: str, tenant: str) -> Iterator[str]:
         "--ip=127.0.0.1",
         f"--port={port}",
         "--ServerApp.port_retries=0",
-        f"--ServerApp.root_dir={tmp_path}",
+        f"--ServerApp.root_dir={tmp_path / 'root'}",
         f"--IdentityProvider.token={token}",
         "--LabApp.extension_manager=readonly",
         "--LabApp.news_url=None",
@@ -80,7 +82,9 @@ def lab(tmp_path: Path, valkey_url: str, tenant: str) -> Iterator[str]:
     ]
     env = dict(os.environ, VALKEY_URL=valkey_url, JUPYTER_CONFIG_DIR=str(tmp_path / "config"))
     log = (tmp_path / "lab.log").open("w")
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path / "root"
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         end = time.monotonic() + 60
@@ -164,12 +168,39 @@ def test_widgets_render_and_update_in_jupyterlab(
             expect(row).to_be_visible(timeout=30_000)
             expect(row).to_contain_text("committed (7 rows)")
 
-            # Clicking a node shows its envelope under the graph.
+            # The demo graph is drawn wider than the cell, so it must scale down to fit.
+            canvas = graph.locator(".canvas")
+            drawn = float(graph.locator("svg").get_attribute("width") or 0)
+            assert drawn > _box(canvas)["width"], "the test needs a graph wider than its cell"
+            _assert_nodes_inside(nodes, canvas)
+
+            # Clicking a node shows its envelope under the graph; the graph stays whole
+            # (a scrolling canvas used to follow the click and cut off the first column).
             graph.locator('g[data-step="score"]').click()
             panel = graph.locator(".panel")
             expect(panel).to_contain_text("score", timeout=30_000)
             expect(panel).to_contain_text("step envelope")
+            _assert_nodes_inside(nodes, canvas)
 
             page.screenshot(path=str(ARTIFACTS / "browser-widgets.png"), full_page=True)
         finally:
             browser.close()
+
+
+def _box(locator: Any) -> dict[str, float]:
+    box = locator.bounding_box()
+    assert box is not None, f"{locator} is not rendered"
+    return cast("dict[str, float]", box)
+
+
+def _assert_nodes_inside(nodes: Any, area: Any) -> None:
+    """Every node's box lies within ``area``'s box (its visible, unscrolled part)."""
+    outer = _box(area)
+    # A scrolled canvas would also hide nodes inside its box; it must not have scrolled.
+    assert area.evaluate("(el) => el.scrollLeft") == 0
+    for i in range(nodes.count()):
+        node = nodes.nth(i)
+        box, step = _box(node), node.get_attribute("data-step")
+        assert box["x"] >= outer["x"] - 1 and box["y"] >= outer["y"] - 1, (step, box, outer)
+        assert box["x"] + box["width"] <= outer["x"] + outer["width"] + 1, (step, box, outer)
+        assert box["y"] + box["height"] <= outer["y"] + outer["height"] + 1, (step, box, outer)

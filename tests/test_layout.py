@@ -143,6 +143,16 @@ def test_layout_contract_on_random_graphs(case: tuple[int, list[tuple[int, int]]
     assert_layout_contract(g)
 
 
+def test_svg_scales_to_its_container_and_is_never_cropped() -> None:
+    # A fixed-width SVG in a scrolling cell showed a wide graph cut off on the left
+    # (tests/test_browser.py checks the real thing in JupyterLab).
+    lay = layout(PIPELINE)
+    head = render_svg(PIPELINE, lay).split(">", 1)[0]
+    assert f'viewBox="0 0 {lay.width} {lay.height}"' in head
+    assert 'preserveAspectRatio="xMinYMin meet"' in head
+    assert f"width:100%;max-width:{lay.width}px;height:auto" in head
+
+
 def test_svg_escapes_text_and_has_no_ids() -> None:
     g = Graph(nodes=(GraphNode("a<b>&c", status="failed", row_count=1, elapsed_ms=1500.0),))
     svg = render_svg(g)
