@@ -15,6 +15,7 @@ the embedded server.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import signal
@@ -22,9 +23,39 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["main"]
+__all__ = ["LAB_SETTINGS_OVERRIDES", "jupyterlab_offline_args", "main"]
 
 DEFAULT_TENANTS = ("acme", "globex")
+
+#: JupyterLab settings overrides (``overrides.json``) for an offline lab: no news feed, no
+#: update check, and so no "get notified about official Jupyter news?" toast either (the
+#: server flags below stop the requests, but only these settings stop the question).
+LAB_SETTINGS_OVERRIDES: dict[str, dict[str, object]] = {
+    "@jupyterlab/apputils-extension:notification": {
+        "checkForUpdates": False,
+        "fetchNews": "false",
+    },
+}
+
+
+def jupyterlab_offline_args(settings_dir: Path) -> list[str]:
+    """JupyterLab command-line flags for a lab that never goes online, news toast included.
+
+    Writes ``settings_dir/overrides.json`` (:data:`LAB_SETTINGS_OVERRIDES`) and makes it the
+    lab's application settings directory, which only holds overrides and ``page_config``:
+    the user's own settings (theme, shortcuts) are untouched. Used by ``make lab`` and the
+    browser test, so both start the same lab.
+    """
+    settings_dir.mkdir(parents=True, exist_ok=True)
+    overrides = json.dumps(LAB_SETTINGS_OVERRIDES, indent=2, sort_keys=True) + "\n"
+    (settings_dir / "overrides.json").write_text(overrides, encoding="utf-8")
+    return [
+        # No extension manager lookups on PyPI, no news feed, no update check.
+        "--LabApp.extension_manager=readonly",
+        "--LabApp.news_url=None",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        f"--LabApp.app_settings_dir={settings_dir.resolve()}",
+    ]
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -75,10 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         "--ServerApp.port_retries=0",
         f"--ServerApp.root_dir={args.notebooks.resolve()}",
         f"--IdentityProvider.token={token}",
-        # Offline by design: no extension manager lookups on PyPI, no news feed.
-        "--LabApp.extension_manager=readonly",
-        "--LabApp.news_url=None",
-        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        *jupyterlab_offline_args(args.data_dir / "jupyterlab-settings"),
     ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")  # containers often run as root

@@ -23,6 +23,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 from execctx_nb import ExecutionEventPublisher, connect
 from execctx_nb.demo import EXECUTIONS, STEPS, load_demo
 from execctx_nb.events import StepCommitted
+from execctx_nb.lab import jupyterlab_offline_args
 from tests.servers import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -73,9 +74,7 @@ def lab(tmp_path: Path, valkey_url: str, tenant: str) -> Iterator[str]:
         "--ServerApp.port_retries=0",
         f"--ServerApp.root_dir={tmp_path / 'root'}",
         f"--IdentityProvider.token={token}",
-        "--LabApp.extension_manager=readonly",
-        "--LabApp.news_url=None",
-        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        *jupyterlab_offline_args(tmp_path / "lab-settings"),  # the same lab as `make lab`
         "--LabApp.expose_app_in_browser=True",
         f"--ServerApp.runtime_dir={tmp_path / 'runtime'}",
         "--allow-root",
@@ -181,6 +180,18 @@ def test_widgets_render_and_update_in_jupyterlab(
             expect(panel).to_contain_text("score", timeout=30_000)
             expect(panel).to_contain_text("step envelope")
             _assert_nodes_inside(nodes, canvas)
+
+            # No news/update toast: the lab's settings say never, without asking (the
+            # overrides become the schema's defaults on the server).
+            defaults = page.evaluate(
+                "window.jupyterapp.serviceManager.settings"
+                ".fetch('@jupyterlab/apputils-extension:notification')"
+                ".then((s) => Object.fromEntries(Object.entries(s.schema.properties)"
+                ".map(([k, v]) => [k, v.default])))"
+            )
+            assert defaults["fetchNews"] == "false", defaults
+            assert defaults["checkForUpdates"] is False, defaults
+            expect(page.get_by_text("official Jupyter news")).to_have_count(0)
 
             page.screenshot(path=str(ARTIFACTS / "browser-widgets.png"), full_page=True)
         finally:

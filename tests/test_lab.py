@@ -47,3 +47,19 @@ def test_lab_bad_port_is_a_usage_error() -> None:
 
     with pytest.raises(SystemExit):
         _parse(["--port", "eighty"])
+
+
+def test_lab_settings_turn_news_and_update_checks_off(tmp_path: Path) -> None:
+    from jupyterlab_server.settings_utils import _get_overrides
+
+    from execctx_nb.lab import jupyterlab_offline_args
+
+    args = jupyterlab_offline_args(tmp_path / "settings")
+    assert f"--LabApp.app_settings_dir={(tmp_path / 'settings').resolve()}" in args
+    # Read back the way JupyterLab's server reads it (the browser test sees no toast).
+    overrides, error = _get_overrides(str(tmp_path / "settings"))
+    assert error == ""
+    assert overrides["@jupyterlab/apputils-extension:notification"] == {
+        "checkForUpdates": False,
+        "fetchNews": "false",
+    }
