@@ -13,6 +13,7 @@ import signal
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import valkey
 import valkey.asyncio
@@ -21,10 +22,7 @@ from execctx_nb import keys
 from execctx_nb._log import LoggerLike
 from execctx_nb._publisher import TenantOrScope, resolve_tenant
 from execctx_nb._stream_core import (
-    ACQUIRE_LUA,
-    COMMIT_LUA,
     CONNECTION_ERRORS,
-    DEAD_LETTER_LUA,
     Batch,
     Delivery,
     EventMeta,
@@ -35,6 +33,7 @@ from execctx_nb._stream_core import (
     text,
     validate_count,
 )
+from execctx_nb._stream_scripts import ACQUIRE_LUA, COMMIT_LUA, DEAD_LETTER_LUA, READ_LUA
 from execctx_nb._subscriber_base import SubscriberBase
 from execctx_nb.events import Event
 
@@ -111,6 +110,7 @@ class AsyncExecutionEventSubscriber(SubscriberBase):
         self._owned = self._url is not None
         self.client = client
         self._readers: dict[int, valkey.asyncio.Valkey] = {}
+        self._read = client.register_script(READ_LUA)
         self._acquire = client.register_script(ACQUIRE_LUA)
         self._commit = client.register_script(COMMIT_LUA)
         self._dead_letter = client.register_script(DEAD_LETTER_LUA)
@@ -127,6 +127,7 @@ class AsyncExecutionEventSubscriber(SubscriberBase):
                   stop: asyncio.Event | None, block_ms: int, count: int) -> SubscriberStats:
         tenant, execution = resolve_tenant(tenant_or_scope)
         stream = keys.events_key(tenant)
+        prefix = keys.dedup_prefix(tenant, self.cfg.group)
         stop = stop if stop is not None else asyncio.Event()
         reader = self._reader(block_ms)
         cursor, next_claim = "0-0", 0.0
@@ -141,14 +142,21 @@ class AsyncExecutionEventSubscriber(SubscriberBase):
                         if cursor == "0-0":
                             next_claim = time.monotonic() + self.cfg.claim_interval_s
                         if claimed:
-                            await self._process(claimed, tenant, execution, handler)
+                            await self._process(tenant, execution, handler, claimed=claimed)
                             self._up()
                             continue
+                    # Under load: read and lease in one call; block only when nothing is there.
+                    leased = await self._read(keys=[stream], args=[self.cfg.group, self.cfg.consumer, count,
+                                                             self._token, self.cfg.lease_ms, prefix])
+                    if leased:
+                        await self._process(tenant, execution, handler, leased=leased)
+                        self._up()
+                        continue
                     reply = await reader.xreadgroup(self.cfg.group, self.cfg.consumer, {stream: ">"},
                                                     count=count, block=block_ms)
                     deliveries = [Delivery(text(i), f) for _, entries in reply or [] for i, f in entries]
                     if deliveries:
-                        await self._process(deliveries, tenant, execution, handler)
+                        await self._process(tenant, execution, handler, claimed=deliveries)
                     self._up()
                 except valkey.exceptions.ResponseError as exc:
                     if not is_nogroup(exc):
@@ -190,13 +198,18 @@ class AsyncExecutionEventSubscriber(SubscriberBase):
             self.stats.reclaimed += len(claimed)
         return cursor, claimed
 
-    async def _process(self, deliveries: list[Delivery], tenant: str, execution: str | None,
-                       handler: AsyncHandler) -> None:
-        batch = Batch(deliveries, tenant=tenant, execution=execution, cfg=self.cfg, token=self._token,
+    async def _process(self, tenant: str, execution: str | None, handler: AsyncHandler, *,
+                       leased: list[Any] | None = None, claimed: list[Delivery] | None = None) -> None:
+        batch = Batch(tenant=tenant, execution=execution, cfg=self.cfg, token=self._token,
                       stats=self.stats, last_errors=self._last_errors)
-        acquire_keys, acquire_args = batch.acquire_call()
-        if acquire_keys:
-            batch.apply_acquire(await self._acquire(keys=acquire_keys, args=acquire_args))
+        if leased:
+            batch.add_read(leased)
+        if claimed:
+            batch.add(claimed)
+        acquire_args = batch.acquire_call()
+        if acquire_args is not None:
+            batch.apply_acquire(await self._acquire(args=acquire_args))
+        batch.plan()
         index = 0
         try:
             for parsed, meta in batch.run:

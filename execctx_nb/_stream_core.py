@@ -7,9 +7,11 @@ Effectively-once per group rests on one key per (tenant, group, idempotency key)
 (:func:`execctx_nb.keys.dedup_key`) that goes through three states:
 
 - absent: nobody handled the event;
-- ``i:{consumer}:{nonce}``: a lease (``SET NX PX``) taken for a whole batch *before* its
-  handlers run, so a duplicate entry delivered to another consumer at the same time, or a
-  reclaimed entry whose first handler still runs, is not handled twice;
+- ``i:{consumer}:{nonce}``: a lease (``SET NX PX``) taken *before* the handlers run, so a
+  duplicate entry delivered to another consumer at the same time, or a reclaimed entry whose
+  first handler still runs, is not handled twice. New entries are read and leased in one
+  atomic server call (:data:`~execctx_nb._stream_scripts.READ_LUA`); entries from a blocking
+  read or XAUTOCLAIM are leased by a second call (``ACQUIRE_LUA``);
 - ``d:{streamId}``: done, written with a TTL *after* the handler returned, in the same Lua
   script that acknowledges the entry, so "done" and "acked" never disagree.
 
@@ -29,20 +31,18 @@ import secrets
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import msgspec
 import valkey
 
 from execctx_nb import keys
 from execctx_nb._event_records import EVENT_KINDS, Event
-from execctx_nb.errors import EnvelopeDecodeError, EventStreamError, InvalidKeyError
+from execctx_nb._stream_scripts import SKIPPED
+from execctx_nb.errors import EventStreamError, InvalidKeyError
 
 __all__ = [
-    "ACQUIRE_LUA",
-    "COMMIT_LUA",
     "CONNECTION_ERRORS",
-    "DEAD_LETTER_LUA",
     "Backoff",
     "Batch",
     "Delivery",
@@ -52,6 +52,7 @@ __all__ = [
     "SubscriberHealth",
     "SubscriberStats",
     "dead_letter_fields",
+    "entry_fields",
     "default_consumer_name",
     "is_nogroup",
     "new_token",
@@ -64,50 +65,6 @@ __all__ = [
 
 CONNECTION_ERRORS = (valkey.exceptions.ConnectionError, valkey.exceptions.TimeoutError, OSError)
 MAX_COUNT = 1000  # Lua's unpack() takes ~8000 values: acks of one batch stay far below
-
-# KEYS: dedup keys; ARGV: lease value, lease ms. Returns the previous value per key (nil if
-# the lease was taken). Our own lease (left by a release that failed) is taken again.
-ACQUIRE_LUA = """
-local out = {}
-for i, k in ipairs(KEYS) do
-  local old = redis.call('SET', k, ARGV[1], 'NX', 'PX', ARGV[2], 'GET')
-  if old == ARGV[1] then redis.call('SET', k, ARGV[1], 'PX', ARGV[2]) end
-  out[i] = old
-end
-return out
-"""
-
-# KEYS: stream, done keys (n_done), keys to release (n_release)
-# ARGV: group, ttl s, lease value, n_done, n_release, consumer, n_busy, done values (n_done),
-# (id, delivery count - 1) of busy entries (n_busy pairs), ids to ack...
-# A busy entry (another consumer holds its key's lease) gets its delivery count set back
-# (XCLAIM ... RETRYCOUNT JUSTID): waiting for a live consumer must not push it toward the DLQ.
-COMMIT_LUA = """
-local ndone, nrel, nbusy = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[7])
-for i = 1, ndone do redis.call('SET', KEYS[1 + i], ARGV[7 + i], 'EX', ARGV[2]) end
-for i = 1, nrel do
-  local k = KEYS[1 + ndone + i]
-  if redis.call('GET', k) == ARGV[3] then redis.call('DEL', k) end
-end
-local b = 7 + ndone
-for i = 1, nbusy do
-  redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[6], 0, ARGV[b + 2 * i - 1],
-             'RETRYCOUNT', ARGV[b + 2 * i], 'JUSTID')
-end
-local first = b + 2 * nbusy + 1
-if #ARGV >= first then return redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, first)) end
-return 0
-"""
-
-# KEYS: stream, dlq[, dedup key]; ARGV: group, id, lease value, field, value, ...
-# The XACK decides: an entry someone else already acknowledged (or moved) is not copied
-# again, so a retry after a lost reply cannot duplicate the dead letter.
-DEAD_LETTER_LUA = """
-if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
-redis.call('XADD', KEYS[2], '*', unpack(ARGV, 4))
-if KEYS[3] and redis.call('GET', KEYS[3]) == ARGV[3] then redis.call('DEL', KEYS[3]) end
-return 1
-"""
 
 
 def text(value: bytes | str) -> str:
@@ -249,25 +206,47 @@ class Backoff:
         self.failures = 0
 
 
-@dataclass
+
+@dataclass(slots=True)
 class Delivery:
-    """One entry as read or claimed, with its delivery count."""
+    """One entry as read or claimed, with its delivery count.
+
+    ``fields`` is the entry's field dict, or (entries read by :data:`READ_LUA`) that
+    script's reply row; :func:`entry_fields` turns either into the dict.
+    """
 
     stream_id: str
-    fields: dict[Any, Any]
+    fields: dict[Any, Any] | list[Any]
     deliveries: int = 1
+
+
+def entry_fields(d: Delivery) -> dict[Any, Any]:
+    """The original fields of an entry (only needed for dead letters: built lazily)."""
+    f = d.fields
+    if isinstance(f, dict):
+        return f
+    if len(f) == 3:  # {id, SKIPPED, fields}
+        flat = f[2]
+    elif len(f) == 6:  # {id, old, kind, idem, event, fields}
+        flat = f[5]
+    else:
+        return {b"kind": f[2], b"idem": f[3], b"event": f[4]}
+    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 # A prebuilt decoder: ``msgspec.json.decode(b, type=Event)`` (as decode_event does) rebuilds
 # the union's type info per call and is ~3x slower, the largest cost of consuming an event.
 _EVENT_DECODER: msgspec.json.Decoder[Event] = msgspec.json.Decoder(Event)
+# The entry's kind field as read (bytes, or str from decode_responses clients) -> the kind.
+_KINDS: dict[Any, str] = {**{k: k for k in EVENT_KINDS}, **{k.encode(): k for k in EVENT_KINDS}}
+_UNKNOWN = object()  # verdict not known yet: the key still has to be leased
 
 
 class _Parsed:
-    __slots__ = ("dedup", "delivery", "event", "followers", "idem", "kind")
+    __slots__ = ("delivery", "event", "followers", "idem", "kind")
 
-    def __init__(self, delivery: Delivery, kind: str, idem: str, event: Event, dedup: str) -> None:
-        self.delivery, self.kind, self.idem, self.event, self.dedup = delivery, kind, idem, event, dedup
+    def __init__(self, delivery: Delivery, kind: str, idem: str, event: Event) -> None:
+        self.delivery, self.kind, self.idem, self.event = delivery, kind, idem, event
         self.followers: list[Delivery] = []
 
 
@@ -276,39 +255,48 @@ def _field(fields: dict[Any, Any], name: bytes) -> Any:
     return fields.get(name.decode()) if value is None else value  # decode_responses=True clients
 
 
+def _decode(raw: Any, stream: str, stream_id: str) -> Event | str:
+    try:
+        return _EVENT_DECODER.decode(raw)
+    except msgspec.ValidationError as exc:
+        return f"malformed entry: Invalid execution event (at {stream} {stream_id}): {exc}"
+    except msgspec.DecodeError as exc:
+        return f"malformed entry: Malformed JSON for an execution event (at {stream} {stream_id}): {exc}"
+
+
+def _kind_mismatch(kind: str, event: Event) -> str:
+    return (f"malformed entry: field kind {kind!r} does not match the event's kind"
+            f" {event.kind!r} (known kinds: {', '.join(EVENT_KINDS)})")
+
+
 def parse_delivery(d: Delivery, stream: str, tenant: str, group: str | None = None) -> _Parsed | str:
     """The parsed entry, or why it is malformed (it then goes to the dead-letter stream).
 
-    With ``group``, the entry's dedup key is built too (validating its ``idem``).
+    ``d.fields`` must be a dict here. ``tenant`` and ``group`` are kept for callers; the
+    entry's ``idem`` is always validated.
     """
     fields = d.fields
+    assert isinstance(fields, dict)
     kind, idem, raw = _field(fields, b"kind"), _field(fields, b"idem"), _field(fields, b"event")
     if kind is None or idem is None or raw is None:
         missing = [n for n, v in (("kind", kind), ("idem", idem), ("event", raw)) if v is None]
         return f"malformed entry: missing field(s) {', '.join(missing)}; expected kind, idem, event"
     kind, idem = text(kind), text(idem)
     try:
-        if group is None:
-            keys.validate_id(idem, kind="idempotency key", where=f"{stream} {d.stream_id} idem")
-            dedup = ""
-        else:
-            dedup = keys.dedup_key(tenant, group, idem)
-        event = _EVENT_DECODER.decode(raw)
-    except (EnvelopeDecodeError, InvalidKeyError) as exc:
+        keys.validate_id(idem, kind="idempotency key", where=f"{stream} {d.stream_id} idem")
+    except InvalidKeyError as exc:
         return f"malformed entry: {exc}"
-    except msgspec.ValidationError as exc:
-        return f"malformed entry: Invalid execution event (at {stream} {d.stream_id}): {exc}"
-    except msgspec.DecodeError as exc:
-        return f"malformed entry: Malformed JSON for an execution event (at {stream} {d.stream_id}): {exc}"
+    event = _decode(raw, stream, d.stream_id)
+    if isinstance(event, str):
+        return event
     if kind != event.kind:
-        return (f"malformed entry: field kind {kind!r} does not match the event's kind"
-                f" {event.kind!r} (known kinds: {', '.join(EVENT_KINDS)})")
-    return _Parsed(d, kind, idem, event, dedup)
+        return _kind_mismatch(kind, event)
+    return _Parsed(d, kind, idem, event)
 
 
 def dead_letter_fields(d: Delivery, error: str, cfg: SubscriberConfig) -> list[str]:
     """Field/value list of a dead-letter entry (docs/wire-format.md, "Dead letters")."""
-    original = {text(k): text(v) for k, v in d.fields.items()}
+    original = {text(k): text(v) for k, v in entry_fields(d).items()}
     now = msgspec.to_builtins(dt.datetime.now(dt.UTC))
     return ["origId", d.stream_id, "fields", json.dumps(original, ensure_ascii=False, sort_keys=True),
             "error", error, "deliveries", str(d.deliveries), "consumer", cfg.consumer,
@@ -318,63 +306,122 @@ def dead_letter_fields(d: Delivery, error: str, cfg: SubscriberConfig) -> list[s
 class Batch:
     """The plan for one batch of deliveries; the twins do the I/O it asks for.
 
-    Order: :meth:`acquire_call` -> :meth:`apply_acquire` -> run handlers on :attr:`run`,
-    reporting :meth:`succeeded` / :meth:`failed` -> :meth:`commit_call` and :attr:`dead`.
+    Order: :meth:`add_read` (a :data:`READ_LUA` reply: entries already leased) and/or
+    :meth:`add` (entries from XREADGROUP BLOCK or XAUTOCLAIM) -> :meth:`acquire_call` and
+    :meth:`apply_acquire` when it is not None -> :meth:`plan` -> run handlers on :attr:`run`,
+    reporting :meth:`succeeded` / :meth:`failed` / :meth:`not_run` -> :meth:`commit_call`
+    and :attr:`dead`.
     """
 
-    def __init__(self, deliveries: Sequence[Delivery], *, tenant: str, execution: str | None,
-                 cfg: SubscriberConfig, token: str, stats: SubscriberStats,
-                 last_errors: dict[str, str]) -> None:
-        self.tenant, self.cfg, self.token, self.stats = tenant, cfg, token, stats
+    def __init__(self, *, tenant: str, execution: str | None, cfg: SubscriberConfig, token: str,
+                 stats: SubscriberStats, last_errors: dict[str, str]) -> None:
+        self.tenant, self.execution, self.cfg, self.token, self.stats = tenant, execution, cfg, token, stats
+        self.last_errors = last_errors
         self.stream = keys.events_key(tenant)
+        self.prefix = keys.dedup_prefix(tenant, cfg.group)
         self.dead: list[tuple[Delivery, str, str | None]] = []  # (entry, error, dedup key)
         self.ack: list[str] = []
         self.leaders: dict[str, _Parsed] = {}
+        # idem -> previous value of its key when we leased it (None: the lease is ours).
+        self.verdicts: dict[str, Any] = {}
         self.run: list[tuple[_Parsed, EventMeta]] = []
         self.done: list[_Parsed] = []
-        self.release: list[str] = []  # dedup keys
+        self.release: list[str] = []  # idempotency keys whose lease we give back
         self.busy: list[Delivery] = []
+
+    def add_read(self, reply: Sequence[Any]) -> None:
+        """Entries of a :data:`READ_LUA` reply (read and leased in one call)."""
+        # The hot path of consuming: one decode per event; idem was checked by the script.
+        decode, kinds, verdicts, stream = _EVENT_DECODER.decode, _KINDS, self.verdicts, self.stream
+        slow: list[Delivery] = []
+        for row in reply:
+            sid = row[0]
+            sid = sid.decode() if type(sid) is bytes else sid
+            old = row[1]
+            if old == SKIPPED:
+                flat = row[2]
+                slow.append(Delivery(sid, dict(zip(flat[::2], flat[1::2], strict=True))))
+                continue
+            idem = row[3]
+            idem = idem.decode() if type(idem) is bytes else idem
+            if idem not in verdicts:
+                verdicts[idem] = old  # the first entry with this key took (or found) its lease
+            d = Delivery(sid, row)
+            try:
+                event = decode(row[4])
+            except (msgspec.ValidationError, msgspec.DecodeError):
+                self.dead.append((d, cast(str, _decode(row[4], stream, sid)), None))
+                continue
+            kind = kinds.get(row[2])
+            if kind != event.kind:
+                self.dead.append((d, _kind_mismatch(text(row[2]), event), None))
+                continue
+            self._place(_Parsed(d, kind, idem, event))
+        if slow:
+            self.add(slow)
+
+    def add(self, deliveries: Sequence[Delivery]) -> None:
+        """Entries read without a lease (blocking read, XAUTOCLAIM): parsed here."""
+        cfg = self.cfg
         for d in deliveries:
-            parsed = parse_delivery(d, self.stream, tenant, cfg.group)
+            parsed = parse_delivery(d, self.stream, self.tenant, cfg.group)
             if isinstance(parsed, str):
                 self.dead.append((d, parsed, None))
             elif d.deliveries > cfg.max_deliveries:
-                last = last_errors.pop(d.stream_id, "unknown (an earlier consumer did not finish)")
+                last = self.last_errors.pop(d.stream_id, "unknown (an earlier consumer did not finish)")
                 self.dead.append((d, f"delivered {d.deliveries} times, more than max_deliveries="
                                      f"{cfg.max_deliveries}; last error: {last}", None))
-            elif execution is not None and parsed.event.execution_id != execution:
-                self.ack.append(d.stream_id)
-                stats.skipped += 1
-            elif parsed.idem in self.leaders:
-                self.leaders[parsed.idem].followers.append(d)
             else:
-                self.leaders[parsed.idem] = parsed
+                self._place(parsed)
 
-    def acquire_call(self) -> tuple[list[str], list[str | int]]:
-        """KEYS and ARGV of :data:`ACQUIRE_LUA` (empty KEYS: nothing to acquire)."""
-        return [p.dedup for p in self.leaders.values()], [self.token, self.cfg.lease_ms]
+    def _place(self, parsed: _Parsed) -> None:
+        if self.execution is not None and parsed.event.execution_id != self.execution:
+            self.ack.append(parsed.delivery.stream_id)
+            self.stats.skipped += 1
+        elif parsed.idem in self.leaders:
+            self.leaders[parsed.idem].followers.append(parsed.delivery)
+        else:
+            self.leaders[parsed.idem] = parsed
+
+    def acquire_call(self) -> list[str | int] | None:
+        """ARGV of :data:`ACQUIRE_LUA` for leaders not leased yet (None: nothing to lease)."""
+        todo = [idem for idem in self.leaders if idem not in self.verdicts]
+        if not todo:
+            return None
+        return [self.token, self.cfg.lease_ms, self.prefix, *todo]
 
     def apply_acquire(self, previous: Sequence[bytes | str | None]) -> None:
-        """Sort leaders into run / duplicate / busy from the previous values of their keys."""
-        for parsed, old in zip(self.leaders.values(), previous, strict=True):
-            value = None if old is None else text(old)
+        """Record the :data:`ACQUIRE_LUA` reply (previous value per key)."""
+        todo = [idem for idem in self.leaders if idem not in self.verdicts]
+        self.verdicts.update(zip(todo, previous, strict=True))
+
+    def plan(self) -> None:
+        """Sort leaders into run / duplicate / busy; give back leases nobody will use."""
+        stats, cfg, tenant = self.stats, self.cfg, self.tenant
+        for idem, parsed in self.leaders.items():
+            old = self.verdicts[idem]
             d = parsed.delivery
-            if value is None or value == self.token:
-                meta = EventMeta(stream_id=d.stream_id, idempotency_key=parsed.idem,
-                                 delivery_count=d.deliveries, tenant_id=self.tenant,
-                                 group=self.cfg.group, consumer=self.cfg.consumer, kind=parsed.kind)
+            if old is None:
+                meta = EventMeta(stream_id=d.stream_id, idempotency_key=idem,
+                                 delivery_count=d.deliveries, tenant_id=tenant,
+                                 group=cfg.group, consumer=cfg.consumer, kind=parsed.kind)
                 self.run.append((parsed, meta))
-            elif value.startswith("d:"):
-                self.ack.extend([d.stream_id, *(f.stream_id for f in parsed.followers)])
-                self.stats.duplicates += 1 + len(parsed.followers)
+            elif (old[:2] if type(old) is bytes else old[:2].encode()) == b"d:":
+                self.ack.append(d.stream_id)
+                self.ack.extend(f.stream_id for f in parsed.followers)
+                stats.duplicates += 1 + len(parsed.followers)
             else:  # another consumer's lease: it may still fail, so leave these pending
                 self.busy.extend([d, *parsed.followers])
-                self.stats.busy += 1 + len(parsed.followers)
+                stats.busy += 1 + len(parsed.followers)
+        # Leases taken by READ_LUA for entries that turned out malformed or skipped.
+        self.release.extend(idem for idem, old in self.verdicts.items()
+                            if old is None and idem not in self.leaders)
 
     def succeeded(self, parsed: _Parsed) -> None:
         self.done.append(parsed)
         self.stats.handled += 1
-        self.stats.duplicates += len(parsed.followers)
+        if parsed.followers:
+            self.stats.duplicates += len(parsed.followers)
 
     def failed(self, parsed: _Parsed, exc: BaseException, last_errors: dict[str, str]) -> None:
         self.stats.failed += 1
@@ -382,33 +429,34 @@ class Batch:
         d = parsed.delivery
         if d.deliveries >= self.cfg.max_deliveries:
             self.dead.append((d, f"handler raised on delivery {d.deliveries} of max_deliveries="
-                                 f"{self.cfg.max_deliveries}: {error}", parsed.dedup))
+                                 f"{self.cfg.max_deliveries}: {error}", self.prefix + parsed.idem))
         else:
-            self.release.append(parsed.dedup)
+            self.release.append(parsed.idem)
             if len(last_errors) > 10_000:  # bounded: only a hint for the dead-letter entry
                 last_errors.clear()
             last_errors[d.stream_id] = error
 
     def not_run(self, parsed: _Parsed) -> None:
         """A leader whose handler never ran (shutdown by an exception): release its lease."""
-        self.release.append(parsed.dedup)
+        self.release.append(parsed.idem)
 
     def commit_call(self) -> tuple[list[str], list[str | int]] | None:
         """KEYS and ARGV of :data:`COMMIT_LUA`, or None when there is nothing to write."""
-        acks = [*self.ack]
-        for parsed in self.done:
-            acks.append(parsed.delivery.stream_id)
-            acks.extend(f.stream_id for f in parsed.followers)
-        if not (self.done or self.release or self.busy or acks):
+        if not (self.done or self.release or self.busy or self.ack):
             return None
-        cmd_keys = [self.stream, *(p.dedup for p in self.done), *self.release]
-        argv: list[str | int] = [self.cfg.group, self.cfg.dedup_ttl_s, self.token, len(self.done),
-                                 len(self.release), self.cfg.consumer, len(self.busy)]
-        argv.extend(f"d:{p.delivery.stream_id}" for p in self.done)
+        argv: list[str | int] = [self.cfg.group, self.cfg.dedup_ttl_s, self.token, self.prefix,
+                                 self.cfg.consumer, len(self.done), len(self.release), len(self.busy)]
+        for parsed in self.done:
+            argv.append(parsed.idem)
+            argv.append(parsed.delivery.stream_id)
+        argv.extend(self.release)
         for d in self.busy:
             argv.extend((d.stream_id, max(0, d.deliveries - 1)))
-        argv.extend(acks)
-        return cmd_keys, argv
+        argv.extend(self.ack)
+        for parsed in self.done:
+            if parsed.followers:
+                argv.extend(f.stream_id for f in parsed.followers)
+        return [self.stream], argv
 
     def dead_letter_call(self, d: Delivery, error: str, dedup: str | None) -> tuple[list[str], list[str]]:
         """KEYS and ARGV of :data:`DEAD_LETTER_LUA` for one entry."""
@@ -427,4 +475,3 @@ def parse_xautoclaim(reply: Any) -> tuple[str, list[Delivery], list[str]]:
     entries = [Delivery(text(i), dict(f or {})) for i, f in reply[1] if i is not None]
     deleted = [text(i) for i in reply[2]] if len(reply) > 2 else []
     return cursor, entries, deleted
-

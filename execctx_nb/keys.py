@@ -48,6 +48,7 @@ __all__ = [
     "cold_step_path",
     "cold_tenant_prefix",
     "dedup_key",
+    "dedup_prefix",
     "dlq_key",
     "events_key",
     "execution_pattern",
@@ -232,12 +233,17 @@ def dedup_key(tenant_id: str, group: str, idempotency_key: str) -> str:
     see docs/wire-format.md, "Event stream".
     """
     idem = validate_id(idempotency_key, kind="idempotency key", where="idem")
-    return _dedup_prefix(tenant_id, group) + idem
+    return dedup_prefix(tenant_id, group) + idem
 
 
 @functools.lru_cache(maxsize=256)
-def _dedup_prefix(tenant_id: str, group: str) -> str:
-    # Called once per consumed event: validate the (tenant, group) pair once, not per event.
+def dedup_prefix(tenant_id: str, group: str) -> str:
+    """``t:{tenantId}:events:dedup:{group}:``: what :func:`dedup_key` puts before the key.
+
+    The subscriber's Lua scripts append each entry's ``idem`` to it server-side (after
+    checking the same character rules as :func:`validate_id` for ASCII keys).
+    """
+    # Called once per batch: validate the (tenant, group) pair once, not per event.
     return f"{events_key(tenant_id)}:dedup:{validate_id(group, kind='consumer group', where='group')}:"
 
 
