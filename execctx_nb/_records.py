@@ -94,7 +94,8 @@ def _encode_data(obj: Any) -> Any:
     """msgspec enc_hook: frames become JSON rows."""
     module = type(obj).__module__
     if module.startswith("pyarrow"):
-        return obj.to_pylist()
+        # Maps become JSON objects, as their inferred schema says (not lists of pairs).
+        return obj.to_pylist(maps_as_pydicts="strict")
     if module.startswith("polars"):
         return obj.to_dicts()
     raise NotImplementedError(f"cannot encode {type(obj).__name__} as JSON step data")

@@ -226,3 +226,15 @@ def test_cold_data_without_the_store_says_what_to_do() -> None:
     env = StepEnvelope(execution_id="e", step_id="s", data_ref=ref)
     with pytest.raises(EnvelopeDecodeError, match=r"cold tier.*store\.get_step"):
         env.to_polars()
+
+
+def test_arrow_maps_travel_as_objects_matching_their_schema() -> None:
+    import jsonschema
+
+    from execctx_nb import infer_schema
+
+    table = pa.table({"m": pa.array([[("a", 1)], [("b", 2), ("c", 3)]], pa.map_(pa.string(), pa.int64()))})
+    env = StepEnvelope(execution_id="e", step_id="s", data=table)
+    rows = json.loads(env.to_json())["data"]
+    assert rows == [{"m": {"a": 1}}, {"m": {"b": 2, "c": 3}}]
+    jsonschema.validate(rows, infer_schema(table))
