@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import valkey
@@ -64,15 +65,23 @@ def small_envelopes(store: ec.ExecutionContextStore, raw: valkey.Valkey) -> list
         fn()
         return n / (time.perf_counter() - start)
 
+    def each(items: list[Any], call: Callable[[Any], object]) -> Callable[[], None]:
+        # Results are dropped as they come, as a consumer would; keeping thousands of
+        # decoded envelopes alive would make the loop measure the garbage collector.
+        def run() -> None:
+            for item in items:
+                call(item)
+        return run
+
     # -- one at a time ---------------------------------------------------------------
     def store_put_single() -> float:
         scope = ec.ExecutionScope(tenant, f"run-{uuid.uuid4().hex[:8]}")
         envs = [_small(f"s{i}", scope.execution_id) for i in range(SINGLE)]
-        return ops_per_s(SINGLE, lambda: [store.put_step(scope, e) for e in envs])
+        return ops_per_s(SINGLE, each(envs, lambda e: store.put_step(scope, e)))
 
     def raw_set_single() -> float:
         prefix = f"bench:raw:{uuid.uuid4().hex[:8]}:"
-        return ops_per_s(SINGLE, lambda: [raw.set(f"{prefix}{i}", wire) for i in range(SINGLE)])
+        return ops_per_s(SINGLE, each(list(range(SINGLE)), lambda i: raw.set(f"{prefix}{i}", wire)))
 
     scope_read = ec.ExecutionScope(tenant, "read")
     store.put_steps(scope_read, [_small(f"s{i}", "read") for i in range(SINGLE)])
@@ -83,10 +92,10 @@ def small_envelopes(store: ec.ExecutionContextStore, raw: valkey.Valkey) -> list
     pipe.execute()
 
     def store_get_single() -> float:
-        return ops_per_s(SINGLE, lambda: [store.get_step(scope_read, f"s{i}") for i in range(SINGLE)])
+        return ops_per_s(SINGLE, each([f"s{i}" for i in range(SINGLE)], lambda step: store.get_step(scope_read, step)))
 
     def raw_get_single() -> float:
-        return ops_per_s(SINGLE, lambda: [raw.get(k) for k in raw_keys])
+        return ops_per_s(SINGLE, each(raw_keys, raw.get))
 
     results.append(("put one at a time", *_paired(store_put_single, raw_set_single)))
     results.append(("get one at a time", *_paired(store_get_single, raw_get_single)))
@@ -95,7 +104,7 @@ def small_envelopes(store: ec.ExecutionContextStore, raw: valkey.Valkey) -> list
     def store_put_batched() -> float:
         scope = ec.ExecutionScope(tenant, f"run-{uuid.uuid4().hex[:8]}")
         batches = [[_small(f"s{b}-{i}", scope.execution_id) for i in range(BATCH)] for b in range(BATCHES)]
-        return ops_per_s(BATCH * BATCHES, lambda: [store.put_steps(scope, batch) for batch in batches])
+        return ops_per_s(BATCH * BATCHES, each(batches, lambda batch: store.put_steps(scope, batch)))
 
     def raw_set_batched() -> float:
         prefix = f"bench:raw:{uuid.uuid4().hex[:8]}:"
@@ -112,7 +121,7 @@ def small_envelopes(store: ec.ExecutionContextStore, raw: valkey.Valkey) -> list
     step_batches = [[f"s{b * BATCH + i}" for i in range(BATCH)] for b in range(BATCHES)]
 
     def store_get_batched() -> float:
-        return ops_per_s(BATCH * BATCHES, lambda: [store.get_steps(scope_read, ids) for ids in step_batches])
+        return ops_per_s(BATCH * BATCHES, each(step_batches, lambda ids: store.get_steps(scope_read, ids)))
 
     def raw_get_batched() -> float:
         def run() -> None:
@@ -146,15 +155,17 @@ def context_floors(raw: valkey.Valkey) -> list[tuple[str, float, float]]:
         fn()
         return BATCH * BATCHES / (time.perf_counter() - start)
 
-    def pipelined(make: Callable[[valkey.client.Pipeline, int], object]) -> Callable[[], list[object]]:
-        def run() -> list[object]:
-            out: list[object] = []
+    def pipelined(make: Callable[[valkey.client.Pipeline, int], object],
+                  then: Callable[[bytes], object] | None = None) -> Callable[[], None]:
+        def run() -> None:
             for b in range(BATCHES):
                 p = raw.pipeline(transaction=False)
                 for i in range(BATCH):
                     make(p, b * BATCH + i)
-                out.extend(p.execute())
-            return out
+                replies = p.execute()
+                if then is not None:
+                    for reply in replies:
+                        then(reply)
         return run
 
     counter = iter(range(1_000_000))
@@ -169,9 +180,10 @@ def context_floors(raw: valkey.Valkey) -> list[tuple[str, float, float]]:
 
     raw.set(f"{prefix}get", wire)
     get_only = pipelined(lambda p, i: p.get(f"{prefix}get"))
+    get_and_decode = pipelined(lambda p, i: p.get(f"{prefix}get"), ec.StepEnvelope.from_json)
 
     def get_decode() -> float:
-        return timed(lambda: [ec.StepEnvelope.from_json(b) for b in get_only()])
+        return timed(get_and_decode)
 
     rows = [
         (f"pipelined EVALSHA of the put script x{BATCH}", *_paired(evalsha, set_)),

@@ -53,6 +53,8 @@ __all__ = [
     "make_async_client",
     "make_blocking_client",
     "make_client",
+    "pop_deadline",
+    "push_deadline",
     "remaining",
     "resolve_url",
 ]
@@ -97,6 +99,18 @@ def deadline(seconds: float) -> Iterator[float]:
         yield end
     finally:
         _DEADLINE.reset(token)
+
+
+def push_deadline(seconds: float) -> contextvars.Token[float | None]:
+    """:func:`deadline` without the context manager, for hot paths; pair with pop_deadline."""
+    current = _DEADLINE.get()
+    end = time.monotonic() + seconds
+    return _DEADLINE.set(end if current is None or end < current else current)
+
+
+def pop_deadline(token: contextvars.Token[float | None]) -> None:
+    """End a deadline begun with :func:`push_deadline`."""
+    _DEADLINE.reset(token)
 
 
 def remaining() -> float | None:

@@ -133,6 +133,8 @@ class HealthMonitor:
         retried = self._retried.get()
         if token is not None:
             self._retried.reset(token)
+        if not retried and self._state is HealthState.HEALTHY:
+            return  # the hot path: nothing changes
         if retried:
             self.set(HealthState.DEGRADED, "the last call succeeded only after retries")
         else:

@@ -24,8 +24,9 @@ from execctx_nb._cold import ColdTier, default_cold_location
 from execctx_nb._connection import (
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
-    deadline,
     make_async_client,
+    pop_deadline,
+    push_deadline,
     resolve_url,
 )
 from execctx_nb._health import HealthMonitor, HealthState, translate
@@ -110,13 +111,15 @@ class AsyncExecutionContextStore:
         if self._closed:
             raise StoreError(f"The store for {self.url} is closed - at `{op}`; create a new one")
         token = self._health.begin()
+        bound = push_deadline(self.timeout)
         try:
-            with deadline(self.timeout):
-                result = await fn()
+            result = await fn()
         except _VALKEY_ERRORS as exc:
             error, state = translate(exc, op=op, where=where, url=self.url, timeout=self.timeout)
             self._health.failure(state, str(error), token)
             raise error from exc
+        finally:
+            pop_deadline(bound)
         self._health.success(token)
         return result
 
