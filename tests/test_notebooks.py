@@ -2,10 +2,14 @@
 
 nbval runs in a child pytest so its collection and kernel options stay out of this session;
 its report is shown when it fails. Volatile values are listed in notebooks/sanitize.cfg.
+Every kernel gets its own embedded server, as in notebooks/regenerate.py: with a shared
+``$VALKEY_URL`` the tutorials would see each other's data (04 writes ``orders-live`` for
+tenant ``acme``, which 01-03 then list).
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +30,16 @@ def test_there_are_four_tutorials() -> None:
     ]
 
 
+def nbval_env() -> dict[str, str]:
+    """The child's environment: no ``VALKEY_URL``, so each kernel starts a fresh server."""
+    return {k: v for k, v in os.environ.items() if k != "VALKEY_URL"}
+
+
+def test_notebooks_never_share_a_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VALKEY_URL", "redis://127.0.0.1:6379/0")
+    assert "VALKEY_URL" not in nbval_env()
+
+
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_outputs_match(notebook: Path) -> None:
     cmd = [
@@ -41,7 +55,9 @@ def test_notebook_outputs_match(notebook: Path) -> None:
         "no:cacheprovider",
         str(notebook),
     ]
-    done = subprocess.run(cmd, check=False, cwd=ROOT, capture_output=True, text=True, timeout=240)
+    done = subprocess.run(
+        cmd, check=False, cwd=ROOT, env=nbval_env(), capture_output=True, text=True, timeout=240
+    )
     if done.returncode != 0:
         # The whole nbval report (cell diffs) for CI artifacts; the assertion shows its end.
         artifacts = ROOT / "test-artifacts"
