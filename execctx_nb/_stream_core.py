@@ -331,9 +331,11 @@ class Batch:
 
     def add_read(self, reply: Sequence[Any]) -> None:
         """Entries of a :data:`READ_LUA` reply (read and leased in one call)."""
-        # The hot path of consuming: one decode per event; idem was checked by the script.
+        # The hot path of consuming: one idem check and one decode per event.
         decode, kinds, verdicts, stream = _EVENT_DECODER.decode, _KINDS, self.verdicts, self.stream
+        validate = keys.validate_id
         slow: list[Delivery] = []
+        bad: set[str] = set()  # invalid idempotency keys: leased by the script, given back
         for row in reply:
             sid = row[0]
             sid = sid.decode() if type(sid) is bytes else sid
@@ -342,10 +344,19 @@ class Batch:
                 flat = row[2]
                 slow.append(Delivery(sid, dict(zip(flat[::2], flat[1::2], strict=True))))
                 continue
-            idem = row[3]
-            idem = idem.decode() if type(idem) is bytes else idem
+            idem = text(row[3])
             if idem not in verdicts:
                 verdicts[idem] = old  # the first entry with this key took (or found) its lease
+                try:
+                    validate(idem, kind="idempotency key", where=f"{stream} {sid} idem")
+                except InvalidKeyError as exc:
+                    bad.add(idem)
+                    self.dead.append((Delivery(sid, row), f"malformed entry: {exc}", None))
+                    continue
+            elif idem in bad:
+                self.dead.append((Delivery(sid, row), f"malformed entry: invalid idempotency key"
+                                  f" {idem!r} (see the entry before it)", None))
+                continue
             d = Delivery(sid, row)
             try:
                 event = decode(row[4])
