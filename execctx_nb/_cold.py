@@ -128,6 +128,13 @@ class ColdTier:
         except Exception as exc:
             raise ColdTierError(f"Could not write {self.uri(path)!r} ({size} bytes): {exc}") from exc
 
+    def put_hashed(self, path: str, payload: bytes) -> str:
+        """Upload ``payload`` while computing its sha256 (both release the GIL); return it."""
+        upload = _executor().submit(self.put_bytes, path, payload)
+        digest = hashlib.sha256(payload).hexdigest()
+        upload.result()
+        return digest
+
     def get_bytes(self, path: str) -> bytes:
         import obstore
 

@@ -17,7 +17,6 @@ down, hung, loading, read-only, out of memory, forbidden), :class:`EnvelopeDecod
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
 from collections.abc import Callable
 from types import TracebackType
@@ -38,7 +37,7 @@ from execctx_nb._connection import (
 )
 from execctx_nb._health import HealthMonitor, HealthState, translate
 from execctx_nb._log import LoggerLike, get_logger
-from execctx_nb._records import DataRef, ExecutionScope, StepEnvelope
+from execctx_nb._records import ExecutionScope, StepEnvelope
 from execctx_nb._store_common import (
     ACQUIRE_SCRIPT,
     DEFAULT_INLINE_LIMIT,
@@ -49,6 +48,7 @@ from execctx_nb._store_common import (
     check_envelope_at,
     check_scope,
     client_or_error,
+    cold_envelope,
     data_parquet,
     decode_flow_vars,
     encode_flow_vars,
@@ -241,19 +241,15 @@ class ExecutionContextStore:
     def _plan_cold(self, scope: ExecutionScope, env: StepEnvelope, key: str,
                    akey: str) -> tuple[str, str, int, bytes, StepEnvelope]:
         payload, rows = data_parquet(env)
-        digest = hashlib.sha256(payload).hexdigest()
         path = keys.cold_step_data_path(scope.tenant_id, env.execution_id, env.step_id, env.attempt)
-        ref = DataRef(uri=self.cold.uri(path), bytes=len(payload), sha256=digest, row_count=rows)
-        stored = msgspec.structs.replace(env, data=None, data_ref=ref)
-        wire = envelope_json(stored)
         # Never overwrite the Parquet object of an attempt stored with other data: check first.
         existing = self._run("HGET", akey, lambda: self._r.hget(akey, str(env.attempt)))
         if existing is not None:
-            check_conflict(existing, wire, key=akey, attempt=env.attempt)
-            previous = StepEnvelope.from_json(existing, where=f"{akey}#{env.attempt}")
-            if previous.data_ref is not None and previous.data_ref.sha256 == digest:
-                return key, akey, env.attempt, wire, stored  # same data already in place
-        self.cold.put_bytes(path, payload)
+            wire, stored = cold_envelope(env, self.cold.uri(path), payload, rows)
+            check_conflict(existing, wire, key=akey, attempt=env.attempt)  # raises unless the same
+        # Upload (again, for the same write: it repairs a lost object) while hashing.
+        digest = self.cold.put_hashed(path, payload)
+        wire, stored = cold_envelope(env, self.cold.uri(path), payload, rows, digest)
         return key, akey, env.attempt, wire, stored
 
     def get_step(self, scope: ExecutionScope, step_id: str, attempt: int | None = None) -> StepEnvelope | None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
 import os
 from collections.abc import Awaitable, Callable
 from types import TracebackType
@@ -31,7 +30,7 @@ from execctx_nb._connection import (
 )
 from execctx_nb._health import HealthMonitor, HealthState, translate
 from execctx_nb._log import LoggerLike, get_logger
-from execctx_nb._records import DataRef, ExecutionScope, StepEnvelope
+from execctx_nb._records import ExecutionScope, StepEnvelope
 from execctx_nb._store_common import (
     ACQUIRE_SCRIPT,
     DEFAULT_INLINE_LIMIT,
@@ -42,6 +41,7 @@ from execctx_nb._store_common import (
     check_envelope_at,
     check_scope,
     client_or_error,
+    cold_envelope,
     data_parquet,
     decode_flow_vars,
     encode_flow_vars,
@@ -197,18 +197,13 @@ class AsyncExecutionContextStore:
         if env.data is None:
             return key, akey, env.attempt, envelope_json(env), env
         payload, rows = await asyncio.to_thread(data_parquet, env)
-        digest = hashlib.sha256(payload).hexdigest()
         path = keys.cold_step_data_path(scope.tenant_id, env.execution_id, env.step_id, env.attempt)
-        ref = DataRef(uri=self.cold.uri(path), bytes=len(payload), sha256=digest, row_count=rows)
-        stored = msgspec.structs.replace(env, data=None, data_ref=ref)
-        wire = envelope_json(stored)
         existing = await self._run("HGET", akey, lambda: self._r.hget(akey, str(env.attempt)))
-        if existing is not None:
+        if existing is not None:  # see the sync store: never overwrite other data
+            wire, stored = cold_envelope(env, self.cold.uri(path), payload, rows)
             check_conflict(existing, wire, key=akey, attempt=env.attempt)
-            previous = StepEnvelope.from_json(existing, where=f"{akey}#{env.attempt}")
-            if previous.data_ref is not None and previous.data_ref.sha256 == digest:
-                return key, akey, env.attempt, wire, stored
-        await asyncio.to_thread(self.cold.put_bytes, path, payload)
+        digest = await asyncio.to_thread(self.cold.put_hashed, path, payload)
+        wire, stored = cold_envelope(env, self.cold.uri(path), payload, rows, digest)
         return key, akey, env.attempt, wire, stored
 
     async def get_step(self, scope: ExecutionScope, step_id: str, attempt: int | None = None) -> StepEnvelope | None:

@@ -17,6 +17,7 @@ envelope is returned); different means :class:`IdempotencyConflictError`.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import math
 import secrets
 from typing import Any
@@ -26,7 +27,7 @@ import msgspec
 from execctx_nb import keys
 from execctx_nb._cold import encode_parquet, frame_kind
 from execctx_nb._health import HealthState
-from execctx_nb._records import ExecutionScope, StepEnvelope
+from execctx_nb._records import DataRef, ExecutionScope, StepEnvelope
 from execctx_nb.errors import (
     EnvelopeDecodeError,
     EnvelopeEncodeError,
@@ -46,6 +47,7 @@ __all__ = [
     "check_envelope_at",
     "check_scope",
     "client_or_error",
+    "cold_envelope",
     "data_parquet",
     "decode_flow_vars",
     "encode_flow_vars",
@@ -245,6 +247,15 @@ def data_parquet(env: StepEnvelope) -> tuple[bytes, int]:
             f"Step {env.step_id!r} attempt {env.attempt}: data cannot be written as Parquet"
             f" ({type(exc).__name__}: {exc}) - at `envelope.data`; {_ENCODE_HINT}"
         ) from exc
+
+
+def cold_envelope(env: StepEnvelope, uri: str, payload: bytes, rows: int,
+                  digest: str | None = None) -> tuple[bytes, StepEnvelope]:
+    """The wire JSON and envelope that reference ``payload`` at ``uri`` instead of inline data."""
+    digest = digest or hashlib.sha256(payload).hexdigest()
+    ref = DataRef(uri=uri, bytes=len(payload), sha256=digest, row_count=rows)
+    stored = msgspec.structs.replace(env, data=None, data_ref=ref)
+    return envelope_json(stored), stored
 
 
 def client_or_error(factory: Any, url: str, **kwargs: Any) -> Any:
