@@ -252,3 +252,15 @@ def test_any_obstore_store_works_as_the_cold_tier(valkey_url: str, scope: ec.Exe
         obstore.delete(memory, path)
         with pytest.raises(ColdTierError, match="is missing"):
             store.get_step(scope, "p")
+
+
+def test_repeating_a_write_repairs_a_lost_object(store: ec.ExecutionContextStore, scope: ec.ExecutionScope,
+                                                 tmp_path: Path) -> None:
+    frame = rich_polars()
+    store.put_step(scope, envelope("s", frame))
+    path = tmp_path / "cold" / keys.cold_step_data_path(scope.tenant_id, "run-1", "s", 0)
+    path.unlink()
+    store.put_step(scope, envelope("s", frame))  # the same write: idempotent, and uploads again
+    got = store.get_step(scope, "s")
+    assert got is not None
+    assert_frame_equal(got.to_polars(), frame)
