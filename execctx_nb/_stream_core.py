@@ -264,6 +264,14 @@ def _decode(raw: Any, stream: str, stream_id: str) -> Event | str:
         return f"malformed entry: Malformed JSON for an execution event (at {stream} {stream_id}): {exc}"
 
 
+def _bad_idem(idem: str, stream: str, stream_id: str) -> str:
+    try:  # built only on failure: the hot path validates without formatting a location
+        keys.validate_id(idem, kind="idempotency key", where=f"{stream} {stream_id} idem")
+    except InvalidKeyError as exc:
+        return f"malformed entry: {exc}"
+    return "malformed entry: invalid idempotency key"
+
+
 def _kind_mismatch(kind: str, event: Event) -> str:
     return (f"malformed entry: field kind {kind!r} does not match the event's kind"
             f" {event.kind!r} (known kinds: {', '.join(EVENT_KINDS)})")
@@ -283,9 +291,9 @@ def parse_delivery(d: Delivery, stream: str, tenant: str, group: str | None = No
         return f"malformed entry: missing field(s) {', '.join(missing)}; expected kind, idem, event"
     kind, idem = text(kind), text(idem)
     try:
-        keys.validate_id(idem, kind="idempotency key", where=f"{stream} {d.stream_id} idem")
-    except InvalidKeyError as exc:
-        return f"malformed entry: {exc}"
+        keys.validate_id(idem)
+    except InvalidKeyError:
+        return _bad_idem(idem, stream, d.stream_id)
     event = _decode(raw, stream, d.stream_id)
     if isinstance(event, str):
         return event
@@ -348,10 +356,10 @@ class Batch:
             if idem not in verdicts:
                 verdicts[idem] = old  # the first entry with this key took (or found) its lease
                 try:
-                    validate(idem, kind="idempotency key", where=f"{stream} {sid} idem")
-                except InvalidKeyError as exc:
+                    validate(idem)
+                except InvalidKeyError:
                     bad.add(idem)
-                    self.dead.append((Delivery(sid, row), f"malformed entry: {exc}", None))
+                    self.dead.append((Delivery(sid, row), _bad_idem(idem, stream, sid), None))
                     continue
             elif idem in bad:
                 self.dead.append((Delivery(sid, row), f"malformed entry: invalid idempotency key"

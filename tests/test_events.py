@@ -494,3 +494,37 @@ def test_async_client_type_is_accepted_by_the_twin(valkey_url: str) -> None:
     sub = AsyncExecutionEventSubscriber(valkey.asyncio.Valkey.from_url(valkey_url), group="g")
     assert repr(sub).startswith("AsyncExecutionEventSubscriber(group='g'")
     asyncio.run(sub.client.aclose())
+
+
+def test_one_batch_mixing_bad_keys_extra_fields_and_duplicates(publisher: ExecutionEventPublisher,
+                                                             valkey_url: str,
+                                                             valkey_client: valkey.Valkey,
+                                                             tenant: str) -> None:
+    # New entries are read and leased in one script call: leases taken for entries that turn
+    # out malformed are given back, and a later valid copy of the same key is still handled.
+    stream = keys.events_key(tenant)
+    good = _step(1)
+    wire = good.to_json()
+    idem = event_idempotency_key(good)
+    ids = [
+        valkey_client.xadd(stream, {"kind": "step.committed", "idem": idem, "event": "{not json"}),
+        valkey_client.xadd(stream, {"kind": "step.committed", "idem": idem, "event": wire, "x": "1"}),
+        valkey_client.xadd(stream, {"kind": "step.committed", "idem": "a:b", "event": wire}),
+        valkey_client.xadd(stream, {"kind": "step.failed", "idem": "k-kind", "event": wire}),
+        valkey_client.xadd(stream, {"kind": "step.committed", "idem": "", "event": wire}),
+        valkey_client.xadd(stream, {"kind": "step.committed", "idem": idem, "event": wire}),
+    ]
+    ids = [i.decode() for i in ids]
+    seen: list[EventMeta] = []
+    sub = _subscriber(valkey_url, lease_ms=60_000)
+    _run(sub, tenant, lambda e, m: seen.append(m), lambda: sub.stats.dead_lettered == 4)
+    assert [m.stream_id for m in seen] == [ids[1]] and sub.stats.duplicates == 1
+    letters = {f[b"origId"].decode(): f[b"error"].decode() for _, f in valkey_client.xrange(keys.dlq_key(tenant))}
+    assert set(letters) == {ids[0], ids[2], ids[3], ids[4]}
+    assert "Malformed JSON" in letters[ids[0]] and "character ':'" in letters[ids[2]]
+    assert "does not match" in letters[ids[3]] and "non-empty" in letters[ids[4]]
+    assert valkey_client.get(keys.dedup_key(tenant, "g", idem)) == f"d:{ids[1]}".encode()
+    # The leases of malformed entries were released at once (not left for lease_ms = 60 s).
+    assert valkey_client.get(keys.dedup_prefix(tenant, "g") + "a:b") is None
+    assert valkey_client.get(keys.dedup_key(tenant, "g", "k-kind")) is None
+    assert _pending(valkey_client, tenant) == 0
