@@ -124,11 +124,11 @@ class ColdTier:
             if size >= PROGRESS_MIN_BYTES and _in_notebook():
                 obstore.put(self._store, path, self._chunks(payload, f"upload {path}"), chunk_size=_CHUNK)
             else:
-                obstore.put(self._store, path, bytes(payload) if isinstance(payload, memoryview) else payload)
+                obstore.put(self._store, path, payload)
         except Exception as exc:
             raise ColdTierError(f"Could not write {self.uri(path)!r} ({size} bytes): {exc}") from exc
 
-    def put_hashed(self, path: str, payload: bytes) -> str:
+    def put_hashed(self, path: str, payload: bytes | memoryview) -> str:
         """Upload ``payload`` while computing its sha256 (both release the GIL); return it."""
         upload = _executor().submit(self.put_bytes, path, payload)
         digest = hashlib.sha256(payload).hexdigest()
@@ -257,8 +257,8 @@ def _file_digest(path: Path) -> tuple[int, str]:
         raise ColdTierError(f"Could not read {path.as_uri()!r}: {exc}") from exc
 
 
-def encode_parquet(frame: Any) -> tuple[bytes, int]:
-    """Parquet bytes and row count; Polars and Arrow keep their exact dtypes."""
+def encode_parquet(frame: Any) -> tuple[memoryview, int]:
+    """Parquet bytes (a view, not a copy) and row count; Polars and Arrow keep exact dtypes."""
     kind = frame_kind(frame)
     sink = io.BytesIO()
     if kind is None:  # JSON rows: read every row, so a key first seen late is kept
@@ -268,7 +268,7 @@ def encode_parquet(frame: Any) -> tuple[bytes, int]:
         frame, kind = pl.DataFrame(rows, infer_schema_length=None, strict=False), "polars"
     if kind == "polars":
         frame.write_parquet(sink, metadata={_FRAME_KEY.decode(): "polars"})
-        return sink.getvalue(), int(frame.height)
+        return sink.getbuffer(), int(frame.height)
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -279,7 +279,7 @@ def encode_parquet(frame: Any) -> tuple[bytes, int]:
     # Non-compliant nested types keep the list item field names the caller chose ("item").
     pq.write_table(table.replace_schema_metadata(metadata), sink, compression="zstd",
                    use_compliant_nested_type=False)
-    return sink.getvalue(), int(table.num_rows)
+    return sink.getbuffer(), int(table.num_rows)
 
 
 def decode_parquet(source: bytes | Path, *, where: str) -> Any:

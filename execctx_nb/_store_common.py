@@ -235,7 +235,7 @@ def envelope_json(env: StepEnvelope) -> bytes:
         ) from exc
 
 
-def data_parquet(env: StepEnvelope) -> tuple[bytes, int]:
+def data_parquet(env: StepEnvelope) -> tuple[memoryview, int]:
     """Parquet bytes and row count of an envelope's data; EnvelopeEncodeError if impossible."""
     import polars as pl
     import pyarrow as pa
@@ -249,7 +249,7 @@ def data_parquet(env: StepEnvelope) -> tuple[bytes, int]:
         ) from exc
 
 
-def cold_envelope(env: StepEnvelope, uri: str, payload: bytes, rows: int,
+def cold_envelope(env: StepEnvelope, uri: str, payload: bytes | memoryview, rows: int,
                   digest: str | None = None) -> tuple[bytes, StepEnvelope]:
     """The wire JSON and envelope that reference ``payload`` at ``uri`` instead of inline data."""
     digest = digest or hashlib.sha256(payload).hexdigest()
