@@ -135,9 +135,10 @@ class AsyncExecutionEventSubscriber(SubscriberBase):
         async with signals:
             while not stop.is_set():
                 try:
-                    await self._flush_unrecorded()
+                    await self._flush_unrecorded(keep=1)  # the last batch's commit rides on the read
                     await self._ensure_group(stream)
                     if time.monotonic() >= next_claim:
+                        await self._flush_unrecorded()
                         cursor, claimed = await self._claim(stream, cursor, count)
                         if cursor == "0-0":
                             next_claim = time.monotonic() + self.cfg.claim_interval_s
@@ -146,8 +147,18 @@ class AsyncExecutionEventSubscriber(SubscriberBase):
                             self._up()
                             continue
                     # Under load: read and lease in one call; block only when nothing is there.
-                    leased = await self._read(keys=[stream], args=[self.cfg.group, self.cfg.consumer, count,
-                                                             self._token, self.cfg.lease_ms, prefix])
+                    # The previous batch's done marks + acks go first in the same call.
+                    carried = self._unrecorded[0][1] if self._unrecorded else []
+                    try:
+                        leased = await self._read(keys=[stream], args=[self.cfg.group, self.cfg.consumer,
+                                                                count, self._token, self.cfg.lease_ms,
+                                                                prefix, *carried])
+                    except asyncio.CancelledError:
+                        if carried:  # interrupted: still record what the handlers finished
+                            await asyncio.shield(self._flush_unrecorded())
+                        raise
+                    if carried:
+                        self._unrecorded.pop(0)
                     if leased:
                         await self._process(tenant, execution, handler, leased=leased)
                         self._up()
@@ -210,7 +221,7 @@ class AsyncExecutionEventSubscriber(SubscriberBase):
         if acquire_args is not None:
             batch.apply_acquire(await self._acquire(args=acquire_args))
         batch.plan()
-        index = 0
+        index, finished = 0, False
         try:
             for parsed, meta in batch.run:
                 try:
@@ -223,6 +234,7 @@ class AsyncExecutionEventSubscriber(SubscriberBase):
                 else:
                     batch.succeeded(parsed)
                 index += 1
+            finished = True
         finally:
             # Also on cancellation: what finished is recorded (shielded from the cancel).
             for parsed, _ in batch.run[index:]:
@@ -230,14 +242,15 @@ class AsyncExecutionEventSubscriber(SubscriberBase):
             call = batch.commit_call()
             if call is not None:
                 self._unrecorded.append(call)
-                await asyncio.shield(self._flush_unrecorded())
+                if not finished:  # else the next read carries it (no extra round trip)
+                    await asyncio.shield(self._flush_unrecorded())
         for d, error, dedup in batch.dead:
             dlq_keys, dlq_args = batch.dead_letter_call(d, error, dedup)
             if await self._dead_letter(keys=dlq_keys, args=dlq_args):
                 self._moved(batch.stream, dlq_keys[1], d.stream_id, error)
 
-    async def _flush_unrecorded(self) -> None:
-        while self._unrecorded:
+    async def _flush_unrecorded(self, keep: int = 0) -> None:
+        while len(self._unrecorded) > keep:
             call_keys, call_args = self._unrecorded[0]
             await self._commit(keys=call_keys, args=call_args)
             self._unrecorded.pop(0)

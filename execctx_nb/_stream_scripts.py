@@ -59,7 +59,49 @@ local function lease(rows, slot, prefix, token, ms)
 end
 """
 
-# KEYS: stream; ARGV: group, consumer, count, lease value, lease ms, dedup prefix.
+# The commit of one batch, as a function of its argument list `a`:
+#   group, ttl s, lease value, dedup prefix, consumer, n_done, n_release, n_busy,
+#   (idem, id) per done entry, idem per lease to release, (id, delivery count - 1) per
+#   busy entry, further ids to acknowledge...
+# Done marks and acks are written together (idempotent: safe to retry after a lost reply).
+# A busy entry (another consumer holds its key's lease) gets its delivery count set back
+# (XCLAIM ... RETRYCOUNT JUSTID): waiting for a live consumer must not push it toward the DLQ.
+_COMMIT = r"""  -- needs mset_ttl
+local function commit(stream, a)
+  local p = a[4]
+  local ndone, nrel, nbusy = tonumber(a[6]), tonumber(a[7]), tonumber(a[8])
+  local ids, kv, i = {}, {}, 8
+  for n = 1, ndone do
+    kv[2 * n - 1] = p .. a[i + 1]
+    kv[2 * n] = 'd:' .. a[i + 2]
+    ids[n] = a[i + 2]
+    i = i + 2
+  end
+  local err = mset_ttl(kv, 'EX', a[2])
+  if err then return err end
+  for _ = 1, nrel do
+    local k = p .. a[i + 1]
+    if redis.call('GET', k) == a[3] then redis.call('DEL', k) end
+    i = i + 1
+  end
+  for _ = 1, nbusy do
+    redis.call('XCLAIM', stream, a[1], a[5], 0, a[i + 1], 'RETRYCOUNT', a[i + 2], 'JUSTID')
+    i = i + 2
+  end
+  for j = i + 1, #a do ids[#ids + 1] = a[j] end
+  if #ids > 0 then return redis.call('XACK', stream, a[1], unpack(ids)) end
+  return 0
+end
+"""
+
+# KEYS: stream; ARGV: the commit arguments above. Returns the XACK count (or an error).
+COMMIT_LUA = _MSET_TTL + _COMMIT + r"""
+return commit(KEYS[1], ARGV)
+"""
+
+# KEYS: stream; ARGV: group, consumer, count, lease value, lease ms, dedup prefix[, the
+# previous batch's commit arguments (see _COMMIT)]. The previous batch is committed first,
+# so reading the next batch costs no extra round trip for it.
 # Reads new entries (XREADGROUP ... COUNT n, never BLOCK: scripts cannot block) and takes
 # the lease of each entry's key in the same atomic call. Per entry it returns
 #   {id, previous value of the key (nil: the lease is ours), kind, idem, event[, all fields]}
@@ -67,7 +109,13 @@ end
 #   {id, SKIPPED, all fields} when a field is missing or empty (Python dead-letters it).
 # The idem is checked in Python (keys.validate_id, ~4x cheaper than a Lua pattern): an
 # invalid one is dead-lettered and its lease given back in the commit script.
-READ_LUA = _LEASE + r"""
+READ_LUA = _LEASE + _COMMIT + r"""
+if #ARGV > 6 then
+  local a = {}
+  for j = 7, #ARGV do a[j - 6] = ARGV[j] end
+  local res = commit(KEYS[1], a)
+  if type(res) == 'table' and res.err then return res end
+end
 local r = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3],
                      'STREAMS', KEYS[1], '>')
 if not r then return {} end
@@ -104,39 +152,6 @@ if err then return err end
 local out = {}
 for j, row in ipairs(rows) do out[j] = row[2] end
 return out
-"""
-
-# KEYS: stream
-# ARGV: group, ttl s, lease value, dedup prefix, consumer, n_done, n_release, n_busy,
-#       (idem, id) per done entry, idem per lease to release, (id, delivery count - 1) per
-#       busy entry, further ids to acknowledge...
-# Done marks and acks are written together (idempotent: safe to retry after a lost reply).
-# A busy entry (another consumer holds its key's lease) gets its delivery count set back
-# (XCLAIM ... RETRYCOUNT JUSTID): waiting for a live consumer must not push it toward the DLQ.
-COMMIT_LUA = _MSET_TTL + r"""
-local p = ARGV[4]
-local ndone, nrel, nbusy = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
-local ids, kv, i = {}, {}, 8
-for n = 1, ndone do
-  kv[2 * n - 1] = p .. ARGV[i + 1]
-  kv[2 * n] = 'd:' .. ARGV[i + 2]
-  ids[n] = ARGV[i + 2]
-  i = i + 2
-end
-local err = mset_ttl(kv, 'EX', ARGV[2])
-if err then return err end
-for _ = 1, nrel do
-  local k = p .. ARGV[i + 1]
-  if redis.call('GET', k) == ARGV[3] then redis.call('DEL', k) end
-  i = i + 1
-end
-for _ = 1, nbusy do
-  redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[5], 0, ARGV[i + 1], 'RETRYCOUNT', ARGV[i + 2], 'JUSTID')
-  i = i + 2
-end
-for j = i + 1, #ARGV do ids[#ids + 1] = ARGV[j] end
-if #ids > 0 then return redis.call('XACK', KEYS[1], ARGV[1], unpack(ids)) end
-return 0
 """
 
 # KEYS: stream, dlq[, dedup key]; ARGV: group, id, lease value, field, value, ...

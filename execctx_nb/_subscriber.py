@@ -178,9 +178,10 @@ class ExecutionEventSubscriber(SubscriberBase):
         with signals:
             while not stop.is_set():
                 try:
-                    self._flush_unrecorded()
+                    self._flush_unrecorded(keep=1)  # the last batch's commit rides on the read
                     self._ensure_group(stream)
                     if time.monotonic() >= next_claim:
+                        self._flush_unrecorded()
                         cursor, claimed = self._claim(stream, cursor, count)
                         if cursor == "0-0":
                             next_claim = time.monotonic() + self.cfg.claim_interval_s
@@ -189,8 +190,18 @@ class ExecutionEventSubscriber(SubscriberBase):
                             self._up()
                             continue
                     # Under load: read and lease in one call; block only when nothing is there.
-                    leased = self._read(keys=[stream], args=[self.cfg.group, self.cfg.consumer, count,
-                                                             self._token, self.cfg.lease_ms, prefix])
+                    # The previous batch's done marks + acks go first in the same call.
+                    carried = self._unrecorded[0][1] if self._unrecorded else []
+                    try:
+                        leased = self._read(keys=[stream], args=[self.cfg.group, self.cfg.consumer,
+                                                                count, self._token, self.cfg.lease_ms,
+                                                                prefix, *carried])
+                    except KeyboardInterrupt:
+                        if carried:  # interrupted: still record what the handlers finished
+                            self._flush_unrecorded()
+                        raise
+                    if carried:
+                        self._unrecorded.pop(0)
                     if leased:
                         self._process(tenant, execution, handler, leased=leased)
                         self._up()
@@ -255,7 +266,7 @@ class ExecutionEventSubscriber(SubscriberBase):
         if acquire_args is not None:
             batch.apply_acquire(self._acquire(args=acquire_args))
         batch.plan()
-        index = 0
+        index, finished = 0, False
         try:
             for parsed, meta in batch.run:
                 try:
@@ -266,22 +277,24 @@ class ExecutionEventSubscriber(SubscriberBase):
                 else:
                     batch.succeeded(parsed)
                 index += 1
+            finished = True
         finally:
             for parsed, _ in batch.run[index:]:
                 batch.not_run(parsed)
             call = batch.commit_call()
             if call is not None:
                 self._unrecorded.append(call)
-                self._flush_unrecorded()
+                if not finished:  # else the next read carries it (no extra round trip)
+                    self._flush_unrecorded()
         for d, error, dedup in batch.dead:
             dlq_keys, dlq_args = batch.dead_letter_call(d, error, dedup)
             if self._dead_letter(keys=dlq_keys, args=dlq_args):
                 self._moved(batch.stream, dlq_keys[1], d.stream_id, error)
 
-    def _flush_unrecorded(self) -> None:
+    def _flush_unrecorded(self, keep: int = 0) -> None:
         # Done marks + acks of handlers that already returned: idempotent, so retried as
         # often as needed; a failure keeps them for the next iteration.
-        while self._unrecorded:
+        while len(self._unrecorded) > keep:
             call_keys, call_args = self._unrecorded[0]
             self._commit(keys=call_keys, args=call_args)
             self._unrecorded.pop(0)
