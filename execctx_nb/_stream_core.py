@@ -27,8 +27,10 @@ import datetime as dt
 import json
 import os
 import random
+import re
 import secrets
 import socket
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
@@ -237,8 +239,16 @@ def entry_fields(d: Delivery) -> dict[Any, Any]:
 # A prebuilt decoder: ``msgspec.json.decode(b, type=Event)`` (as decode_event does) rebuilds
 # the union's type info per call and is ~3x slower, the largest cost of consuming an event.
 _EVENT_DECODER: msgspec.json.Decoder[Event] = msgspec.json.Decoder(Event)
-# The entry's kind field as read (bytes, or str from decode_responses clients) -> the kind.
-_KINDS: dict[Any, str] = {**{k: k for k in EVENT_KINDS}, **{k.encode(): k for k in EVENT_KINDS}}
+# The entry's kind field as read (bytes, or str from decode_responses clients) -> the kind
+# and its record class (comparing classes is cheaper than the records' ``kind`` property).
+_KIND_CLASSES: dict[Any, tuple[str, type]] = {}
+for _cls in typing.get_args(Event):
+    _tag = str(_cls.__struct_config__.tag)
+    _KIND_CLASSES[_tag] = _KIND_CLASSES[_tag.encode()] = (_tag, _cls)
+_NO_KIND: tuple[str, type | None] = ("", None)
+# Idempotency keys every rule of keys.validate_id accepts (but "." and ".."): checked with
+# one regex on the hot path, anything else goes through validate_id.
+_PLAIN_ID = re.compile(r"[0-9A-Za-z_.-]{1,200}")
 _UNKNOWN = object()  # verdict not known yet: the key still has to be leased
 
 
@@ -340,8 +350,9 @@ class Batch:
     def add_read(self, reply: Sequence[Any]) -> None:
         """Entries of a :data:`READ_LUA` reply (read and leased in one call)."""
         # The hot path of consuming: one idem check and one decode per event.
-        decode, kinds, verdicts, stream = _EVENT_DECODER.decode, _KINDS, self.verdicts, self.stream
-        validate = keys.validate_id
+        decode, kinds, verdicts, stream = _EVENT_DECODER.decode, _KIND_CLASSES, self.verdicts, self.stream
+        validate, plain = keys.validate_id, _PLAIN_ID.fullmatch
+        execution, leaders = self.execution, self.leaders
         slow: list[Delivery] = []
         bad: set[str] = set()  # invalid idempotency keys: leased by the script, given back
         for row in reply:
@@ -356,7 +367,8 @@ class Batch:
             if idem not in verdicts:
                 verdicts[idem] = old  # the first entry with this key took (or found) its lease
                 try:
-                    validate(idem)
+                    if plain(idem) is None or idem in (".", ".."):
+                        validate(idem)
                 except InvalidKeyError:
                     bad.add(idem)
                     self.dead.append((Delivery(sid, row), _bad_idem(idem, stream, sid), None))
@@ -371,11 +383,14 @@ class Batch:
             except (msgspec.ValidationError, msgspec.DecodeError):
                 self.dead.append((d, cast(str, _decode(row[4], stream, sid)), None))
                 continue
-            kind = kinds.get(row[2])
-            if kind != event.kind:
+            kind, cls = kinds.get(row[2], _NO_KIND)
+            if cls is not type(event):
                 self.dead.append((d, _kind_mismatch(text(row[2]), event), None))
                 continue
-            self._place(_Parsed(d, kind, idem, event))
+            if execution is None and idem not in leaders:
+                leaders[idem] = _Parsed(d, kind, idem, event)
+            else:
+                self._place(_Parsed(d, kind, idem, event))
         if slow:
             self.add(slow)
 
