@@ -6,7 +6,7 @@ the scripts append the idempotency key server-side, so a batch sends each key at
 which a standalone server (the only deployment supported) allows.
 
 Lease values are ``i:{consumer}:{nonce}`` and done marks ``d:{streamId}``
-(docs/wire-format-events.md, "Consumer groups and receive-side dedup").
+(docs/wire-format.md, "Consumer groups and receive-side dedup").
 """
 
 from __future__ import annotations
