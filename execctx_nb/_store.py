@@ -17,6 +17,7 @@ down, hung, loading, read-only, out of memory, forbidden), :class:`EnvelopeDecod
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 from collections.abc import Callable
 from types import TracebackType
@@ -57,6 +58,9 @@ from execctx_nb._store_common import (
     fits_inline,
     new_lease_token,
     parse_probe,
+    put_args,
+    put_chunks,
+    put_results,
     validate_ttl,
 )
 from execctx_nb.errors import EnvelopeDecodeError, LeaseError, StoreError
@@ -64,6 +68,7 @@ from execctx_nb.errors import EnvelopeDecodeError, LeaseError, StoreError
 __all__ = ["ExecutionContextStore", "connect", "create_valkey_execution_context_store"]
 
 T = TypeVar("T")
+_Plan = tuple[str, str, int, bytes, StepEnvelope]  # step key, attempts key, attempt, JSON, envelope
 _VALKEY_ERRORS = (valkey.exceptions.ValkeyError, OSError)
 
 
@@ -109,7 +114,7 @@ class ExecutionContextStore:
         # valkey-py annotates commands as "Awaitable[T] | T" for its sync and async clients
         # alike; an Any view keeps the calls below readable under mypy strict.
         self._r: Any = self.client
-        self._put_script = self.client.register_script(PUT_SCRIPT)
+        self._put_sha = self.client.register_script(PUT_SCRIPT).sha
         self._acquire_script = self.client.register_script(ACQUIRE_SCRIPT)
         self._run_id: str | None = None
         self._closed = False
@@ -190,42 +195,37 @@ class ExecutionContextStore:
         return self.put_steps(scope, [envelope])[0]
 
     def put_steps(self, scope: ExecutionScope, envelopes: list[StepEnvelope]) -> list[StepEnvelope]:
-        """Store several envelopes of one execution in one pipelined round trip."""
+        """Store several envelopes of one execution in one round trip (one script call per
+        :data:`~execctx_nb._store_common.PUT_BATCH_ENVELOPES` envelopes, pipelined)."""
         plans = [self._plan(scope, envelope) for envelope in envelopes]
-
-        def send() -> list[Any]:
-            if len(plans) == 1:  # one round trip; the Script reloads itself after NOSCRIPT
-                key, akey, attempt, wire, _env = plans[0]
-                return [self._put_script(keys=[key, akey], args=[attempt, wire])]
-            try:
-                return self._pipelined_put(plans)
-            except valkey.exceptions.NoScriptError:
-                # The server does not know the script yet (first use, or it restarted): load
-                # it and send the batch again; every command of it is idempotent.
-                self._r.script_load(PUT_SCRIPT)
-                return self._pipelined_put(plans)
-
+        if not plans:
+            return []
         where = plans[0][0] if len(plans) == 1 else keys.execution_prefix(scope.tenant_id, scope.execution_id)
-        replies = self._run("put_step", where, send) if plans else []
-        out = []
-        for (_key, akey, attempt, wire, planned), reply, original in zip(plans, replies, envelopes, strict=True):
-            # {2, existing}: this attempt was stored before; the same write, or a conflict.
-            env = check_conflict(reply[1], wire, key=akey, attempt=attempt) if int(reply[0]) == 2 else planned
-            # Hand back the caller's own data object (a frame stays a frame).
-            out.append(msgspec.structs.replace(env, data=original.data) if original.data is not None else env)
-        return out
+        replies = self._run("put_step", where, lambda: self._send_put(plans))
+        return put_results(plans, replies, envelopes)
 
-    def _pipelined_put(self, plans: list[tuple[str, str, int, bytes, StepEnvelope]]) -> list[Any]:
-        # Plain EVALSHA rather than Script objects: those make the pipeline ask SCRIPT EXISTS
-        # first, one more round trip per batch; NOSCRIPT is handled by the caller instead.
+    def _send_put(self, plans: list[_Plan]) -> list[Any]:
+        # EVALSHA by hand rather than through valkey-py Script objects: those cost a Python
+        # layer per call and, in a pipeline, a SCRIPT EXISTS round trip per batch.
+        chunks = put_chunks(plans)
+        try:
+            return self._eval_put(chunks)
+        except valkey.exceptions.NoScriptError:
+            # The server does not know the script yet (first use, or it restarted): load it
+            # and send the batch again; every write of it is idempotent.
+            self._r.script_load(PUT_SCRIPT)
+            return self._eval_put(chunks)
+
+    def _eval_put(self, chunks: list[list[_Plan]]) -> list[Any]:
+        if len(chunks) == 1:
+            reply: list[Any] = self._r.execute_command(*put_args(self._put_sha, chunks[0]))
+            return reply
         pipe = self._r.pipeline(transaction=False)
-        sha = self._put_script.sha
-        for key, akey, attempt, wire, _env in plans:
-            pipe.evalsha(sha, 2, key, akey, attempt, wire)
-        replies: list[Any] = pipe.execute()
-        return replies
+        for chunk in chunks:
+            pipe.execute_command(*put_args(self._put_sha, chunk))
+        return [r for replies in pipe.execute() for r in replies]
 
-    def _plan(self, scope: ExecutionScope, envelope: StepEnvelope) -> tuple[str, str, int, bytes, StepEnvelope]:
+    def _plan(self, scope: ExecutionScope, envelope: StepEnvelope) -> _Plan:
         check_scope(scope, envelope)
         env = fill_envelope(envelope)
         key = keys.step_key(scope.tenant_id, env.execution_id, env.step_id)
@@ -239,7 +239,7 @@ class ExecutionContextStore:
         return self._plan_cold(scope, env, key, akey)
 
     def _plan_cold(self, scope: ExecutionScope, env: StepEnvelope, key: str,
-                   akey: str) -> tuple[str, str, int, bytes, StepEnvelope]:
+                   akey: str) -> _Plan:
         payload, rows = data_parquet(env)
         path = keys.cold_step_data_path(scope.tenant_id, env.execution_id, env.step_id, env.attempt)
         # Never overwrite the Parquet object of an attempt stored with other data: check first.
@@ -297,16 +297,16 @@ class ExecutionContextStore:
     def get_steps(self, scope: ExecutionScope, step_ids: list[str]) -> list[StepEnvelope | None]:
         """The latest attempt of each of ``step_ids`` in one round trip (None where absent)."""
         step_keys = [keys.step_key(scope.tenant_id, scope.execution_id, s) for s in step_ids]
-
-        def fetch() -> list[Any]:
-            pipe = self._r.pipeline(transaction=False)
-            for key in step_keys:
-                pipe.get(key)
-            replies: list[Any] = pipe.execute()
-            return replies
-
+        if not step_keys:
+            return []
         where = keys.execution_prefix(scope.tenant_id, scope.execution_id)
-        raws = self._run("GET", where, fetch) if step_keys else []
+        raws: list[Any] = self._run("MGET", where, lambda: self._r.mget(step_keys))
+        missing = [key for key, raw in zip(step_keys, raws, strict=True) if raw is None]
+        if missing and self._run("EXISTS", where, lambda: self._r.exists(*missing)):
+            # MGET answers nil for a key holding another type; GET names it (WRONGTYPE).
+            for i, key in enumerate(step_keys):
+                if raws[i] is None:
+                    raws[i] = self._run("GET", key, functools.partial(self._r.get, key))
         return [None if raw is None else
                 self._load(check_envelope_at(StepEnvelope.from_json(raw, where=key), scope, step, key))
                 for step, key, raw in zip(step_ids, step_keys, raws, strict=True)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import os
 from collections.abc import Awaitable, Callable
 from types import TracebackType
@@ -50,6 +51,9 @@ from execctx_nb._store_common import (
     fits_inline,
     new_lease_token,
     parse_probe,
+    put_args,
+    put_chunks,
+    put_results,
     validate_ttl,
 )
 from execctx_nb.errors import EnvelopeDecodeError, LeaseError, StoreError
@@ -85,7 +89,7 @@ class AsyncExecutionContextStore:
             make_async_client, url, timeout=timeout, retries=retries, on_retry=self._health.on_retry,
             client_name="execctx_nb")
         self._r: Any = self.client  # see ExecutionContextStore: valkey-py's annotations
-        self._put_script = self.client.register_script(PUT_SCRIPT)
+        self._put_sha = self.client.register_script(PUT_SCRIPT).sha
         self._acquire_script = self.client.register_script(ACQUIRE_SCRIPT)
         self._run_id: str | None = None
         self._closed = False
@@ -156,34 +160,30 @@ class AsyncExecutionContextStore:
         return (await self.put_steps(scope, [envelope]))[0]
 
     async def put_steps(self, scope: ExecutionScope, envelopes: list[StepEnvelope]) -> list[StepEnvelope]:
-        """Store several envelopes of one execution in one pipelined round trip."""
+        """Store several envelopes of one execution in one round trip (see the sync store)."""
         plans = [await self._plan(scope, envelope) for envelope in envelopes]
-
-        async def send() -> list[Any]:
-            if len(plans) == 1:
-                key, akey, attempt, wire, _env = plans[0]
-                return [await self._put_script(keys=[key, akey], args=[attempt, wire])]
-            try:
-                return await self._pipelined_put(plans)
-            except valkey.exceptions.NoScriptError:
-                await self._r.script_load(PUT_SCRIPT)
-                return await self._pipelined_put(plans)
-
+        if not plans:
+            return []
         where = plans[0][0] if len(plans) == 1 else keys.execution_prefix(scope.tenant_id, scope.execution_id)
-        replies = await self._run("put_step", where, send) if plans else []
-        out = []
-        for (_key, akey, attempt, wire, planned), reply, original in zip(plans, replies, envelopes, strict=True):
-            env = check_conflict(reply[1], wire, key=akey, attempt=attempt) if int(reply[0]) == 2 else planned
-            out.append(msgspec.structs.replace(env, data=original.data) if original.data is not None else env)
-        return out
+        replies = await self._run("put_step", where, lambda: self._send_put(plans))
+        return put_results(plans, replies, envelopes)
 
-    async def _pipelined_put(self, plans: list[_Plan]) -> list[Any]:
-        pipe = self._r.pipeline(transaction=False)  # plain EVALSHA: see the sync store
-        sha = self._put_script.sha
-        for key, akey, attempt, wire, _env in plans:
-            pipe.evalsha(sha, 2, key, akey, attempt, wire)
-        replies: list[Any] = await pipe.execute()
-        return replies
+    async def _send_put(self, plans: list[_Plan]) -> list[Any]:
+        chunks = put_chunks(plans)  # EVALSHA by hand: see the sync store
+        try:
+            return await self._eval_put(chunks)
+        except valkey.exceptions.NoScriptError:
+            await self._r.script_load(PUT_SCRIPT)
+            return await self._eval_put(chunks)
+
+    async def _eval_put(self, chunks: list[list[_Plan]]) -> list[Any]:
+        if len(chunks) == 1:
+            reply: list[Any] = await self._r.execute_command(*put_args(self._put_sha, chunks[0]))
+            return reply
+        pipe = self._r.pipeline(transaction=False)
+        for chunk in chunks:
+            pipe.execute_command(*put_args(self._put_sha, chunk))
+        return [r for replies in await pipe.execute() for r in replies]
 
     async def _plan(self, scope: ExecutionScope, envelope: StepEnvelope) -> _Plan:
         check_scope(scope, envelope)
@@ -250,16 +250,16 @@ class AsyncExecutionContextStore:
     async def get_steps(self, scope: ExecutionScope, step_ids: list[str]) -> list[StepEnvelope | None]:
         """The latest attempt of each of ``step_ids`` in one round trip (None where absent)."""
         step_keys = [keys.step_key(scope.tenant_id, scope.execution_id, s) for s in step_ids]
-
-        async def fetch() -> list[Any]:
-            pipe = self._r.pipeline(transaction=False)
-            for key in step_keys:
-                pipe.get(key)
-            replies: list[Any] = await pipe.execute()
-            return replies
-
+        if not step_keys:
+            return []
         where = keys.execution_prefix(scope.tenant_id, scope.execution_id)
-        raws = await self._run("GET", where, fetch) if step_keys else []
+        raws: list[Any] = await self._run("MGET", where, lambda: self._r.mget(step_keys))
+        missing = [key for key, raw in zip(step_keys, raws, strict=True) if raw is None]
+        if missing and await self._run("EXISTS", where, lambda: self._r.exists(*missing)):
+            # MGET answers nil for a key holding another type; GET names it (WRONGTYPE).
+            for i, key in enumerate(step_keys):
+                if raws[i] is None:
+                    raws[i] = await self._run("GET", key, functools.partial(self._r.get, key))
         out: list[StepEnvelope | None] = []
         for step, key, raw in zip(step_ids, step_keys, raws, strict=True):
             if raw is None:

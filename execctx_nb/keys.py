@@ -84,6 +84,21 @@ _FORBIDDEN_ASCII_RE = re.compile(r"[\x00-\x20\x7f:/\\{}\[\]*?\"']")
 _FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cn", "Co", "Cs", "Zs", "Zl", "Zp"})
 
 
+# Ids already found valid: the same few ids are validated again and again on hot paths
+# (scope, envelope, every key builder, every decoded record), and a set lookup costs ~30 ns
+# against ~0.3 us for the checks. Validity never depends on `kind` or `where`. Bounded:
+# cleared when full (a cache miss only repeats the checks).
+_VALID_IDS: set[str] = set()
+_VALID_TENANTS: set[str] = set()
+_VALID_CACHE_SIZE = 65_536
+
+
+def _remember(cache: set[str], value: str) -> None:
+    if len(cache) >= _VALID_CACHE_SIZE:
+        cache.clear()
+    cache.add(value)
+
+
 def _first_forbidden(value: str) -> int | None:
     if value.isascii():
         # The ASCII fast path (every id on the hot path of the event stream): one regex for
@@ -106,11 +121,14 @@ def validate_tenant(tenant_id: object, *, where: str = "tenant_id") -> str:
     >>> validate_tenant("org_42")
     'org_42'
     """
+    if type(tenant_id) is str and tenant_id in _VALID_TENANTS:
+        return tenant_id
     if not isinstance(tenant_id, str) or _TENANT_RE.fullmatch(tenant_id) is None:
         raise InvalidTenantError(
             f"Invalid tenant id {tenant_id!r}: expected a string matching {TENANT_PATTERN}"
             f" - at `{where}`; use only letters, digits, '_' and '-', 1 to 64 characters"
         )
+    _remember(_VALID_TENANTS, tenant_id)
     return tenant_id
 
 
@@ -120,6 +138,8 @@ def validate_id(value: object, *, kind: str = "id", where: str | None = None) ->
     >>> validate_id("clean", kind="step id")
     'clean'
     """
+    if type(value) is str and value in _VALID_IDS:
+        return value
     at = where or kind.replace(" ", "_")
     if not isinstance(value, str):
         raise InvalidKeyError(
@@ -140,6 +160,7 @@ def validate_id(value: object, *, kind: str = "id", where: str | None = None) ->
         )
     if value in {".", ".."}:
         raise InvalidKeyError(f"Invalid {kind} {value!r}: '.' and '..' are path steps - at `{at}`")
+    _remember(_VALID_IDS, value)
     return value
 
 

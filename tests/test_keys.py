@@ -144,3 +144,16 @@ def test_layouts_match_the_design() -> None:
 def test_bad_attempts_are_rejected(attempt: object) -> None:
     with pytest.raises(InvalidKeyError, match="expected an int >= 0"):
         keys.cold_step_data_path("o", "e", "s", attempt)  # type: ignore[arg-type]
+
+
+def test_the_cache_of_valid_ids_is_bounded_and_keeps_the_checks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(keys, "_VALID_CACHE_SIZE", 3)
+    monkeypatch.setattr(keys, "_VALID_IDS", set())
+    for i in range(10):
+        assert keys.validate_id(f"ok-{i}") == f"ok-{i}"
+        assert keys.validate_id(f"ok-{i}") == f"ok-{i}"  # now from the cache
+    assert 0 < len(keys._VALID_IDS) <= 3
+    with pytest.raises(InvalidKeyError, match="at `step_id`"):
+        keys.validate_id("ok-9:x", kind="step id")
+    with pytest.raises(InvalidTenantError):
+        keys.validate_tenant("ok 9")

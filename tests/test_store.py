@@ -379,3 +379,44 @@ def test_batches_survive_a_flushed_script_cache(store: ec.ExecutionContextStore,
     valkey_client.script_flush()
     store.put_step(scope, envelope("c", [{"v": 3}]))
     assert store.list_steps(scope) == ["a", "b", "c"]
+
+
+def test_get_steps_names_a_key_of_the_wrong_type(store: ec.ExecutionContextStore, scope: ec.ExecutionScope,
+                                                 valkey_client: valkey.Valkey) -> None:
+    # get_steps reads with MGET, which answers nil (not WRONGTYPE) for a hash: still an error.
+    store.put_step(scope, envelope("a", [{"v": 1}]))
+    bad = keys.step_key(scope.tenant_id, scope.execution_id, "bad")
+    valkey_client.hset(bad, "x", "y")
+    with pytest.raises(EnvelopeDecodeError, match="Malformed value at key") as info:
+        store.get_steps(scope, ["a", "missing", "bad"])
+    assert bad in str(info.value)
+    assert [e is None for e in store.get_steps(scope, ["a", "missing"])] == [False, True]
+
+
+def test_a_batch_larger_than_one_script_call(store: ec.ExecutionContextStore, scope: ec.ExecutionScope,
+                                             valkey_client: valkey.Valkey) -> None:
+    from execctx_nb._store_common import PUT_BATCH_ENVELOPES
+
+    n = PUT_BATCH_ENVELOPES + 10  # two script calls, pipelined
+    batch = [envelope(f"s{i:04d}", [{"v": i}]) for i in range(n)]
+    valkey_client.script_flush()  # NOSCRIPT on both calls: loaded once, the batch resent
+    stored = store.put_steps(scope, batch)
+    assert [e.step_id for e in stored] == [e.step_id for e in batch]
+    assert store.put_steps(scope, batch) == stored  # every write again is the same write
+    got = store.get_steps(scope, [e.step_id for e in batch])
+    assert [e.data if e else None for e in got] == [[{"v": i}] for i in range(n)]
+    # A conflict in the second call is reported; the other envelopes of that call are written.
+    changed = [envelope(f"s{n - 1:04d}", [{"v": -1}]), envelope("z", [{"v": 0}])]
+    with pytest.raises(IdempotencyConflictError, match=f"s{n - 1:04d}"):
+        store.put_steps(scope, [*batch[:PUT_BATCH_ENVELOPES], *changed])
+    assert store.get_step(scope, "z") is not None
+
+
+def test_latest_attempt_rule_holds_within_one_batch(store: ec.ExecutionContextStore,
+                                                    scope: ec.ExecutionScope) -> None:
+    store.put_steps(scope, [envelope("s", [{"v": 2}], attempt=2), envelope("s", [{"v": 0}], attempt=0),
+                            envelope("s", [{"v": 1}], attempt=1)])
+    got = store.get_step(scope, "s")
+    assert got is not None and got.attempt == 2 and got.data == [{"v": 2}]
+    older = store.get_step(scope, "s", attempt=1)
+    assert older is not None and older.data == [{"v": 1}]
