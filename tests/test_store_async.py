@@ -156,3 +156,32 @@ def test_async_frozen_server_is_bounded_and_recovers(tenant: str, tmp_path: Path
 
     with ControlledServer() as server:
         asyncio.run(scenario(server))
+
+
+def test_async_batches_and_wrong_types_behave_as_in_the_sync_store(valkey_url: str, tenant: str,
+                                                                    tmp_path: Path) -> None:
+    from execctx_nb import keys
+    from execctx_nb._store_common import PUT_BATCH_ENVELOPES
+    from execctx_nb.errors import EnvelopeDecodeError
+
+    scope = ec.ExecutionScope(tenant, "run-1")
+    n = PUT_BATCH_ENVELOPES + 5  # two script calls, pipelined
+    batch = [envelope(f"s{i:04d}", [{"v": i}]) for i in range(n)]
+    bad = keys.step_key(tenant, "run-1", "bad")
+    with valkey.Valkey.from_url(valkey_url) as raw:
+        raw.script_flush()  # NOSCRIPT first: loaded once and the batch resent
+        raw.hset(bad, "x", "y")
+
+    async def scenario() -> None:
+        async with create_async_valkey_execution_context_store(valkey_url, cold_store=tmp_path) as store:
+            stored = await store.put_steps(scope, batch)
+            assert await store.put_steps(scope, batch) == stored
+            got = await store.get_steps(scope, [e.step_id for e in batch] + ["missing"])
+            assert [e.data if e else None for e in got] == [[{"v": i}] for i in range(n)] + [None]
+            with pytest.raises(IdempotencyConflictError, match=f"s{n - 1:04d}"):
+                await store.put_steps(scope, [*batch[:-1], envelope(f"s{n - 1:04d}", [{"v": -1}])])
+            with pytest.raises(EnvelopeDecodeError, match="Malformed value at key") as info:
+                await store.get_steps(scope, ["s0000", "bad"])
+            assert bad in str(info.value)
+
+    asyncio.run(scenario())
