@@ -192,14 +192,15 @@ def context_floors(raw: valkey.Valkey) -> list[tuple[str, float, float]]:
         run = next(counter)
         return timed(pipelined(lambda p, i: p.set(f"{prefix}{run}:s:{i}", wire)))
 
-    raw.set(f"{prefix}get", wire)
-    get_only = pipelined(lambda p, i: p.get(f"{prefix}get"))
-    get_keys = [f"{prefix}get"] * BATCH
+    # Distinct envelopes under distinct keys, as the store reads them.
+    get_keys = [f"{prefix}get:{i}" for i in range(BATCH * BATCHES)]
+    raw.mset({key: _small(f"s{i}", "run-0").to_json() for i, key in enumerate(get_keys)})
+    get_only = pipelined(lambda p, i: p.get(get_keys[i]))
 
     def mget(then: Callable[[bytes], object] | None) -> Callable[[], None]:
         def run() -> None:
-            for _ in range(BATCHES):
-                replies = raw.mget(get_keys)
+            for b in range(BATCHES):
+                replies = raw.mget(get_keys[b * BATCH : (b + 1) * BATCH])
                 if then is not None:
                     for reply in replies:
                         then(reply)

@@ -51,6 +51,7 @@ from execctx_nb._store_common import (
     client_or_error,
     cold_envelope,
     data_parquet,
+    decode_envelopes,
     decode_flow_vars,
     encode_flow_vars,
     envelope_json,
@@ -307,9 +308,8 @@ class ExecutionContextStore:
             for i, key in enumerate(step_keys):
                 if raws[i] is None:
                     raws[i] = self._run("GET", key, functools.partial(self._r.get, key))
-        return [None if raw is None else
-                self._load(check_envelope_at(StepEnvelope.from_json(raw, where=key), scope, step, key))
-                for step, key, raw in zip(step_ids, step_keys, raws, strict=True)]
+        return [None if env is None else self._load(check_envelope_at(env, scope, step, key))
+                for step, key, env in zip(step_ids, step_keys, decode_envelopes(raws, step_keys), strict=True)]
 
     def get_execution(self, scope: ExecutionScope) -> list[StepEnvelope]:
         """The latest attempt of every step (sorted by step id), data loaded."""

@@ -44,6 +44,7 @@ from execctx_nb._store_common import (
     client_or_error,
     cold_envelope,
     data_parquet,
+    decode_envelopes,
     decode_flow_vars,
     encode_flow_vars,
     envelope_json,
@@ -261,12 +262,8 @@ class AsyncExecutionContextStore:
                 if raws[i] is None:
                     raws[i] = await self._run("GET", key, functools.partial(self._r.get, key))
         out: list[StepEnvelope | None] = []
-        for step, key, raw in zip(step_ids, step_keys, raws, strict=True):
-            if raw is None:
-                out.append(None)
-            else:
-                env = check_envelope_at(StepEnvelope.from_json(raw, where=key), scope, step, key)
-                out.append(await self._load(env))
+        for step, key, env in zip(step_ids, step_keys, decode_envelopes(raws, step_keys), strict=True):
+            out.append(None if env is None else await self._load(check_envelope_at(env, scope, step, key)))
         return out
 
     async def get_execution(self, scope: ExecutionScope) -> list[StepEnvelope]:

@@ -17,6 +17,7 @@ envelope is returned); different means :class:`IdempotencyConflictError`.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import hashlib
 import math
 import secrets
@@ -51,6 +52,7 @@ __all__ = [
     "client_or_error",
     "cold_envelope",
     "data_parquet",
+    "decode_envelopes",
     "decode_flow_vars",
     "encode_flow_vars",
     "envelope_json",
@@ -345,6 +347,26 @@ def put_results(plans: list[Any], replies: list[Any], envelopes: list[StepEnvelo
             env = msgspec.structs.replace(env, data=original.data)  # a frame stays a frame
         out.append(env)
     return out
+
+
+def decode_envelopes(raws: list[bytes | None], where: list[str]) -> list[StepEnvelope | None]:
+    """Decode a batch of wire envelopes (None stays None), naming the key of a bad one.
+
+    The cyclic garbage collector is paused meanwhile: a decoded envelope is dozens of
+    containers, and while a batch is being built every collection walks the batch so far
+    (and, once it is promoted, the whole heap: ~100k objects in a process that imported
+    Polars). That cost 40% of a 100-envelope read here. Decoded JSON holds no reference
+    cycles, so pausing loses nothing; a collector that was disabled stays disabled.
+    """
+    enabled = gc.isenabled()
+    if enabled and len(raws) > 1:
+        gc.disable()
+    try:
+        return [None if raw is None else StepEnvelope.from_json(raw, where=key)
+                for raw, key in zip(raws, where, strict=True)]
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def check_envelope_at(envelope: StepEnvelope, scope: ExecutionScope, step_id: str, key: str) -> StepEnvelope:

@@ -420,3 +420,23 @@ def test_latest_attempt_rule_holds_within_one_batch(store: ec.ExecutionContextSt
     assert got is not None and got.attempt == 2 and got.data == [{"v": 2}]
     older = store.get_step(scope, "s", attempt=1)
     assert older is not None and older.data == [{"v": 1}]
+
+
+def test_batch_decoding_restores_the_garbage_collector_and_names_the_bad_key() -> None:
+    import gc
+
+    from execctx_nb._store_common import decode_envelopes
+
+    good = envelope("a", [{"v": 1}]).to_json()
+    assert gc.isenabled()
+    got = decode_envelopes([good, None, good], ["k1", "k2", "k3"])
+    assert [e is None for e in got] == [False, True, False] and gc.isenabled()
+    with pytest.raises(EnvelopeDecodeError, match="'k2'"):
+        decode_envelopes([good, b"{oops", good], ["k1", "k2", "k3"])
+    assert gc.isenabled()  # re-enabled after a failure too
+    gc.disable()
+    try:
+        decode_envelopes([good, good], ["k1", "k2"])
+        assert not gc.isenabled()  # a collector the caller disabled stays disabled
+    finally:
+        gc.enable()
