@@ -229,8 +229,7 @@ class ExecutionContextStore:
     def _plan(self, scope: ExecutionScope, envelope: StepEnvelope) -> _Plan:
         check_scope(scope, envelope)
         env = fill_envelope(envelope)
-        key = keys.step_key(scope.tenant_id, env.execution_id, env.step_id)
-        akey = keys.step_attempts_key(scope.tenant_id, env.execution_id, env.step_id)
+        key, akey = keys.step_keys(scope.tenant_id, env.execution_id, env.step_id)
         if env.data is not None and env.data_ref is None and fits_inline(env.data, self.inline_limit_bytes):
             wire = envelope_json(env)
             if len(wire) <= self.inline_limit_bytes:

@@ -109,6 +109,8 @@ PUT_BATCH_BYTES = 8 * 1024 * 1024
 
 def put_chunks(plans: list[Any]) -> list[list[Any]]:
     """Split write plans ``(key, akey, attempt, wire, envelope)`` into script calls' worth."""
+    if len(plans) == 1:
+        return [plans]
     chunks: list[list[Any]] = []
     current: list[Any] = []
     size = 0
@@ -125,6 +127,9 @@ def put_chunks(plans: list[Any]) -> list[list[Any]]:
 
 def put_args(sha: str, chunk: list[Any]) -> list[Any]:
     """EVALSHA arguments writing one chunk of plans with :data:`PUT_SCRIPT`."""
+    if len(chunk) == 1:
+        key, akey, attempt, wire, _env = chunk[0]
+        return ["EVALSHA", sha, 2, key, akey, attempt, wire]
     args: list[Any] = ["EVALSHA", sha, 2 * len(chunk)]
     args.extend(k for plan in chunk for k in (plan[0], plan[1]))
     args.extend(a for plan in chunk for a in (plan[2], plan[3]))

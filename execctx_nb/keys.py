@@ -62,6 +62,7 @@ __all__ = [
     "step_attempts_key",
     "step_attempts_pattern",
     "step_key",
+    "step_keys",
     "steps_pattern",
     "tenant_pattern",
     "tenant_prefix",
@@ -220,6 +221,13 @@ def steps_pattern(tenant_id: str, execution_id: str) -> str:
 def step_attempts_key(tenant_id: str, execution_id: str, step_id: str) -> str:
     """``t:{tenantId}:exec:{executionId}:attempts:{stepId}``: hash of attempt -> envelope."""
     return f"{execution_prefix(tenant_id, execution_id)}attempts:{validate_id(step_id, kind='step id')}"
+
+
+def step_keys(tenant_id: str, execution_id: str, step_id: str) -> tuple[str, str]:
+    """``(step_key, step_attempts_key)`` of one step, its ids validated once (the write path)."""
+    prefix = execution_prefix(tenant_id, execution_id)
+    step = validate_id(step_id, kind="step id")
+    return f"{prefix}steps:{step}", f"{prefix}attempts:{step}"
 
 
 def step_attempts_pattern(tenant_id: str, execution_id: str) -> str:

@@ -157,3 +157,10 @@ def test_the_cache_of_valid_ids_is_bounded_and_keeps_the_checks(monkeypatch: pyt
         keys.validate_id("ok-9:x", kind="step id")
     with pytest.raises(InvalidTenantError):
         keys.validate_tenant("ok 9")
+
+
+def test_step_keys_are_the_step_and_attempts_keys() -> None:
+    assert keys.step_keys("org_42", "run-1", "clean") == (
+        keys.step_key("org_42", "run-1", "clean"), keys.step_attempts_key("org_42", "run-1", "clean"))
+    with pytest.raises(InvalidKeyError, match="step id"):
+        keys.step_keys("org_42", "run-1", "a:b")
