@@ -1,6 +1,6 @@
 """ExecutionContextStore against its baselines, in the same run.
 
-1. small envelopes (~1 KB of JSON): ``put_step`` / ``get_step`` one at a time, and
+1. small envelopes (~1.7 KB of JSON): ``put_step`` / ``get_step`` one at a time, and
    ``put_steps`` / ``get_steps`` batched by 100, vs raw valkey-py ``SET`` / ``GET`` of the very
    same bytes (one at a time, and pipelined by 100). Target: >= 0.7x the raw throughput.
 2. a 1,000,000-row Polars frame: ``put_step`` (Parquet to the cold tier through obstore, then
