@@ -53,6 +53,17 @@ df << %execctx load acme orders-2024-05-01 clean
 """
 
 
+def _positive_int(text: str) -> int:
+    """argparse type for counts: a bad value becomes a one-line UsageError, not a traceback."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an int >= 1, got {text!r}")
+    return value
+
+
 def _parser() -> MagicArgumentParser:
     parser = MagicArgumentParser(prog="%execctx", description="see %execctx?")  # type: ignore[no-untyped-call]
     sub = parser.add_subparsers(
@@ -88,7 +99,7 @@ def _parser() -> MagicArgumentParser:
     p.add_argument("--kind", action="append", choices=EVENT_KINDS, default=None)
     p.add_argument("--execution")
     p.add_argument("--replay", action="store_true")
-    p.add_argument("--max", type=int, default=200)
+    p.add_argument("--max", type=_positive_int, default=200)
     p.add_argument("--stop", action="store_true")
     return parser
 
@@ -130,9 +141,17 @@ class ExecctxMagics(Magics):
     # -- subcommands --------------------------------------------------------------------
     def _connect(self, a: argparse.Namespace) -> Any:
         from execctx_nb import connect
+        from execctx_nb.errors import StoreError
 
-        self.store = connect(a.url)
-        return self.store
+        try:
+            store = connect(a.url)
+            # Probe now: a store is lazy, and a notebook user who typed a wrong host or port
+            # should hear it here, not at the next subcommand (nor see health='healthy').
+            store.check_health()
+        except StoreError as exc:  # a malformed URL, or nothing answering at it
+            raise UsageError(f"Cannot connect: {exc}") from None
+        self.store = store
+        return store
 
     def _infer(self, a: argparse.Namespace) -> Any:
         from execctx_nb.display import SchemaView

@@ -105,6 +105,9 @@ def test_lineage_and_tail_widgets(shell, demo_tenant) -> None:
         ("tail", "Expected a tenant"),
         ("tail acme --kind step.done", "invalid choice: 'step.done'"),
         ("load acme run:1 clean", "execution id"),
+        ("tail acme --max 0", "argument --max: expected an int >= 1, got '0'"),
+        ("tail acme --max lots", "argument --max: expected an int >= 1, got 'lots'"),
+        ("connect foo://bar", "Cannot connect: Invalid Valkey URL 'foo://bar'"),
     ],
 )
 def test_bad_input_raises_usage_error(shell, line, message) -> None:
@@ -127,3 +130,15 @@ def test_help_is_the_docstring(shell) -> None:
     ):
         assert f"\n{sub} " in doc
     assert "df << %execctx load" in doc
+
+
+def test_connect_to_a_dead_port_is_a_usage_error_and_keeps_the_store(shell, valkey_url) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on (bound, never listening)
+        sock.bind(("127.0.0.1", 0))
+        dead = f"redis://127.0.0.1:{sock.getsockname()[1]}"
+        with pytest.raises(UsageError, match=r"Cannot connect: Valkey at .* did not answer INFO"):
+            run(shell, f"connect {dead}")
+    magics = shell.magics_manager.registry["ExecctxMagics"]
+    assert magics.store.url == valkey_url  # the working connection stays in use
