@@ -145,8 +145,9 @@ def _translate(exc: Exception, what: str) -> SchemaInferenceError:
 
 def _polars(obj: Any, opts: Options) -> dict[str, Any]:
     import polars as pl
+    import pyarrow as pa  # the Arrow export can fail on dtypes pyarrow cannot import
 
-    from execctx_nb.inference._polars import spec_from_polars
+    from execctx_nb.inference._polars import exportable_dtype, spec_from_polars
 
     k = opts.sample_size
     try:
@@ -156,7 +157,8 @@ def _polars(obj: Any, opts: Options) -> dict[str, Any]:
             spec = spec_from_polars(sample.dtype, 1, opts.max_depth)
             from execctx_nb.inference._columns import ColumnWalker
 
-            arr = sample.to_arrow()
+            cast = exportable_dtype(sample.dtype)
+            arr = (sample if cast is None else sample.cast(cast)).to_arrow()
             return _render(ColumnWalker(opts.rule).node(arr, spec), sample.len(), total)
         if isinstance(obj, pl.LazyFrame):
             schema = obj.collect_schema()
@@ -171,8 +173,10 @@ def _polars(obj: Any, opts: Options) -> dict[str, Any]:
             raise SchemaInferenceError(
                 f"Cannot infer a schema: expected a Polars DataFrame, LazyFrame or Series, got "
                 f"`{type(obj).__name__}` - at `infer_schema(obj)`")
-        table = frame.to_arrow()
-    except (pl.exceptions.PolarsError, OSError) as exc:
+        casts: dict[Any, Any] = {name: new for name, dtype in frame.schema.items()
+                 if (new := exportable_dtype(dtype)) is not None}
+        table = (frame.cast(casts) if casts else frame).to_arrow()
+    except (pl.exceptions.PolarsError, pa.ArrowException, OSError) as exc:
         raise _translate(exc, "the Polars input") from exc
     columns = [(name, _one_chunk(table.column(name)),
                 spec_from_polars(dtype, 2, opts.max_depth)) for name, dtype in schema.items()]

@@ -7,7 +7,7 @@ from typing import Any
 from execctx_nb.inference._formats import LOCAL_PATTERNS
 from execctx_nb.inference._spec import CUT, Spec
 
-__all__ = ["spec_from_polars"]
+__all__ = ["exportable_dtype", "spec_from_polars"]
 
 
 def spec_from_polars(dtype: Any, depth: int, max_depth: int) -> Spec:
@@ -53,3 +53,28 @@ def spec_from_polars(dtype: Any, depth: int, max_depth: int) -> Spec:
     if isinstance(dtype, pl.List):
         return Spec("list", item=spec_from_polars(dtype.inner, depth + 1, max_depth))
     return Spec("unknown", dtype=str(dtype))
+
+
+def exportable_dtype(dtype: Any) -> Any:
+    """``dtype`` with 128-bit integers (at any depth) as strings, or ``None`` if it has none.
+
+    pyarrow cannot import Polars' 128-bit integer columns, so they cross to Arrow as their
+    decimal text. The spec still comes from the original dtype (``integer``) and the walker
+    only counts distinct values, which text preserves exactly.
+    """
+    import polars as pl
+
+    if dtype in (pl.Int128, pl.UInt128):
+        return pl.String
+    if isinstance(dtype, pl.Struct):
+        fields = [(f.name, exportable_dtype(f.dtype)) for f in dtype.fields]
+        if all(new is None for _, new in fields):
+            return None
+        return pl.Struct({f.name: new if new is not None else f.dtype
+                          for f, (_, new) in zip(dtype.fields, fields, strict=True)})
+    if isinstance(dtype, (pl.List, pl.Array)):
+        inner = exportable_dtype(dtype.inner)
+        if inner is None:
+            return None
+        return pl.Array(inner, dtype.size) if isinstance(dtype, pl.Array) else pl.List(inner)
+    return None

@@ -233,3 +233,17 @@ def test_sliced_nested_arrays_read_only_their_rows() -> None:
     assert prop(s, "l")["x-execctx-max-items"] == 1
     assert prop(s, "m")["additionalProperties"] == {"type": "integer",
                                                     "x-execctx-cardinality": 4}
+
+
+def test_polars_128_bit_integers() -> None:
+    big = 2**100
+    df = pl.DataFrame({"i": pl.Series([big, None, -big], dtype=pl.Int128),
+                       "u": pl.Series([big, 1, None], dtype=pl.UInt128),
+                       "n": pl.Series([{"x": big}, None, {"x": 1}],
+                                      dtype=pl.Struct({"x": pl.Int128}))})
+    s = infer_schema(df)
+    assert_contract(s, df.to_dicts())
+    assert prop(s, "i")["type"] == ["integer", "null"]
+    assert prop(s, "u")["type"] == ["integer", "null"]
+    assert prop(s, "n", "x")["type"] == "integer"
+    assert infer_schema(df["i"])["type"] == ["integer", "null"]
