@@ -193,8 +193,7 @@ def _arrow(obj: Any, opts: Options) -> dict[str, Any]:
     try:
         if not isinstance(obj, (pa.Table, pa.RecordBatch, pa.Array, pa.ChunkedArray,
                                 pa.RecordBatchReader)):
-            obj = (pa.RecordBatchReader.from_stream(obj) if hasattr(obj, "__arrow_c_stream__")
-                   else pa.array(obj))
+            obj = _from_stream(obj) if hasattr(obj, "__arrow_c_stream__") else pa.array(obj)
         if isinstance(obj, pa.RecordBatchReader):
             table, total = _sample_stream(obj, k, opts.seed)
         elif isinstance(obj, (pa.Array, pa.ChunkedArray)):
@@ -213,6 +212,23 @@ def _arrow(obj: Any, opts: Options) -> dict[str, Any]:
         columns.append((field.name, _one_chunk(table.column(i)),
                         spec_from_arrow(field.type, 2, opts.max_depth)))
     return _render(_table_root(columns, opts), table.num_rows, total)
+
+
+def _from_stream(obj: Any) -> Any:
+    """A RecordBatchReader for a stream of struct batches, else a ChunkedArray of values.
+
+    The C stream protocol carries no flag saying which one a producer sends, and pyarrow
+    only reads struct streams as batches: a plain array stream (a Series, a column) is
+    asked for again and read as a ChunkedArray, like ``pa.chunked_array`` does.
+    """
+    import pyarrow as pa
+
+    try:
+        return pa.RecordBatchReader.from_stream(obj)
+    except pa.ArrowInvalid as exc:
+        if "non-struct" not in str(exc):
+            raise
+    return pa.chunked_array(obj)
 
 
 def _one_chunk(col: Any) -> Any:

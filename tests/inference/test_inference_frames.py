@@ -235,6 +235,20 @@ def test_sliced_nested_arrays_read_only_their_rows() -> None:
                                                     "x-execctx-cardinality": 4}
 
 
+def test_pycapsule_streams_of_plain_arrays_describe_their_values() -> None:
+    series = pl.Series("x", [1, None, 3])
+
+    class ArrayStream:  # a non-struct C stream (a Series seen only through the protocol)
+        def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
+            return series.__arrow_c_stream__(requested_schema)
+
+    s = infer_schema(ArrayStream())
+    assert_contract(s, series.to_list())
+    assert s["type"] == ["integer", "null"]
+    assert (s["x-execctx-sampled"], s["x-execctx-rows"]) == (3, 3)
+    assert s == infer_schema(series)
+
+
 def test_polars_128_bit_integers() -> None:
     big = 2**100
     df = pl.DataFrame({"i": pl.Series([big, None, -big], dtype=pl.Int128),
