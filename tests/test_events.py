@@ -362,7 +362,12 @@ def test_one_loop_at_a_time_per_subscriber(valkey_url: str, tenant: str) -> None
                               kwargs={"stop": stop, "block_ms": 50})
     runner.start()
     try:
-        time.sleep(0.2)
+        # Wait for the loop to be up (a fixed sleep could let the call below win the race on a
+        # loaded machine, and then it would run forever with a stop nobody sets).
+        end = time.monotonic() + 10
+        while sub.health.state != "ok":
+            assert time.monotonic() < end, "the first loop never came up"
+            time.sleep(0.01)
         with pytest.raises(RuntimeError, match="already running"):
             sub.run_loop(tenant, lambda e, m: None, stop=threading.Event(), block_ms=50)
     finally:
@@ -420,15 +425,17 @@ def test_async_subscriber_handles_each_key_once(publisher: ExecutionEventPublish
 
 
 # -- tail ---------------------------------------------------------------------------------------
-def test_tail_yields_new_events_and_never_joins_a_group(publisher: ExecutionEventPublisher,
+def test_tail_yields_new_events_and_never_joins_a_group(publisher: ExecutionEventPublisher, valkey_url: str,
                                                         valkey_client: valkey.Valkey, tenant: str) -> None:
     stream = keys.events_key(tenant)
     publisher.publish(tenant, _step(0))  # before the tail: not yielded with from_id="$"
     stop = threading.Event()
     got: list[tuple[str, Event]] = []
+    name = f"tail-{tenant}"  # the tail's twin pool keeps the client name: lets us see it block
+    named = valkey.Valkey.from_url(valkey_url, socket_timeout=5, client_name=name)
 
     def consume() -> None:
-        for item in tail(tenant, client=valkey_client, block_ms=100, stop=stop,
+        for item in tail(tenant, client=named, block_ms=100, stop=stop,
                          kinds={"step.committed", "step.failed"}, execution_id="run-1"):
             got.append(item)
             if len(got) == 2:
@@ -436,7 +443,12 @@ def test_tail_yields_new_events_and_never_joins_a_group(publisher: ExecutionEven
 
     runner = threading.Thread(target=consume)
     runner.start()
-    time.sleep(0.3)
+    # "$" is resolved on the tail's first read: publish only once it sits in XREAD (a fixed
+    # sleep here lost the race on a loaded machine and the tail started after `first`).
+    end = time.monotonic() + 10
+    while not any(c.get("name") == name and c.get("cmd") == "xread" for c in valkey_client.client_list()):
+        assert time.monotonic() < end, "the tail never reached XREAD"
+        time.sleep(0.01)
     valkey_client.xadd(stream, {"kind": "junk"})  # skipped with a warning
     publisher.publish(tenant, ExecutionStatus(execution_id="run-1", status="running"))  # other kind
     publisher.publish(tenant, _step(1, "run-2"))  # other execution
@@ -444,6 +456,7 @@ def test_tail_yields_new_events_and_never_joins_a_group(publisher: ExecutionEven
     second = publisher.publish(tenant, StepFailed(execution_id="run-1", step_id="s2", error="x"))
     runner.join(5)
     assert not runner.is_alive()
+    named.close()
     assert [i for i, _ in got] == [first, second]
     assert valkey_client.xinfo_groups(stream) == []
 

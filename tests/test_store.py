@@ -214,12 +214,14 @@ def test_flow_vars_round_trip_json_values(store: ec.ExecutionContextStore, tenan
 
 
 def test_lease_is_exclusive_and_fenced(store: ec.ExecutionContextStore, scope: ec.ExecutionScope) -> None:
-    lease = store.acquire_lease(scope, "w1", 150)
+    # Held for 5 s while the checks below run (a short TTL here could expire between two calls
+    # on a loaded machine); the renewal then shortens it to 150 ms.
+    lease = store.acquire_lease(scope, "w1", 5000)
     assert lease is not None
     assert store.acquire_lease(scope, "w2", 5000) is None
     renewed = store.renew_lease(lease, 150)
     assert renewed.ttl_ms == 150 and renewed.token == lease.token
-    time.sleep(0.3)  # expires
+    time.sleep(0.3)  # expires (the wait only has to be long enough, never short enough)
     taken = store.acquire_lease(scope, "w2", 5000)
     assert taken is not None
     # The stale holder can neither renew nor release the new owner's lease.

@@ -65,9 +65,9 @@ def test_async_leases_archive_and_delete(valkey_url: str, tenant: str, tmp_path:
 
     async def scenario() -> None:
         async with create_async_valkey_execution_context_store(valkey_url, cold_store=tmp_path) as store:
-            lease = await store.acquire_lease(scope, "w1", 100)
+            lease = await store.acquire_lease(scope, "w1", 5000)  # no expiry during the checks
             assert lease is not None and await store.acquire_lease(scope, "w2", 100) is None
-            await store.renew_lease(lease, 100)
+            await store.renew_lease(lease, 100)  # now it expires
             await asyncio.sleep(0.25)
             other = await store.acquire_lease(scope, "w2", 5000)
             assert other is not None
