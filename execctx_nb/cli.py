@@ -75,17 +75,35 @@ def read_for_inference(path: Path, kind: str, sample_size: int) -> tuple[Any, in
                 return pa.ipc.open_stream(source), None
         data = path.read_bytes()
         if kind == "ndjson":
-            lines = [line for line in data.splitlines() if line.strip()]
-            rows = [msgspec.json.decode(lines[i]) for i in even_indices(len(lines), sample_size)]
+            # line numbers kept so a bad row can be pointed at in the file
+            lines = [(no, line) for no, line in enumerate(data.splitlines(), 1) if line.strip()]
+            rows = []
+            for i in even_indices(len(lines), sample_size):
+                no, line = lines[i]
+                try:
+                    rows.append(msgspec.json.decode(line))
+                except msgspec.DecodeError as exc:
+                    raise _unreadable(kind, exc, f"{where} line {no}") from exc
             return rows, len(lines)
         if kind == "json":
-            return msgspec.json.decode(data), None
-    except (OSError, msgspec.DecodeError, pl.exceptions.PolarsError, pa.ArrowException) as exc:
-        raise SchemaInferenceError(
-            f"Cannot read {kind} file: expected a readable {kind} file, got "
-            f"{type(exc).__name__}: {exc} - at {where}") from exc
+            try:
+                return msgspec.json.decode(data), None
+            except msgspec.DecodeError as exc:
+                hint = ("; one JSON value per line is NDJSON: pass --format ndjson"
+                        if "trailing characters" in str(exc) else "")
+                raise _unreadable(kind, exc, where, hint) from exc
+    except (OSError, pl.exceptions.PolarsError, pa.ArrowException) as exc:
+        raise _unreadable(kind, exc, where) from exc
     raise SchemaInferenceError(
         f"Unknown format `{kind}`: expected one of parquet, ipc, csv, ndjson, json - at {where}")
+
+
+def _unreadable(kind: str, exc: BaseException, where: str, hint: str = "") -> SchemaInferenceError:
+    """The error for a file that is not what its format says (``where``: the file, quoted)."""
+    return SchemaInferenceError(
+        f"Cannot read {kind} file: expected a readable {kind} file, got "
+        f"{type(exc).__name__}: {exc} - at {where}"
+        f"{hint or '; check the file, or pass --format if its suffix is misleading'}")
 
 
 def _infer_arguments(parser: argparse.ArgumentParser) -> None:
@@ -106,12 +124,20 @@ def _infer_run(args: argparse.Namespace) -> int:
     from execctx_nb.inference._infer import make_options, schema_from_rows
 
     path: Path = args.path
-    obj, total = read_for_inference(path, _detect(path, args.format), args.sample_size)
+    kind = _detect(path, args.format)
+    obj, total = read_for_inference(path, kind, args.sample_size)
     if total is not None:  # NDJSON: already sampled by line
         opts = make_options(sample_size=args.sample_size, max_depth=args.max_depth)
         schema = schema_from_rows(obj, total, opts)
     else:
-        schema = infer_schema(obj, sample_size=args.sample_size, max_depth=args.max_depth)
+        try:
+            schema = infer_schema(obj, sample_size=args.sample_size, max_depth=args.max_depth)
+        except SchemaInferenceError as exc:
+            # Parquet and CSV scans are lazy: a broken file only shows once infer_schema
+            # reads it, where the path is unknown. Name the file instead of the object.
+            if exc.__cause__ is None:
+                raise
+            raise _unreadable(kind, exc.__cause__, f"`{path}`") from exc.__cause__
     digest = schema_hash(schema)
     if args.hash_only:
         print(digest)

@@ -97,3 +97,22 @@ def test_console_script_runs(tmp_path: Path) -> None:
     out = subprocess.run([str(script), "infer", "--compact", str(path)], capture_output=True,
                          text=True, check=True)
     assert json.loads(out.stdout)["schema"]["type"] == "object"
+
+
+@pytest.mark.parametrize(("name", "content", "says"), [
+    ("bad.parquet", b"garbage", "parquet"),
+    ("empty.parquet", b"", "parquet"),
+    ("bad.arrow", b"garbage", "ipc"),
+    ("empty.csv", b"", "csv"),
+    ("bad.ndjson", b'{"a": 1}\n\n{"a":\n', "line 3"),
+    ("rows.json", b'{"a": 1}\n{"a": 2}\n', "--format ndjson"),
+])
+def test_unreadable_files_of_every_format_name_the_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, content: bytes,
+        says: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    code, out, err = run(capsys, "infer", str(path))
+    assert (code, out) == (2, "")
+    assert f"at `{path}`" in err and says in err, err
+    assert "infer_schema(obj)" not in err  # the user gave a file, not an object
