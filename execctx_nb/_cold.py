@@ -135,7 +135,8 @@ class ColdTier:
         upload.result()
         return digest
 
-    def get_bytes(self, path: str) -> bytes:
+    def get_bytes(self, path: str, *, missing: str | None = None) -> bytes:
+        """The object at ``path``; ``missing`` replaces the explanation when it is absent."""
         import obstore
 
         try:
@@ -145,10 +146,10 @@ class ColdTier:
                 return self._collect(result, size, f"download {path}")
             return bytes(result.bytes())
         except FileNotFoundError as exc:
-            raise ColdTierError(
+            raise ColdTierError(missing or (
                 f"Cold object {self.uri(path)!r} is missing: the envelope references data that"
                 " was deleted or never written - delete the step or restore the object"
-            ) from exc
+            )) from exc
         except Exception as exc:
             raise ColdTierError(f"Could not read {self.uri(path)!r}: {exc}") from exc
 

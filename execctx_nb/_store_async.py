@@ -51,6 +51,7 @@ from execctx_nb._store_common import (
     fill_envelope,
     fits_inline,
     new_lease_token,
+    no_archive,
     parse_probe,
     put_args,
     put_chunks,
@@ -365,7 +366,8 @@ class AsyncExecutionContextStore:
     async def restore_execution(self, tenant_id: str, flow_id: str, execution_id: str) -> list[StepEnvelope]:
         """Write an archived execution back (idempotently); return its latest envelopes."""
         path = keys.cold_archive_path(tenant_id, flow_id, execution_id)
-        raw = await asyncio.to_thread(self.cold.get_bytes, path)
+        raw = await asyncio.to_thread(self.cold.get_bytes, path,
+                                      missing=no_archive(self.cold, path, flow_id, execution_id))
         try:
             archive = msgspec.json.decode(raw, type=Archive)
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:

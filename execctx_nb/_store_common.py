@@ -26,7 +26,7 @@ from typing import Any
 import msgspec
 
 from execctx_nb import keys
-from execctx_nb._cold import encode_parquet, frame_kind
+from execctx_nb._cold import ColdTier, encode_parquet, frame_kind
 from execctx_nb._health import HealthState
 from execctx_nb._records import DataRef, ExecutionScope, StepEnvelope
 from execctx_nb.errors import (
@@ -59,6 +59,7 @@ __all__ = [
     "fill_envelope",
     "fits_inline",
     "new_lease_token",
+    "no_archive",
     "parse_probe",
     "put_args",
     "put_chunks",
@@ -456,3 +457,10 @@ def parse_probe(info: dict[str, Any], previous_run_id: str | None) -> tuple[Heal
                 "the server restarted without persistence: data written before the restart is lost",
                 run_id)
     return HealthState.HEALTHY, "PING and INFO look fine", run_id
+
+
+def no_archive(cold: ColdTier, path: str, flow_id: str, execution_id: str) -> str:
+    """Why ``restore_execution`` found nothing at ``path``, and what to do."""
+    return (f"No archive of execution `{execution_id}` (flow `{flow_id}`) - at {cold.uri(path)!r};"
+            " check the flow and execution ids, or write one first with"
+            " archive_execution(scope, flow_id)")

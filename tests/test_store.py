@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 import execctx_nb as ec
 from execctx_nb import keys
 from execctx_nb.errors import (
+    ColdTierError,
     EnvelopeDecodeError,
     IdempotencyConflictError,
     InvalidKeyError,
@@ -254,6 +255,16 @@ def test_archive_and_restore_every_attempt(store: ec.ExecutionContextStore, scop
     assert restored == before
     old = store.get_step(scope, "a", attempt=0)
     assert old is not None and old.data == [{"v": 0}]
+
+
+def test_restore_without_an_archive_says_which_archive_and_what_to_do(
+        store: ec.ExecutionContextStore, scope: ec.ExecutionScope) -> None:
+    with pytest.raises(ColdTierError) as info:
+        store.restore_execution(scope.tenant_id, "flow-x", "run-9")
+    message = str(info.value)
+    assert "No archive of execution `run-9` (flow `flow-x`)" in message
+    assert keys.cold_archive_path(scope.tenant_id, "flow-x", "run-9") in message
+    assert "archive_execution" in message and "envelope references" not in message
 
 
 def test_health_is_healthy_after_calls(store: ec.ExecutionContextStore, scope: ec.ExecutionScope) -> None:

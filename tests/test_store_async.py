@@ -20,7 +20,12 @@ from execctx_nb._store_async import (
     AsyncExecutionContextStore,
     create_async_valkey_execution_context_store,
 )
-from execctx_nb.errors import IdempotencyConflictError, LeaseError, StoreUnavailableError
+from execctx_nb.errors import (
+    ColdTierError,
+    IdempotencyConflictError,
+    LeaseError,
+    StoreUnavailableError,
+)
 
 HASH = "d" * 64
 
@@ -58,6 +63,15 @@ def test_async_and_sync_stores_share_one_layout(valkey_url: str, tenant: str, tm
     assert from_async[0] == from_sync[0] and from_async[0].attempt == 1
     assert_frame_equal(from_async[1].to_polars(), frame)
     assert_frame_equal(from_sync[1].to_polars(), frame)
+
+
+def test_async_restore_without_an_archive_names_it(valkey_url: str, tenant: str, tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with create_async_valkey_execution_context_store(valkey_url, cold_store=tmp_path) as store:
+            with pytest.raises(ColdTierError, match=r"No archive of execution `run-9` \(flow `f`\)"):
+                await store.restore_execution(tenant, "f", "run-9")
+
+    asyncio.run(scenario())
 
 
 def test_async_leases_archive_and_delete(valkey_url: str, tenant: str, tmp_path: Path) -> None:
