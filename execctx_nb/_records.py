@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import msgspec
 
 from execctx_nb import keys
-from execctx_nb.errors import EnvelopeDecodeError
+from execctx_nb.errors import EnvelopeDecodeError, EnvelopeEncodeError
 
 if TYPE_CHECKING:
     import polars as pl
@@ -144,8 +144,36 @@ class StepEnvelope(_Wire, frozen=True, kw_only=True):
         return envelope
 
     def to_json(self) -> bytes:
-        """Encode to the wire: compact UTF-8 JSON with camelCase keys."""
-        return _ENCODER.encode(self)
+        """Encode to the wire: compact UTF-8 JSON with camelCase keys.
+
+        Raises :class:`EnvelopeEncodeError` when ``data`` holds what JSON cannot: foreign
+        objects, non-finite decimals, nesting past the encoder's depth limit.
+        """
+        where = f"step {self.step_id!r} attempt {self.attempt}"
+        try:
+            out = _ENCODER.encode(self)
+        except RecursionError as exc:
+            raise EnvelopeEncodeError(
+                f"Cannot encode {where}: expected JSON data, got data nested too deeply for the "
+                f"encoder - at `envelope.data`; flatten it or store it as a frame") from exc
+        except (TypeError, ValueError, OverflowError, NotImplementedError,
+                msgspec.EncodeError) as exc:
+            raise EnvelopeEncodeError(
+                f"Cannot encode {where}: expected JSON rows, a Polars DataFrame or an Arrow "
+                f"Table, got {type(exc).__name__}: {exc} - at `envelope.data`; convert the "
+                f"value to a JSON type first") from exc
+        # msgspec writes a non-finite Decimal as a bare NaN/Infinity token (floats become
+        # null), which no JSON reader accepts; the substring test keeps the check free
+        # unless such text is present.
+        if b"NaN" in out or b"Infinity" in out:
+            try:
+                msgspec.json.decode(out)
+            except msgspec.DecodeError as exc:
+                raise EnvelopeEncodeError(
+                    f"Cannot encode {where}: expected finite numbers, got a non-finite Decimal "
+                    f"(NaN or Infinity has no JSON form) - at `envelope.data`; replace it with "
+                    f"None") from exc
+        return out
 
     @classmethod
     def from_frame(

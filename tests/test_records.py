@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import json
 from typing import Any
 
@@ -22,6 +23,7 @@ from execctx_nb import (
     StepMetadata,
     events,
 )
+from execctx_nb.errors import EnvelopeEncodeError
 
 ids = st.from_regex(r"\A[a-zA-Z0-9_.-]{1,20}\Z").filter(lambda v: v not in {".", ".."})
 hashes = st.text(alphabet="0123456789abcdef", min_size=64, max_size=64)
@@ -240,3 +242,32 @@ def test_arrow_maps_travel_as_objects_matching_their_schema() -> None:
     schema = infer_schema(table)
     for row in rows:  # the schema describes one row
         jsonschema.validate(row, schema)
+
+
+@pytest.mark.parametrize(("data", "says"), [
+    ([{"a": decimal.Decimal("NaN")}], "Decimal"),
+    ([{"a": decimal.Decimal("-Infinity")}], "Decimal"),
+    ([{"a": object()}], "object"),
+    ([{"a": {1, (2, object())}}], "object"),
+])
+def test_data_json_cannot_hold_raises_envelope_encode_error(data: Any, says: str) -> None:
+    env = StepEnvelope(execution_id="run-1", step_id="clean", data=data)
+    with pytest.raises(EnvelopeEncodeError, match=r"at `envelope\.data`") as info:
+        env.to_json()
+    assert says in str(info.value) and "'clean'" in str(info.value)
+
+
+def test_data_nested_past_the_encoder_limit_raises_envelope_encode_error() -> None:
+    deep: Any = None
+    for _ in range(10_000):
+        deep = [deep]
+    env = StepEnvelope(execution_id="run-1", step_id="clean", data=deep)
+    with pytest.raises(EnvelopeEncodeError, match="nested too deeply"):
+        env.to_json()
+
+
+def test_strings_that_look_non_finite_still_encode() -> None:
+    env = StepEnvelope(execution_id="run-1", step_id="clean",
+                       data=[{"a": "NaN", "b": "-Infinity", "c": float("nan")}])
+    assert StepEnvelope.from_json(env.to_json()).data == [{"a": "NaN", "b": "-Infinity",
+                                                           "c": None}]
