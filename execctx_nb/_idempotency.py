@@ -32,10 +32,28 @@ def idempotency_key(
     """
     keys.validate_attempt(attempt)
     parts: list[str | int | None] = [execution_id, step_id, attempt]
-    if not isinstance(execution_id, str) or not (step_id is None or isinstance(step_id, str)):
-        raise InvalidKeyError(
-            f"Invalid idempotency input ({execution_id!r}, {step_id!r}): expected str ids"
-        )
+    named = [("execution_id", execution_id, False), ("step_id", step_id, True)]
     if kind is not None:
         parts.append(kind)
-    return hashlib.sha256(rfc8785.dumps(parts)).hexdigest()
+        named.append(("kind", kind, False))
+    for where, value, nullable in named:
+        if not (isinstance(value, str) or (value is None and nullable)):
+            raise InvalidKeyError(
+                f"Invalid idempotency input {value!r}: expected a str, got "
+                f"{type(value).__name__} - at `{where}`")
+    try:
+        canonical = rfc8785.dumps(parts)
+    except rfc8785.CanonicalizationError as exc:
+        # JSON (so JCS) has no form for a lone surrogate; only strings can hold one here
+        for where, value, _ in named:
+            text = value or ""
+            bad = next((i for i, c in enumerate(text) if "\ud800" <= c <= "\udfff"), None)
+            if bad is not None:
+                raise InvalidKeyError(
+                    f"Invalid idempotency input {value!r}: expected Unicode text, got a lone "
+                    f"surrogate {text[bad]!r} at position {bad} - at `{where}`; decode the "
+                    f"id strictly (or with errors='replace') first") from exc
+        raise InvalidKeyError(
+            f"Invalid idempotency input {parts!r}: expected JSON-encodable ids, got {exc} - "
+            f"at `idempotency_key`") from exc
+    return hashlib.sha256(canonical).hexdigest()

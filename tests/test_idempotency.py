@@ -50,3 +50,22 @@ def test_stable_across_processes() -> None:
 def test_bad_attempt(attempt: object) -> None:
     with pytest.raises(InvalidKeyError, match="attempt"):
         idempotency_key("e", "s", attempt)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("args", "where"), [
+    (("run-\ud800", "s", 0), "execution_id"),
+    (("run", "s\udfff", 0), "step_id"),
+])
+def test_ids_json_cannot_hold_raise_invalid_key_error(args: tuple[str, str, int],
+                                                       where: str) -> None:
+    with pytest.raises(InvalidKeyError, match=rf"surrogate.* - at `{where}`"):
+        idempotency_key(*args)
+
+
+def test_non_string_ids_name_the_argument() -> None:
+    with pytest.raises(InvalidKeyError, match=r"expected a str, got int - at `step_id`"):
+        idempotency_key("run", 5, 0)  # type: ignore[arg-type]
+    with pytest.raises(InvalidKeyError, match=r"expected a str, got NoneType - at `execution_id`"):
+        idempotency_key(None, "s", 0)  # type: ignore[arg-type]
+    with pytest.raises(InvalidKeyError, match=r"at `kind`"):
+        idempotency_key("run", "s", 0, kind=3)  # type: ignore[arg-type]
