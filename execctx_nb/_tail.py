@@ -7,6 +7,7 @@ the last id it saw, so it misses nothing between calls and takes nothing from an
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Collection, Iterator
@@ -29,6 +30,8 @@ from execctx_nb._subscriber import blocking_twin
 from execctx_nb.events import EVENT_KINDS, Event
 
 __all__ = ["tail"]
+
+_STREAM_ID = re.compile(r"\$|[0-9]+(-[0-9]+)?")
 
 
 def _last_id(client: valkey.Valkey, stream: str) -> str:
@@ -73,6 +76,10 @@ def tail(tenant_or_scope: TenantOrScope, *, client: valkey.Valkey | None = None,
     stream = keys.events_key(tenant)
     if isinstance(block_ms, bool) or not isinstance(block_ms, int) or block_ms < 1:
         raise ValueError(f"Invalid block_ms {block_ms!r}: expected an int >= 1 - at `block_ms`")
+    if not isinstance(from_id, str) or not _STREAM_ID.fullmatch(from_id):
+        # Checked here: the server's own "Invalid stream ID" reads like a broken stream.
+        raise ValueError(f"Invalid from_id {from_id!r}: expected '$', '0' or a stream id such as"
+                         " '1718000000000-0' (one `tail` yielded) - at `from_id`")
     wanted = None if kinds is None else frozenset(kinds)
     if wanted is not None and not wanted <= set(EVENT_KINDS):
         raise ValueError(f"Unknown event kind(s) {sorted(wanted - set(EVENT_KINDS))}: expected some"

@@ -385,6 +385,9 @@ def test_bad_arguments_are_named(valkey_url: str) -> None:
         _subscriber(valkey_url, max_deliveries=0)
     with pytest.raises(ValueError, match="count"):
         _subscriber(valkey_url).run_loop("org", lambda e, m: None, count=0)
+    for bad in ("bogus", "12-x", "-1", ""):
+        with pytest.raises(ValueError, match=r"Invalid from_id .*expected '\$', '0' or a stream id"):
+            next(tail("org", url=valkey_url, from_id=bad, block_ms=10))
 
 
 # -- async twin ---------------------------------------------------------------------------------
