@@ -115,10 +115,14 @@ class ExecctxMagics(Magics):
 
     # -- helpers ------------------------------------------------------------------------
     def _store(self) -> Any:
-        if self.store is None:
-            from execctx_nb import connect
+        from execctx_nb import connect
 
+        if self.store is None:
             self.store = connect()
+        elif self.store._closed:
+            # connect() hands the same store to every caller in the kernel, so a cell's
+            # `with execctx_nb.connect() as store:` closes ours too: reopen it on its URL.
+            self.store = connect(self.store.url)
         return self.store
 
     def _envelope(self, tenant: str, execution: str, step: str, attempt: int | None) -> Any:

@@ -142,3 +142,10 @@ def test_connect_to_a_dead_port_is_a_usage_error_and_keeps_the_store(shell, valk
             run(shell, f"connect {dead}")
     magics = shell.magics_manager.registry["ExecctxMagics"]
     assert magics.store.url == valkey_url  # the working connection stays in use
+
+
+def test_a_store_closed_by_another_cell_is_reopened(shell, demo_tenant, valkey_url) -> None:
+    # connect() is shared in a kernel: `with connect() as store:` in a cell closes the magic's.
+    with connect(valkey_url):
+        pass
+    assert run(shell, f"executions {demo_tenant}") == sorted(EXECUTIONS)
