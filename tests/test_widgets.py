@@ -273,6 +273,24 @@ def test_graph_follows_step_events_live(store, publisher, tenant) -> None:
     assert graph.status == "stopped"
 
 
+def test_graph_keeps_following_when_its_store_is_closed(store, publisher, tenant, valkey_url) -> None:
+    # connect() is shared in a kernel: a later cell's `with connect() as s:` closes the
+    # graph's store; live updates must go on (reading through a reopened store).
+    from execctx_nb import create_valkey_execution_context_store
+
+    own = create_valkey_execution_context_store(valkey_url)
+    put_steps(store, tenant, "run-1", {"ingest": ()})
+    graph = LineageGraph(tenant, "run-1", store=own)
+    try:
+        own.close()
+        put_steps(store, tenant, "run-1", {"clean": ("ingest",)})
+        publisher.publish(tenant, committed("run-1", "clean"))
+        wait_for(lambda: len(graph.nodes) == 2)
+        assert graph.status == "live" and graph.error == ""
+    finally:
+        graph.close()
+
+
 def test_front_end_ships_in_the_package_and_loads_nothing_remote() -> None:
     import re
     from pathlib import Path

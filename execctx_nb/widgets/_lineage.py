@@ -38,6 +38,19 @@ def _fetch(store: Any, scope: ExecutionScope, step_id: str) -> StepEnvelope | No
     return env if isinstance(env, StepEnvelope) else None
 
 
+def _open(store: Any) -> Any:
+    """``store``, or a reopened one on its URL if it was closed.
+
+    ``connect()`` hands one store to every caller in a kernel, so a later cell's
+    ``with connect() as s:`` closes the graph's store too.
+    """
+    if getattr(store, "_closed", False):
+        from execctx_nb import connect
+
+        return connect(store.url)
+    return store
+
+
 class LineageGraph(anywidget.AnyWidget):  # type: ignore[misc,unused-ignore]
     """The DAG of an execution's steps from envelope lineage.
 
@@ -92,6 +105,7 @@ class LineageGraph(anywidget.AnyWidget):  # type: ignore[misc,unused-ignore]
             store = connect()
         self._store = store
         self._lock = threading.RLock()
+        self._unread: dict[str, Any] = {}  # step id -> its latest event, envelope not read yet
         self._graph = Graph()
         self.observe(self._on_select, names=["selected"])
         live = (store is not None) if live is None else live
@@ -201,12 +215,25 @@ class LineageGraph(anywidget.AnyWidget):  # type: ignore[misc,unused-ignore]
         self.notice = message
 
     def _on_batch(self, batch: Batch) -> None:
+        from execctx_nb.errors import ExecctxError
+
         changed = False
+        # Steps whose envelope could not be read at their event are read again now.
+        wanted, self._unread = self._unread, {}
         for _sid, event in batch:
             step_id = getattr(event, "step_id", None)
             if event.execution_id != self.execution_id or not step_id:
                 continue
-            env = _fetch(self._store, self._scope, step_id)
+            wanted[step_id] = event
+        for step_id, event in wanted.items():
+            try:
+                self._store = _open(self._store)
+                env = _fetch(self._store, self._scope, step_id)
+            except ExecctxError as exc:  # e.g. the server is briefly down: keep following
+                self._unread[step_id] = event
+                self.notice = (f"Could not read step `{step_id}` ({type(exc).__name__}: {exc});"
+                               " it is read again at the next step event")
+                continue
             if env is None and event.kind == "step.failed":
                 env = StepEnvelope(
                     execution_id=self.execution_id,
@@ -219,6 +246,8 @@ class LineageGraph(anywidget.AnyWidget):  # type: ignore[misc,unused-ignore]
                 with self._lock:
                     self._envelopes[step_id] = env
                 changed = True
+        if not self._unread and self.notice.startswith("Could not read step"):
+            self.notice = ""  # every step is read again: the warning is stale
         if changed:
             self._redraw()
 
