@@ -287,3 +287,12 @@ def _decode(
         raise EnvelopeDecodeError(f"Invalid {what}{at}: {exc}") from exc
     except msgspec.DecodeError as exc:
         raise EnvelopeDecodeError(f"Malformed JSON for a {what}{at}: {exc}") from exc
+    except RecursionError as exc:
+        # msgspec's depth guard: a corrupt or hostile value must not crash the reader
+        raise EnvelopeDecodeError(
+            f"Invalid {what}{at}: expected JSON nested under the decoder's depth limit, got a "
+            f"value nested too deeply; rewrite the value at that key") from exc
+    except UnicodeEncodeError as exc:
+        raise EnvelopeDecodeError(
+            f"Malformed text for a {what}{at}: expected Unicode text, got a lone surrogate at "
+            f"character {exc.start}; decode the bytes strictly first") from exc

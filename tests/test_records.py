@@ -271,3 +271,25 @@ def test_strings_that_look_non_finite_still_encode() -> None:
                        data=[{"a": "NaN", "b": "-Infinity", "c": float("nan")}])
     assert StepEnvelope.from_json(env.to_json()).data == [{"a": "NaN", "b": "-Infinity",
                                                            "c": None}]
+
+
+def _deep_envelope(levels: int) -> bytes:
+    return (b'{"executionId":"r","stepId":"s","data":' + b"[" * levels + b"]" * levels + b"}")
+
+
+@pytest.mark.parametrize("decode", [
+    lambda b: StepEnvelope.from_json(b, where="t:x:exec:r:step:s"),
+    lambda b: events.decode_event(
+        b'{"kind":"execution.log","executionId":"r","fields":' + b"[" * 100_000
+        + b"]" * 100_000 + b"}", where="t:x:exec:r:step:s"),
+])
+def test_hostile_nesting_raises_decode_error_not_recursion_error(decode: Any) -> None:
+    with pytest.raises(EnvelopeDecodeError, match=r"at key .t:x:exec:r:step:s.*nested too deeply"):
+        decode(_deep_envelope(100_000))
+
+
+def test_text_with_lone_surrogates_raises_decode_error() -> None:
+    with pytest.raises(EnvelopeDecodeError, match="at key 'k'.*surrogate"):
+        StepEnvelope.from_json('{"executionId":"r\ud800"}', where="k")
+    with pytest.raises(EnvelopeDecodeError, match="surrogate"):
+        events.decode_event('{"kind":"\udfff"}')
