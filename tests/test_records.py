@@ -289,7 +289,7 @@ def test_hostile_nesting_raises_decode_error_not_recursion_error(decode: Any) ->
 
 
 def test_text_with_lone_surrogates_raises_decode_error() -> None:
-    with pytest.raises(EnvelopeDecodeError, match="at key 'k'.*surrogate"):
+    with pytest.raises(EnvelopeDecodeError, match=r"at key 'k'.*surrogate"):
         StepEnvelope.from_json('{"executionId":"r\ud800"}', where="k")
     with pytest.raises(EnvelopeDecodeError, match="surrogate"):
         events.decode_event('{"kind":"\udfff"}')
