@@ -96,7 +96,8 @@ def _parser() -> MagicArgumentParser:
     p.add_argument("--static", action="store_true")
     p = sub.add_parser("tail")
     p.add_argument("tenant", nargs="?")
-    p.add_argument("--kind", action="append", choices=EVENT_KINDS, default=None)
+    # Both `--kind a b` (as the help reads) and `--kind a --kind b`.
+    p.add_argument("--kind", action="extend", nargs="+", choices=EVENT_KINDS, default=None)
     p.add_argument("--execution")
     p.add_argument("--replay", action="store_true")
     p.add_argument("--max", type=_positive_int, default=200)
