@@ -58,6 +58,24 @@ class TestHash:
                              env={"PYTHONHASHSEED": "123"})
         assert out.stdout.strip() == schema_hash(schema)
 
+    def test_inference_itself_is_stable_across_processes(self) -> None:
+        # Inference collects values in sets; string hashing is salted per process, so
+        # only a fresh interpreter per seed shows whether that order leaks into the output.
+        code = ("import json; import pyarrow as pa; "
+                "from execctx_nb import infer_schema, schema_hash; "
+                "rows = [{'a': 'pqrstuvw'[i % 8], 'b': [1, 'x', None, {'q': i}][i % 4], "
+                "'c': {'z': 'k', 'y': None}} for i in range(200)]; "
+                "s = infer_schema(rows); "
+                "t = infer_schema(pa.Table.from_pylist([{'a': r['a'], 'c': r['c']} for r in rows])); "
+                "print(json.dumps([s, t, schema_hash(s), schema_hash(t)]))")
+        outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                               check=True, env={"PYTHONHASHSEED": seed}).stdout
+                for seed in ("1", "2", "3")}
+        assert len(outs) == 1
+        s, t, hs, ht = json.loads(outs.pop())
+        assert s["properties"]["a"]["enum"] == list("pqrstuvw") and hs == schema_hash(s)
+        assert ht == schema_hash(t)
+
     def test_non_json_values_raise_a_named_error(self) -> None:
         with pytest.raises(SchemaInferenceError, match="schema_hash"):
             schema_hash({"const": float("nan")})
