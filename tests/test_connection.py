@@ -22,6 +22,9 @@ from execctx_nb._connection import (
 )
 from execctx_nb._embedded import embedded_server
 
+# A loaded 2-core CI machine wakes threads late; the bound under test is the timeout itself.
+SLACK = 0.6
+
 
 def test_refused_connection_is_retried_until_the_deadline() -> None:
     errors: list[BaseException] = []
@@ -30,7 +33,7 @@ def test_refused_connection_is_retried_until_the_deadline() -> None:
     with pytest.raises(valkey.exceptions.ConnectionError):
         client.get("k")
     elapsed = time.monotonic() - start
-    assert elapsed <= 1.0 + 0.3
+    assert elapsed <= 1.0 + SLACK
     assert len(errors) >= 2  # OSError (refused) is retried, not raised at once
     assert all(isinstance(e, valkey.exceptions.ConnectionError | OSError) for e in errors)
 
@@ -52,7 +55,7 @@ def test_frozen_server_times_out_then_recovers() -> None:
             start = time.monotonic()
             with pytest.raises(valkey.exceptions.TimeoutError):
                 client.get("k")
-            assert time.monotonic() - start <= 1.0 + 0.3
+            assert time.monotonic() - start <= 1.0 + SLACK
         finally:
             server.thaw()
         assert client.get("k") == b"v"
@@ -61,7 +64,9 @@ def test_frozen_server_times_out_then_recovers() -> None:
 def test_restart_is_bridged_by_retries() -> None:
     with ControlledServer() as server:
         errors: list[BaseException] = []
-        client = make_client(server.url, timeout=2.0, on_retry=errors.append)
+        # 4 s: a retry starts only if a full attempt (timeout / 2) still fits, so the server
+        # must be back within 2 s; 1 s (with timeout=2.0) was tight for a start under load.
+        client = make_client(server.url, timeout=4.0, on_retry=errors.append)
         client.set("k", "v")
         server.kill()
         back = threading.Timer(0.3, server.start)
@@ -87,7 +92,9 @@ def test_blocking_client_outwaits_block() -> None:
         client = make_blocking_client(server.url, block_ms=1500, timeout=0.5)
         start = time.monotonic()
         assert client.xread({"stream": "$"}, block=1500) == []  # not mistaken for a dead server
-        assert 1.4 <= time.monotonic() - start < 2.0
+        # It waited out the BLOCK (had the socket timed out first, xread would have raised);
+        # no upper bound: a loaded machine may answer late, that proves nothing here.
+        assert time.monotonic() - start >= 1.4
         kwargs = client.connection_pool.connection_kwargs
         assert kwargs["socket_timeout"] == pytest.approx(2.0)
         assert kwargs["health_check_interval"] == 0
@@ -114,7 +121,7 @@ def test_async_client_is_bounded_too() -> None:
         await client.aclose()
         return time.monotonic() - start
 
-    assert asyncio.run(scenario()) <= 0.6 + 0.3
+    assert asyncio.run(scenario()) <= 0.6 + SLACK
 
 
 def test_embedded_server_persists_in_its_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
