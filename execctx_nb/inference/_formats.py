@@ -33,7 +33,10 @@ _HEX = "[0-9a-fA-F]"
 _PCT = "%[0-9A-Fa-f]{2}"
 _URIC = rf"(?:[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=-]|{_PCT})"
 _AUTH = rf"(?:[A-Za-z0-9._~!$&'()*+,;=:@\[\]-]|{_PCT})"
-_NOT_WS = r"[^@ \t\n\r\f\v]"  # spelled out: no Unicode whitespace surprises
+# RFC 5321 dot-atom local part and LDH hostname labels, ASCII only: the email strict
+# checkers (ajv-formats "full") accept, so rows another engine validates still pass
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 
 #: Offset-free timestamps as written by msgspec/isoformat for naive values.
 LOCAL_PATTERNS = {
@@ -49,7 +52,7 @@ _BODIES = {
     "time": _CLOCK + _OFFSET,
     "uuid": f"{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}",
     "ipv4": rf"{_OCTET}(?:\.{_OCTET}){{3}}",
-    "email": rf"{_NOT_WS}+@[^@ \t\n\r\f\v.]+(?:\.[^@ \t\n\r\f\v.]+)+",
+    "email": rf"{_ATEXT}+(?:\.{_ATEXT}+)*@{_LABEL}(?:\.{_LABEL})+",
     # a scheme plus "//authority", or a common authority-less scheme; bare "word:rest" is
     # too often a label ("note:abc") to be called a URI
     "uri": rf"(?:[A-Za-z][A-Za-z0-9+.-]*://{_AUTH}+(?:[/?#]{_URIC}*)?"

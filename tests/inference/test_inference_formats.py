@@ -77,3 +77,12 @@ def test_calendar_and_character_set_near_misses() -> None:
 def test_numeric_looking() -> None:
     assert all(looks_numeric(s) for s in ["1", "-2.5", "1e9", " 7 ", "nan", ".5"])
     assert not any(looks_numeric(s) for s in ["a1", "1-2", "", "one"])
+
+
+def test_email_is_the_ascii_addr_spec_strict_validators_accept() -> None:
+    # Other engines validate with strict checkers (ajv-formats "full"): a non-ASCII local
+    # part is idn-email, a bracketed IP or a label starting with "-" is not a hostname.
+    assert detect_format(["first.last+tag@sub.example.co", "o'neil@x.io"]) == "email"
+    for near in ["é@example.com", "a@[1.2.3.4]", "x@-a.io", "x@a-.io", "x@a..io",
+                 ".a@x.io", "a.@x.io", "a..b@x.io", "a@x_y.io", "a(b)@x.io"]:
+        assert detect_format(["a@example.com", near]) is None, near
