@@ -337,8 +337,10 @@ def mongo_db_name(tenant_id: str) -> str:
 
     MongoDB caps names at 63 bytes and treats names differing only by case as the same
     database, so a tenant id that is lowercase and at most 40 characters maps to
-    ``execctx_{tenantId}``; any other gets ``execctx_{lowercased[:24]}_{sha256[:16]}`` so that
-    distinct tenants never share a database.
+    ``execctx_{tenantId}``; any other gets ``execctx-{lowercased[:24]}_{sha256[:16]}`` so that
+    distinct tenants never share a database. The hyphen after ``execctx`` keeps the two forms
+    apart: with an underscore, the tenant ``a_559aead08264d579`` would name the database of
+    the tenant ``A``.
 
     >>> mongo_db_name("org_42")
     'execctx_org_42'
@@ -347,4 +349,4 @@ def mongo_db_name(tenant_id: str) -> str:
     if tenant == tenant.lower() and len(tenant) <= 40:
         return f"execctx_{tenant}"
     digest = hashlib.sha256(tenant.encode()).hexdigest()[:16]
-    return f"execctx_{tenant.lower()[:24]}_{digest}"
+    return f"execctx-{tenant.lower()[:24]}_{digest}"

@@ -164,3 +164,22 @@ def test_step_keys_are_the_step_and_attempts_keys() -> None:
         keys.step_key("org_42", "run-1", "clean"), keys.step_attempts_key("org_42", "run-1", "clean"))
     with pytest.raises(InvalidKeyError, match="step id"):
         keys.step_keys("org_42", "run-1", "a:b")
+
+
+@given(tenants)
+def test_no_tenant_id_can_spell_another_tenants_mongo_database(t: str) -> None:
+    # A hashed name must not be reachable as a plain one: a tenant named after the hashed
+    # suffix of another would otherwise share its database.
+    name = keys.mongo_db_name(t)
+    suffix = name[len("execctx_"):]
+    try:
+        twin = keys.mongo_db_name(suffix)
+    except InvalidTenantError:
+        return  # the suffix is no tenant id at all
+    if suffix != t:
+        assert twin.lower() != name.lower()
+
+
+def test_the_hashed_mongo_name_of_a_mixed_case_tenant_is_not_a_plain_name() -> None:
+    hashed = keys.mongo_db_name("A")
+    assert keys.mongo_db_name(hashed[len("execctx_"):]) != hashed
