@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import tempfile
@@ -48,6 +49,7 @@ class ControlledServer:
     def __init__(self, *, aof: bool = False, data_dir: Path | None = None) -> None:
         self.aof = aof
         self.port = free_port()
+        self._owns_dir = data_dir is None  # removed on exit: AOFs of fault runs add up in /tmp
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="execctx-valkey-"))
         self._server: ValkeyServer | None = None
 
@@ -102,3 +104,5 @@ class ControlledServer:
             with contextlib.suppress(OSError, AssertionError):
                 self.thaw()
             self.kill()
+        if self._owns_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
