@@ -240,9 +240,15 @@ class StepEnvelope(_Wire, frozen=True, kw_only=True):
         data = self._inline_data()
         if isinstance(data, pa.Table):
             return data
-        if type(data).__module__.startswith("polars"):
-            return data.to_arrow()
-        return self.to_polars().to_arrow()
+        frame = data if type(data).__module__.startswith("polars") else self.to_polars()
+        try:
+            table: pa.Table = frame.to_arrow()
+        except pa.ArrowException as exc:  # e.g. Polars Int128, which pyarrow cannot import
+            raise EnvelopeEncodeError(
+                f"Cannot convert step {self.step_id!r} data to Arrow: expected dtypes Arrow "
+                f"can hold, got {type(exc).__name__}: {exc} - at `envelope.data`; use "
+                f"to_polars(), or cast such columns (Int128 to Int64 or Decimal) first") from exc
+        return table
 
     def to_polars(self) -> pl.DataFrame:
         """The data as a Polars DataFrame (every row is read to infer column dtypes)."""

@@ -293,3 +293,13 @@ def test_text_with_lone_surrogates_raises_decode_error() -> None:
         StepEnvelope.from_json('{"executionId":"r\ud800"}', where="k")
     with pytest.raises(EnvelopeDecodeError, match="surrogate"):
         events.decode_event('{"kind":"\udfff"}')
+
+
+def test_frames_arrow_cannot_hold_raise_a_named_error() -> None:
+    frame = pl.DataFrame({"a": pl.Series([2**100, None], dtype=pl.Int128)})
+    env = StepEnvelope.from_frame(frame, execution_id="run-1", step_id="clean")
+    back = StepEnvelope.from_json(env.to_json())
+    assert back.to_polars()["a"].to_list() == [2**100, None]
+    for e in (env, back):
+        with pytest.raises(EnvelopeEncodeError, match=r"'clean'.* - at `envelope\.data`; .*to_polars"):
+            e.to_arrow()
