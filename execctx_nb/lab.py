@@ -58,13 +58,24 @@ def jupyterlab_offline_args(settings_dir: Path) -> list[str]:
     ]
 
 
+def _port(text: str) -> int:
+    """A TCP port from ``--port`` or ``$EXECCTX_LAB_PORT`` (argparse reports the error)."""
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"expected a port number 1-65535, got {text!r} (from --port or $EXECCTX_LAB_PORT)"
+        )
+    return int(text)
+
+
 def _parse(argv: list[str] | None) -> argparse.Namespace:
+    # argparse applies `type` to a string default too, so a bad $EXECCTX_LAB_PORT gets the
+    # same clear usage error as a bad --port.
     env_port = os.environ.get("EXECCTX_LAB_PORT") or "8888"
     p = argparse.ArgumentParser(
         prog="python -m execctx_nb.lab", description=__doc__.splitlines()[0]
     )
     p.add_argument(
-        "--port", type=int, default=int(env_port), help="JupyterLab port (default %(default)s)"
+        "--port", type=_port, default=env_port, help="JupyterLab port (default %(default)s)"
     )
     p.add_argument("--ip", default="127.0.0.1", help="interface to listen on (default %(default)s)")
     p.add_argument("--notebooks", type=Path, default=Path("notebooks"), help="root directory")

@@ -63,3 +63,18 @@ def test_lab_settings_turn_news_and_update_checks_off(tmp_path: Path) -> None:
         "checkForUpdates": False,
         "fetchNews": "false",
     }
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "70000"])
+def test_a_bad_lab_port_is_a_usage_error(
+    value: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from execctx_nb import lab
+
+    monkeypatch.setenv("EXECCTX_LAB_PORT", value)
+    with pytest.raises(SystemExit) as info:
+        lab._parse([])
+    assert info.value.code == 2
+    assert f"expected a port number 1-65535, got {value!r}" in capsys.readouterr().err
+    monkeypatch.setenv("EXECCTX_LAB_PORT", "9999")
+    assert lab._parse([]).port == 9999
