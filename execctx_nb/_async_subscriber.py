@@ -28,6 +28,7 @@ from execctx_nb._stream_core import (
     EventMeta,
     SubscriberStats,
     is_nogroup,
+    is_transient,
     parse_xautoclaim,
     refused,
     text,
@@ -170,6 +171,10 @@ class AsyncExecutionEventSubscriber(SubscriberBase):
                         await self._process(tenant, execution, handler, claimed=deliveries)
                     self._up()
                 except valkey.exceptions.ResponseError as exc:
+                    if is_transient(exc):
+                        with contextlib.suppress(asyncio.TimeoutError):
+                            await asyncio.wait_for(stop.wait(), self._down(exc, stream))
+                        continue
                     if not is_nogroup(exc):
                         raise refused(exc, stream) from exc
                     await self._group_lost(stream)

@@ -79,6 +79,20 @@ def is_nogroup(exc: BaseException) -> bool:
     return isinstance(exc, valkey.exceptions.ResponseError) and str(exc).startswith("NOGROUP")
 
 
+# Refusals that pass by themselves: memory freed (OOM), a failover done (READONLY,
+# MASTERDOWN), a failed disk write retried (MISCONF), a slow script finished (BUSY). A
+# backend consumer backs off and waits them out, as it does for an outage, instead of dying.
+_TRANSIENT_CODES = frozenset({"MISCONF", "BUSY", "MASTERDOWN", "TRYAGAIN", "NOREPLICAS"})
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for a server refusal that clears without the client changing anything."""
+    if isinstance(exc, valkey.exceptions.OutOfMemoryError | valkey.exceptions.ReadOnlyError):
+        return True
+    return (isinstance(exc, valkey.exceptions.ResponseError)
+            and str(exc).split(" ", 1)[0] in _TRANSIENT_CODES)
+
+
 def refused(exc: BaseException, stream: str) -> EventStreamError:
     """The error for a command the server refused (not NOGROUP): wrong key type, OOM, ACL."""
     return EventStreamError(f"The server refused a command on `{stream}`: {exc} - check that the"

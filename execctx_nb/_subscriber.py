@@ -25,6 +25,7 @@ from execctx_nb._stream_core import (
     EventMeta,
     SubscriberStats,
     is_nogroup,
+    is_transient,
     parse_xautoclaim,
     refused,
     text,
@@ -214,6 +215,9 @@ class ExecutionEventSubscriber(SubscriberBase):
                         self._process(tenant, execution, handler, claimed=deliveries)
                     self._up()
                 except valkey.exceptions.ResponseError as exc:
+                    if is_transient(exc):
+                        stop.wait(self._down(exc, stream))
+                        continue
                     if not is_nogroup(exc):
                         raise refused(exc, stream) from exc
                     self._group_lost(stream)

@@ -323,3 +323,33 @@ def test_loop_notices_a_frozen_server_and_resumes_after_thaw() -> None:
         stop.set()
         runner.join(5)
         assert not runner.is_alive()
+
+
+def test_loop_waits_out_a_full_server_instead_of_dying() -> None:
+    # A real maxmemory refusal: with maxmemory 1 byte and noeviction, every write is refused
+    # with OOM until memory is raised again; the loop must back off, then resume.
+    with ControlledServer(aof=False) as server:
+        tenant = "full"
+        admin = make_client(server.url)
+        sub = ExecutionEventSubscriber(make_client(server.url), group="g", handle_signals=False,
+                                       claim_interval_s=0.2)
+        pub = ExecutionEventPublisher(make_client(server.url, retries=0))
+        seen: list[str] = []
+        stop = threading.Event()
+        runner = threading.Thread(target=sub.run_loop, args=(tenant, lambda e, m: seen.append(m.kind)),
+                                  kwargs={"stop": stop, "block_ms": 200})
+        runner.start()
+        pub.publish(tenant, StepCommitted(execution_id="r", step_id="one"))
+        _wait(lambda: len(seen) == 1, 10, "first event")
+        pub.publish(tenant, StepCommitted(execution_id="r", step_id="two"))
+        admin.config_set("maxmemory-policy", "noeviction")
+        admin.config_set("maxmemory", 1)
+        _wait(lambda: sub.health.state == "unavailable", 10, "health unavailable under OOM")
+        assert "OutOfMemoryError" in (sub.health.last_error or "")
+        assert runner.is_alive()
+        admin.config_set("maxmemory", 0)
+        _wait(lambda: len(seen) == 2 and sub.health.state == "ok", 15, "resumed after memory freed")
+        stop.set()
+        runner.join(5)
+        assert not runner.is_alive()
+        admin.close()
