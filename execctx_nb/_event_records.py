@@ -41,6 +41,7 @@ class _Event(msgspec.Struct, frozen=True, kw_only=True, rename="camel", tag_fiel
 
     def __post_init__(self) -> None:
         keys.validate_id(self.execution_id, kind="execution id", where="event.executionId")
+        keys.validate_attempt(self.attempt, where="event.attempt")  # constraints: decode only
         step = getattr(self, "step_id", None)
         if step is not None:
             keys.validate_id(step, kind="step id", where="event.stepId")

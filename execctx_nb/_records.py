@@ -133,6 +133,9 @@ class StepEnvelope(_Wire, frozen=True, kw_only=True):
     def __post_init__(self) -> None:
         keys.validate_id(self.execution_id, kind="execution id", where="envelope.executionId")
         keys.validate_id(self.step_id, kind="step id", where="envelope.stepId")
+        # msgspec checks Meta constraints on decode only; a record built in Python with a bad
+        # attempt would otherwise be written and then refused by every reader.
+        keys.validate_attempt(self.attempt, where="envelope.attempt")
 
     # -- wire ---------------------------------------------------------------------------
     @classmethod

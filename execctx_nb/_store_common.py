@@ -281,6 +281,8 @@ def envelope_json(env: StepEnvelope) -> bytes:
     """The wire JSON of an envelope; data JSON cannot hold raises EnvelopeEncodeError."""
     try:
         return env.to_json()
+    except EnvelopeEncodeError:
+        raise  # to_json already names the step and what to do
     except (TypeError, ValueError, OverflowError, NotImplementedError, msgspec.EncodeError) as exc:
         raise EnvelopeEncodeError(
             f"Step {env.step_id!r} attempt {env.attempt}: data cannot be encoded as JSON ({exc})"

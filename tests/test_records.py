@@ -303,3 +303,10 @@ def test_frames_arrow_cannot_hold_raise_a_named_error() -> None:
     for e in (env, back):
         with pytest.raises(EnvelopeEncodeError, match=r"'clean'.* - at `envelope\.data`; .*to_polars"):
             e.to_arrow()
+
+
+def test_records_built_in_python_refuse_a_bad_attempt() -> None:
+    with pytest.raises(InvalidKeyError, match=r"envelope\.attempt"):
+        StepEnvelope(execution_id="e", step_id="s", attempt=-1)
+    with pytest.raises(InvalidKeyError, match=r"event\.attempt"):
+        events.StepCommitted(execution_id="e", step_id="s", attempt=-1)

@@ -338,7 +338,7 @@ def test_get_steps_fetches_many_in_order(store: ec.ExecutionContextStore, scope:
 
 
 def test_unencodable_data_is_named(store: ec.ExecutionContextStore, scope: ec.ExecutionScope) -> None:
-    with pytest.raises(ec.errors.EnvelopeEncodeError, match=r"Step 's' attempt 0: data cannot be encoded as JSON"):
+    with pytest.raises(ec.errors.EnvelopeEncodeError, match=r"Cannot encode step 's' attempt 0: expected JSON rows.* - at `envelope\.data`"):
         store.put_step(scope, envelope("s", [{"a": object()}]))
     import polars as pl
 
