@@ -1,9 +1,15 @@
 """Retention of the event stream: trim, but never past what a consumer group still needs.
 
 ``XTRIM`` alone deletes entries still pending for a group (a consumer that crashed would
-lose them for good) and entries no group has read yet. :func:`trim_events` computes, in one
+lose them for good) and entries no group has read yet. :func:`trim_events` computes, in a
 Lua script (atomic, so no group can read or claim in between), the oldest id any group still
 needs, and trims to the requested point or to that id, whichever is older.
+
+The trim runs as a series of such scripts, each deleting at most :data:`TRIM_STEP` of the
+oldest entries: a stream has no positional index, so finding the ``maxlen``-th newest id
+means reading entries, and a single script reading ``maxlen`` (or all removed) entries
+would block the server for a time growing with ``maxlen``. Each step's cost is bounded by
+``TRIM_STEP`` whatever ``maxlen`` is; the group check is redone atomically in every step.
 """
 
 from __future__ import annotations
@@ -15,10 +21,16 @@ import valkey
 from execctx_nb import keys
 from execctx_nb.errors import EventStreamError, StoreUnavailableError
 
-__all__ = ["TrimResult", "trim_events"]
+__all__ = ["TRIM_STEP", "TrimResult", "trim_events"]
 
+TRIM_STEP = 2_000
+"""Most entries one trim script deletes (it reads one more): bounds how long it holds the server."""
+
+# One step: delete up to ARGV[1] of the oldest entries, stopping at ARGV[2] (a minid, or
+# '') and at the oldest entry any group still needs. With ARGV[3] (a maxlen, or ''), also
+# stop once only that many entries are left, and return how many were over it.
 # An id "a-b" is compared as the pair (a, b); ms fits a Lua double exactly (< 2**53).
-_TRIM_LUA = """
+_TRIM_STEP_LUA = """
 local stream = KEYS[1]
 local function split(id)
   local ms, seq = string.match(id, '^(%d+)-(%d+)$')
@@ -34,20 +46,20 @@ local function successor(id)
   local _, seq, ms = split(id)
   return ms .. '-' .. string.format('%d', seq + 1)
 end
-if redis.call('EXISTS', stream) == 0 then return {0, '', ''} end
-local target
-if ARGV[1] == 'minid' then
-  target = ARGV[2]
-else
-  local n = tonumber(ARGV[2])
-  if redis.call('XLEN', stream) <= n then return {0, '', ''} end
-  if n == 0 then
-    target = successor(redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)[1][1])
-  else
-    local keep = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', n)
-    target = keep[#keep][1]
-  end
+if redis.call('EXISTS', stream) == 0 then return {0, '', '', 0} end
+local want = tonumber(ARGV[1])
+local excess = -1
+if ARGV[3] ~= '' then
+  excess = redis.call('XLEN', stream) - tonumber(ARGV[3])
+  if excess < want then want = excess end
 end
+if want <= 0 then return {0, '', '', excess} end
+-- one entry past the batch: the first one kept, reported as the cut (as XTRIM MAXLEN keeps it)
+local batch = redis.call('XRANGE', stream, '-', '+', 'COUNT', want + 1)
+if #batch == 0 then return {0, '', '', excess} end
+local target
+if #batch > want then target = batch[want + 1][1] else target = successor(batch[#batch][1]) end
+if ARGV[2] ~= '' and older(ARGV[2], target) then target = ARGV[2] end
 local holder = ''
 for _, g in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
   local info = {}
@@ -60,7 +72,7 @@ for _, g in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
 end
 local before = redis.call('XLEN', stream)
 redis.call('XTRIM', stream, 'MINID', target)
-return {before - redis.call('XLEN', stream), target, holder}
+return {before - redis.call('XLEN', stream), target, holder, excess}
 """
 
 
@@ -99,18 +111,42 @@ def trim_events(client: valkey.Valkey, tenant_id: str, *, maxlen: int | None = N
             raise ValueError(f"Invalid minid {minid!r}: expected a stream id like '1764077041000-0'"
                              " - at `minid`")
         minid = minid if sep else f"{minid}-0"
-    args = ("minid", minid) if minid is not None else ("maxlen", str(maxlen))
     try:
-        reply = cast(list[Any], client.eval(_TRIM_LUA, 1, stream, *args))
-        removed, target, holder = reply
+        return _trim_in_steps(client, stream, maxlen=maxlen, minid=minid)
     except (valkey.exceptions.ConnectionError, valkey.exceptions.TimeoutError, OSError) as exc:
-        raise StoreUnavailableError(f"Could not trim `{stream}`: {exc} - nothing or all of the"
-                                    " trim happened (it is atomic); try again") from exc
+        raise StoreUnavailableError(f"Could not trim `{stream}`: {exc} - each step of the trim"
+                                    " is atomic and safe to repeat; try again") from exc
     except valkey.exceptions.ResponseError as exc:
         raise EventStreamError(f"The server refused to trim `{stream}`: {exc} - check that the"
                                " key holds a stream") from exc
 
-    def text(value: bytes | str) -> str:
-        return value.decode() if isinstance(value, bytes) else value
 
-    return TrimResult(int(removed), text(target), text(holder))
+def _trim_in_steps(client: valkey.Valkey, stream: str, *, maxlen: int | None,
+                   minid: str | None) -> TrimResult:
+    """Run bounded trim steps until the request is met, a group holds it back, or the stream ends."""
+    removed_total, target, holder = 0, "", ""
+    # maxlen counts from the stream as it is now: the first step reports how many entries are
+    # over it, and later steps delete exactly that many more, so entries published meanwhile
+    # are not chased.
+    remaining: int | None = None
+    while remaining is None or remaining > 0:
+        want = TRIM_STEP if remaining is None else min(TRIM_STEP, remaining)
+        limit_len = str(maxlen) if maxlen is not None and remaining is None else ""
+        reply = cast(list[Any], client.eval(_TRIM_STEP_LUA, 1, stream, str(want), minid or "",
+                                            limit_len))
+        removed, excess = int(reply[0]), int(reply[3])
+        step_target, step_holder = _text(reply[1]), _text(reply[2])
+        if maxlen is not None and remaining is None:
+            remaining = excess
+        if step_target:
+            target, holder = step_target, step_holder
+        removed_total += removed
+        if remaining is not None:
+            remaining -= removed
+        if removed < want or step_holder:
+            break
+    return TrimResult(removed_total, target, holder)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

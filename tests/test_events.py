@@ -31,7 +31,7 @@ from execctx_nb import (
 )
 from execctx_nb._connection import make_async_client, make_client
 from execctx_nb._publisher import event_idempotency_key
-from execctx_nb._retention import trim_events
+from execctx_nb._retention import TRIM_STEP, trim_events
 from execctx_nb.errors import (
     EnvelopeDecodeError,
     EventStreamError,
@@ -504,6 +504,67 @@ def test_trim_without_groups_follows_the_request(publisher: ExecutionEventPublis
     assert trim_events(valkey_client, tenant, minid=ids[8]).removed == 1
     assert valkey_client.xlen(keys.events_key(tenant)) == 2
     assert trim_events(valkey_client, "never-used", maxlen=0).removed == 0
+
+
+def _commands_run_during(valkey_url: str, client: valkey.Valkey, action: Callable[[], Any]) -> list[str]:
+    """Every command the server ran (script internals included) while ``action`` ran."""
+    marker = f"end-{time.monotonic_ns()}"
+    seen: list[str] = []
+    monitor_client = valkey.Valkey.from_url(valkey_url, socket_timeout=30)
+    with monitor_client.monitor() as monitor:
+        client.echo("start")  # the monitor is attached once its first line arrives
+        for line in monitor.listen():
+            if line["command"] == "ECHO start":
+                break
+        action()
+        client.echo(marker)
+        for line in monitor.listen():
+            if line["command"] == f"ECHO {marker}":
+                break
+            seen.append(line["command"])
+    monitor_client.close()
+    return seen
+
+
+def test_trim_of_a_big_stream_reads_a_bounded_number_of_entries_per_step(
+        valkey_url: str, valkey_client: valkey.Valkey, tenant: str) -> None:
+    # maxlen=150k used to read 150k entries with XREVRANGE inside one script (server blocked).
+    stream = keys.events_key(tenant)
+    ids = [f"{i + 1}-0" for i in range(200_000)]
+    pipe = valkey_client.pipeline(transaction=False)
+    for index, stream_id in enumerate(ids):
+        pipe.xadd(stream, {"event": b"{}"}, id=stream_id)
+        if index % 10_000 == 9_999:
+            pipe.execute()
+    pipe.execute()
+    valkey_client.xgroup_create(stream, "g", "0")
+    valkey_client.xreadgroup("g", "c", {stream: ">"}, count=60_000)
+    valkey_client.xack(stream, "g", *ids[:40_000], *ids[40_010:60_000])  # 40_000..40_009 pending
+
+    results = []
+    started = time.monotonic()
+    commands = _commands_run_during(
+        valkey_url, valkey_client, lambda: results.append(trim_events(valkey_client, tenant, maxlen=150_000)))
+    print(f"held-back trim of 200k entries: {time.monotonic() - started:.3f} s, {len(commands)} commands")
+    assert results == [(40_000, ids[40_000], "g")]  # stops at the oldest pending entry
+    assert valkey_client.xpending(stream, "g")["pending"] == 10
+    assert [i.decode() for i, _ in valkey_client.xrange(stream, count=1)] == [ids[40_000]]
+    reads = [c for c in commands if c.startswith(("XRANGE", "XREVRANGE"))]
+    assert reads and all(int(c.split()[-1]) <= TRIM_STEP + 1 for c in reads), reads[:3]
+
+    valkey_client.xack(stream, "g", *ids[40_000:40_010])
+    started = time.monotonic()
+    commands = _commands_run_during(
+        valkey_url, valkey_client, lambda: results.append(trim_events(valkey_client, tenant, maxlen=150_000)))
+    print(f"trim to maxlen=150k: {time.monotonic() - started:.3f} s, {len(commands)} commands")
+    assert results[1] == (10_000, ids[50_000], "")
+    assert valkey_client.xlen(stream) == 150_000
+    assert [i.decode() for i, _ in valkey_client.xrange(stream, count=1)] == [ids[50_000]]
+    assert [i.decode() for i, _ in valkey_client.xrevrange(stream, count=1)] == [ids[-1]]
+    reads = [c for c in commands if c.startswith(("XRANGE", "XREVRANGE"))]
+    assert reads and all(int(c.split()[-1]) <= TRIM_STEP + 1 for c in reads), reads[:3]
+    # unread entries (past the group's last-delivered id) are not trimmed either
+    assert trim_events(valkey_client, tenant, maxlen=0) == (10_000, "60000-1", "g")
 
 
 def test_async_client_type_is_accepted_by_the_twin(valkey_url: str) -> None:
