@@ -157,8 +157,8 @@ class ExecutionEventPublisher:
         EventStreamError
             The server refused the XADD (the key is not a stream, maxmemory, ACL).
         """
-        return self.publish_many(tenant_or_scope, [event],
-                                 idempotency_keys=None if idempotency_key is None else [idempotency_key])[0]
+        return self._publish(tenant_or_scope, [event],
+                             None if idempotency_key is None else [idempotency_key], single=True)[0]
 
     def publish_many(self, tenant_or_scope: TenantOrScope, events: Iterable[Event | dict[str, Any]], *,
                      idempotency_keys: Sequence[str | None] | None = None) -> list[str]:
@@ -168,6 +168,12 @@ class ExecutionEventPublisher:
         On :class:`StoreUnavailableError` a prefix of the events may have landed; publishing
         all of them again is safe, the receiving side drops the duplicates.
         """
+        return self._publish(tenant_or_scope, events, idempotency_keys, single=False)
+
+    def _publish(self, tenant_or_scope: TenantOrScope, events: Iterable[Event | dict[str, Any]],
+                 idempotency_keys: Sequence[str | None] | None, *, single: bool) -> list[str]:
+        # ``single``: called by publish, so errors name its arguments (`idempotency_key`,
+        # `event`), not publish_many's (`idempotency_keys[0]`, `events[0]`).
         tenant, execution = resolve_tenant(tenant_or_scope)
         stream = keys.events_key(tenant)
         items = list(events)
@@ -183,16 +189,18 @@ class ExecutionEventPublisher:
             else:
                 record = event_from_dict(item)
             if execution is not None and record.execution_id != execution:
+                where_event = "event" if single else f"events[{index}]"
                 raise InvalidKeyError(
                     f"Event executionId {record.execution_id!r} does not match the scope's"
-                    f" {execution!r} - at `events[{index}].executionId`; publish it with its own"
+                    f" {execution!r} - at `{where_event}.executionId`; publish it with its own"
                     " scope or with the tenant id"
                 )
             given = None if idempotency_keys is None else idempotency_keys[index]
             if given is None:
                 idem = event_idempotency_key(record)  # 64 hex characters: valid by construction
             else:
-                idem = keys.validate_id(given, kind="idempotency key", where=f"idempotency_keys[{index}]")
+                where = "idempotency_key" if single else f"idempotency_keys[{index}]"
+                idem = keys.validate_id(given, kind="idempotency key", where=where)
             commands.append(("XADD", stream, "*", "kind", record.kind, "idem", idem,
                              "event", encode_event(record)))
         ids: list[str] = []

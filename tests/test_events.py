@@ -157,10 +157,16 @@ def test_publish_accepts_wire_dicts_scopes_and_explicit_keys(publisher: Executio
     [(_, fields)] = valkey_client.xrange(keys.events_key(tenant))
     assert fields[b"idem"] == b"my-key-1"
     assert json.loads(fields[b"event"])["executionId"] == "run-9"
-    with pytest.raises(InvalidKeyError, match="does not match the scope"):
+    with pytest.raises(InvalidKeyError, match="does not match the scope") as info:
         publisher.publish(scope, _step(1, "run-1"))
-    with pytest.raises(InvalidKeyError, match="idempotency key"):
+    assert "at `event.executionId`" in str(info.value)
+    with pytest.raises(InvalidKeyError, match="idempotency key") as info:
         publisher.publish(tenant, _step(1), idempotency_key="has space")
+    assert "at `idempotency_key`" in str(info.value)  # the argument the caller used
+    with pytest.raises(InvalidKeyError, match=r"at `idempotency_keys\[1\]`"):
+        publisher.publish_many(tenant, [_step(1), _step(2)], idempotency_keys=[None, "has space"])
+    with pytest.raises(InvalidKeyError, match=r"at `events\[1\]\.executionId`"):
+        publisher.publish_many(scope, [_step(1, "run-9"), _step(2, "run-1")])
     with pytest.raises(EnvelopeDecodeError):
         publisher.publish(tenant, {"kind": "step.committed", "executionId": "r"})  # no stepId
 
