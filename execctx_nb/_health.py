@@ -40,7 +40,8 @@ class HealthState(enum.StrEnum):
 
 
 _ADVICE = {
-    HealthState.UNAVAILABLE: "check that the server runs and is reachable; the store reconnects by itself",
+    HealthState.UNAVAILABLE: ("check that the server runs and is reachable (the store reconnects by itself);"
+                              " if it is only slow, create the store with a larger `timeout`"),
     HealthState.LOADING: "the server is loading its dataset; retry in a moment",
     HealthState.READ_ONLY: "the server is a replica or read-only; point the store at the primary",
     HealthState.OUT_OF_MEMORY: "the server hit maxmemory; free memory or raise maxmemory",
@@ -71,20 +72,30 @@ def classify(exc: BaseException) -> HealthState | None:
     return None
 
 
-def translate(exc: BaseException, *, op: str, where: str, url: str, timeout: float) -> tuple[StoreError | EnvelopeDecodeError, HealthState | None]:
+def _seconds(value: float) -> str:
+    return f"{value:.1f}" if value >= 1 else f"{value:.2f}"
+
+
+def translate(exc: BaseException, *, op: str, where: str, url: str, timeout: float,
+              elapsed: float) -> tuple[StoreError | EnvelopeDecodeError, HealthState | None]:
     """Map a dependency exception to the package's error and the health state it reveals.
 
-    ``WRONGTYPE`` means a key of ours holds the wrong kind of value: that is malformed
-    data, reported as :class:`EnvelopeDecodeError` naming the key.
+    ``elapsed`` is how long the call ran before giving up, ``timeout`` its configured bound:
+    the call may stop well before the bound, when no further attempt (each up to the
+    per-attempt socket timeout) could finish within it. ``WRONGTYPE`` means a key of ours
+    holds the wrong kind of value: that is malformed data, reported as
+    :class:`EnvelopeDecodeError` naming the key.
     """
     state = classify(exc)
     detail = f"{type(exc).__name__}: {exc}"
     if state is not None and state is not HealthState.DEGRADED:
         if state is HealthState.UNAVAILABLE:
-            head = (f"Valkey at {url} did not answer {op} within {timeout:g} s ({detail}) - at"
-                    f" `{where}`; the call did not complete (a write sent to a hung server may"
-                    " still be applied when it resumes; repeating it is safe, store writes are"
-                    " idempotent)")
+            early = ("; another attempt could not have finished within the bound"
+                     if elapsed < 0.9 * timeout else "")
+            head = (f"Valkey at {url} did not answer {op}: gave up after {_seconds(elapsed)} s"
+                    f" (bound {timeout:g} s{early}) ({detail}) - at `{where}`; the call did not"
+                    " complete (a write sent to a hung server may still be applied when it"
+                    " resumes; repeating it is safe, store writes are idempotent)")
         else:
             head = (f"Valkey at {url} refused {op}: server is {state.value} ({detail}) - at"
                     f" `{where}`; the call was not applied")

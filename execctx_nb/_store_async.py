@@ -11,6 +11,7 @@ import asyncio
 import datetime as dt
 import functools
 import os
+import time
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, TypeVar
@@ -117,11 +118,13 @@ class AsyncExecutionContextStore:
         if self._closed:
             raise StoreError(f"The store for {self.url} is closed - at `{op}`; create a new one")
         token = self._health.begin()
+        started = time.monotonic()
         bound = push_deadline(self.timeout)
         try:
             result = await fn()
         except _VALKEY_ERRORS as exc:
-            error, state = translate(exc, op=op, where=where, url=self.url, timeout=self.timeout)
+            error, state = translate(exc, op=op, where=where, url=self.url, timeout=self.timeout,
+                                     elapsed=time.monotonic() - started)
             self._health.failure(state, str(error), token)
             raise error from exc
         finally:

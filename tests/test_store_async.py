@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import re
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -160,9 +161,13 @@ def test_async_frozen_server_is_bounded_and_recovers(tenant: str, tmp_path: Path
             server.freeze()
             try:
                 start = time.monotonic()
-                with pytest.raises(StoreUnavailableError, match="did not answer"):
+                with pytest.raises(StoreUnavailableError, match="did not answer") as info:
                     await store.put_step(scope, envelope("b", [{"x": 2}]))
-                assert time.monotonic() - start <= 0.5 + 0.6
+                took = time.monotonic() - start
+                assert took <= 0.5 + 0.6
+                stated = re.search(r"gave up after (\d+\.\d+) s \(bound 0\.5 s", str(info.value))
+                assert stated is not None, str(info.value)  # real time spent, and the bound
+                assert abs(float(stated[1]) - took) <= 0.1, (stated[0], took)
             finally:
                 server.thaw()
             await store.put_step(scope, envelope("b", [{"x": 2}]))
