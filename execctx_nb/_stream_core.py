@@ -212,11 +212,14 @@ class Backoff:
 
     def __init__(self, base: float = 0.1, cap: float = 5.0) -> None:
         self.base, self.cap, self.failures = base, cap, 0
+        # Its own generator: jitter must not draw from (and so disturb) the global random
+        # state that the application, or a test framework, relies on.
+        self._rng = random.Random()
 
     def next(self) -> float:
         self.failures += 1
         high = min(self.cap, self.base * 2.0 ** (self.failures - 1))
-        return high / 2 + random.random() * high / 2
+        return high / 2 + self._rng.random() * high / 2
 
     def reset(self) -> None:
         self.failures = 0

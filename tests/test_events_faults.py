@@ -21,6 +21,7 @@ import pytest
 
 from execctx_nb import (
     AsyncExecutionEventSubscriber,
+    EventMeta,
     ExecutionEventPublisher,
     ExecutionEventSubscriber,
     keys,
@@ -331,25 +332,42 @@ def test_loop_waits_out_a_full_server_instead_of_dying() -> None:
     with ControlledServer(aof=False) as server:
         tenant = "full"
         admin = make_client(server.url)
+        # A script refused half-way (after its XREADGROUP, at its first lease write) leaves
+        # the entry pending without a lease: it comes back through XAUTOCLAIM after
+        # min_idle_ms, like any entry of a consumer that stalled.
         sub = ExecutionEventSubscriber(make_client(server.url), group="g", handle_signals=False,
-                                       claim_interval_s=0.2)
+                                       min_idle_ms=1000, lease_ms=1000, claim_interval_s=0.2)
         pub = ExecutionEventPublisher(make_client(server.url, retries=0))
         seen: list[str] = []
+        gate = threading.Event()
+
+        def handler(event: object, meta: EventMeta) -> None:
+            seen.append(meta.kind)
+            if len(seen) == 1:
+                gate.wait(10)  # the server fills up while this handler runs
+
         stop = threading.Event()
-        runner = threading.Thread(target=sub.run_loop, args=(tenant, lambda e, m: seen.append(m.kind)),
+        runner = threading.Thread(target=sub.run_loop, args=(tenant, handler),
                                   kwargs={"stop": stop, "block_ms": 200})
         runner.start()
-        pub.publish(tenant, StepCommitted(execution_id="r", step_id="one"))
-        _wait(lambda: len(seen) == 1, 10, "first event")
-        pub.publish(tenant, StepCommitted(execution_id="r", step_id="two"))
-        admin.config_set("maxmemory-policy", "noeviction")
-        admin.config_set("maxmemory", 1)
-        _wait(lambda: sub.health.state == "unavailable", 10, "health unavailable under OOM")
-        assert "OutOfMemoryError" in (sub.health.last_error or "")
-        assert runner.is_alive()
-        admin.config_set("maxmemory", 0)
-        _wait(lambda: len(seen) == 2 and sub.health.state == "ok", 15, "resumed after memory freed")
-        stop.set()
-        runner.join(5)
+        try:
+            pub.publish(tenant, StepCommitted(execution_id="r", step_id="one"))
+            _wait(lambda: len(seen) == 1, 10, "first event in its handler")
+            pub.publish(tenant, StepCommitted(execution_id="r", step_id="two"))
+            admin.config_set("maxmemory-policy", "noeviction")
+            admin.config_set("maxmemory", 1)
+            gate.set()  # the handler returns; recording it (done mark + XACK) is refused
+            _wait(lambda: sub.health.state == "unavailable", 10, "health unavailable under OOM")
+            assert "OutOfMemoryError" in (sub.health.last_error or "")
+            assert runner.is_alive()
+            admin.config_set("maxmemory", 0)
+            _wait(lambda: len(seen) == 2 and sub.health.state == "ok", 15, "resumed after memory freed")
+            _wait(lambda: admin.xpending(keys.events_key(tenant), "g")["pending"] == 0, 10,
+                  "both events acknowledged")
+            assert seen == ["step.committed", "step.committed"]  # "one" was not handled again
+        finally:  # never leave the loop running into later tests
+            gate.set()
+            stop.set()
+            runner.join(5)
+            admin.close()
         assert not runner.is_alive()
-        admin.close()
