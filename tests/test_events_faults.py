@@ -7,6 +7,7 @@ real valkey-server killed with SIGKILL and restarted (AOF on) by tests/servers.C
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import signal
@@ -15,6 +16,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,6 +31,7 @@ from execctx_nb import (
 )
 from execctx_nb._connection import make_async_client, make_client
 from execctx_nb._publisher import event_idempotency_key
+from execctx_nb._subscriber import Handler
 from execctx_nb.errors import StoreUnavailableError
 from execctx_nb.events import StepCommitted
 from tests.servers import ControlledServer
@@ -155,6 +158,23 @@ def _wait(predicate, timeout: float, what: str) -> None:  # type: ignore[no-unty
         time.sleep(0.1)
 
 
+@contextlib.contextmanager
+def _loop_running(sub: ExecutionEventSubscriber, tenant: str, handler: Handler, *,
+                  block_ms: int = 200) -> Iterator[threading.Thread]:
+    """Run ``sub.run_loop`` in a thread; stop and join it even when the test fails, so a
+    failing test never leaves a loop running (and retrying) into the tests after it."""
+    stop = threading.Event()
+    runner = threading.Thread(target=sub.run_loop, args=(tenant, handler),
+                              kwargs={"stop": stop, "block_ms": block_ms})
+    runner.start()
+    try:
+        yield runner
+    finally:
+        stop.set()
+        runner.join(5)
+    assert not runner.is_alive()
+
+
 def test_loop_rides_out_a_server_outage(tmp_path: Path) -> None:
     with ControlledServer(aof=True) as server:
         tenant = "outage"
@@ -162,26 +182,20 @@ def test_loop_rides_out_a_server_outage(tmp_path: Path) -> None:
                                        lease_ms=1000, claim_interval_s=0.2, handle_signals=False)
         pub = ExecutionEventPublisher(make_client(server.url, retries=0))
         seen: list[str] = []
-        stop = threading.Event()
-        runner = threading.Thread(target=sub.run_loop, args=(tenant, lambda e, m: seen.append(m.idempotency_key)),
-                                  kwargs={"stop": stop, "block_ms": 200})
-        runner.start()
-        pub.publish(tenant, StepCommitted(execution_id="r", step_id="before"))
-        _wait(lambda: len(seen) == 1, 10, "first event")
-        server.kill()
-        _wait(lambda: sub.health.state == "unavailable", 10, "health unavailable")
-        with pytest.raises(StoreUnavailableError, match="nothing of this batch was sent"):
-            pub.publish(tenant, StepCommitted(execution_id="r", step_id="during"))
-        time.sleep(1.0)
-        failures = sub.health.failures
-        assert 1 <= failures <= 12  # backoff, not a busy loop
-        server.start()
-        pub.publish(tenant, StepCommitted(execution_id="r", step_id="after"))
-        _wait(lambda: len(seen) == 2, 15, "event after restart")
-        assert sub.health.state == "ok" and not sub.health.lost_state
-        stop.set()
-        runner.join(5)
-        assert not runner.is_alive()
+        with _loop_running(sub, tenant, lambda e, m: seen.append(m.idempotency_key)):
+            pub.publish(tenant, StepCommitted(execution_id="r", step_id="before"))
+            _wait(lambda: len(seen) == 1, 10, "first event")
+            server.kill()
+            _wait(lambda: sub.health.state == "unavailable", 10, "health unavailable")
+            with pytest.raises(StoreUnavailableError, match="nothing of this batch was sent"):
+                pub.publish(tenant, StepCommitted(execution_id="r", step_id="during"))
+            time.sleep(1.0)
+            failures = sub.health.failures
+            assert 1 <= failures <= 12  # backoff, not a busy loop
+            server.start()
+            pub.publish(tenant, StepCommitted(execution_id="r", step_id="after"))
+            _wait(lambda: len(seen) == 2, 15, "event after restart")
+            assert sub.health.state == "ok" and not sub.health.lost_state
 
 
 def test_lost_group_after_restart_without_persistence_is_recreated_and_reported() -> None:
@@ -191,19 +205,14 @@ def test_lost_group_after_restart_without_persistence_is_recreated_and_reported(
                                        claim_interval_s=0.2)
         pub = ExecutionEventPublisher(make_client(server.url, retries=0))
         seen: list[str] = []
-        stop = threading.Event()
-        runner = threading.Thread(target=sub.run_loop, args=(tenant, lambda e, m: seen.append(m.kind)),
-                                  kwargs={"stop": stop, "block_ms": 200})
-        runner.start()
-        pub.publish(tenant, StepCommitted(execution_id="r", step_id="one"))
-        _wait(lambda: len(seen) == 1, 10, "first event")
-        server.restart(down_for=0.2)  # no AOF: stream, group and marks are gone
-        _wait(lambda: sub.health.state == "ok" and sub.health.lost_state, 15, "lost state reported")
-        pub.publish(tenant, StepCommitted(execution_id="r", step_id="two"))
-        _wait(lambda: len(seen) == 2, 10, "event after the group was recreated")
-        assert sub.stats.groups_recreated == 1
-        stop.set()
-        runner.join(5)
+        with _loop_running(sub, tenant, lambda e, m: seen.append(m.kind)):
+            pub.publish(tenant, StepCommitted(execution_id="r", step_id="one"))
+            _wait(lambda: len(seen) == 1, 10, "first event")
+            server.restart(down_for=0.2)  # no AOF: stream, group and marks are gone
+            _wait(lambda: sub.health.state == "ok" and sub.health.lost_state, 15, "lost state reported")
+            pub.publish(tenant, StepCommitted(execution_id="r", step_id="two"))
+            _wait(lambda: len(seen) == 2, 10, "event after the group was recreated")
+            assert sub.stats.groups_recreated == 1
 
 
 def test_sigterm_stops_a_consumer_process_gracefully(tmp_path: Path, valkey_url: str, tenant: str) -> None:
@@ -292,13 +301,8 @@ def test_frozen_server_publish_outcome_unknown_then_deduplicated() -> None:
         assert client.xlen(keys.events_key(tenant)) == 3  # the first try did land: a duplicate
         seen: list[str] = []
         sub = ExecutionEventSubscriber(client, group="g", handle_signals=False)
-        stop = threading.Event()
-        runner = threading.Thread(target=sub.run_loop, args=(tenant, lambda e, m: seen.append(m.stream_id)),
-                                  kwargs={"stop": stop, "block_ms": 100})
-        runner.start()
-        _wait(lambda: sub.stats.handled + sub.stats.duplicates == 3, 10, "three entries seen")
-        stop.set()
-        runner.join(5)
+        with _loop_running(sub, tenant, lambda e, m: seen.append(m.stream_id), block_ms=100):
+            _wait(lambda: sub.stats.handled + sub.stats.duplicates == 3, 10, "three entries seen")
         assert len(seen) == 2 and sub.stats.duplicates == 1
 
 
@@ -307,23 +311,17 @@ def test_loop_notices_a_frozen_server_and_resumes_after_thaw() -> None:
         tenant = "frozen-loop"
         sub = ExecutionEventSubscriber(make_client(server.url), group="g", handle_signals=False)
         seen: list[str] = []
-        stop = threading.Event()
-        runner = threading.Thread(target=sub.run_loop, args=(tenant, lambda e, m: seen.append(m.kind)),
-                                  kwargs={"stop": stop, "block_ms": 100})
-        runner.start()
-        _wait(lambda: sub.health.state == "ok", 5, "loop running")
-        server.freeze()
-        try:
-            # The blocking read's socket times out at block_ms + 2 s: the loop must not hang.
-            _wait(lambda: sub.health.state == "unavailable", 8, "frozen server noticed")
-        finally:
-            server.thaw()
-        ExecutionEventPublisher(make_client(server.url, retries=0)).publish(
-            tenant, StepCommitted(execution_id="r", step_id="after"))
-        _wait(lambda: seen == ["step.committed"], 15, "event after thaw")
-        stop.set()
-        runner.join(5)
-        assert not runner.is_alive()
+        with _loop_running(sub, tenant, lambda e, m: seen.append(m.kind), block_ms=100):
+            _wait(lambda: sub.health.state == "ok", 5, "loop running")
+            server.freeze()
+            try:
+                # The blocking read's socket times out at block_ms + 2 s: the loop must not hang.
+                _wait(lambda: sub.health.state == "unavailable", 8, "frozen server noticed")
+            finally:
+                server.thaw()
+            ExecutionEventPublisher(make_client(server.url, retries=0)).publish(
+                tenant, StepCommitted(execution_id="r", step_id="after"))
+            _wait(lambda: seen == ["step.committed"], 15, "event after thaw")
 
 
 def test_loop_waits_out_a_full_server_instead_of_dying() -> None:
@@ -346,28 +344,23 @@ def test_loop_waits_out_a_full_server_instead_of_dying() -> None:
             if len(seen) == 1:
                 gate.wait(10)  # the server fills up while this handler runs
 
-        stop = threading.Event()
-        runner = threading.Thread(target=sub.run_loop, args=(tenant, handler),
-                                  kwargs={"stop": stop, "block_ms": 200})
-        runner.start()
-        try:
-            pub.publish(tenant, StepCommitted(execution_id="r", step_id="one"))
-            _wait(lambda: len(seen) == 1, 10, "first event in its handler")
-            pub.publish(tenant, StepCommitted(execution_id="r", step_id="two"))
-            admin.config_set("maxmemory-policy", "noeviction")
-            admin.config_set("maxmemory", 1)
-            gate.set()  # the handler returns; recording it (done mark + XACK) is refused
-            _wait(lambda: sub.health.state == "unavailable", 10, "health unavailable under OOM")
-            assert "OutOfMemoryError" in (sub.health.last_error or "")
-            assert runner.is_alive()
-            admin.config_set("maxmemory", 0)
-            _wait(lambda: len(seen) == 2 and sub.health.state == "ok", 15, "resumed after memory freed")
-            _wait(lambda: admin.xpending(keys.events_key(tenant), "g")["pending"] == 0, 10,
-                  "both events acknowledged")
-            assert seen == ["step.committed", "step.committed"]  # "one" was not handled again
-        finally:  # never leave the loop running into later tests
-            gate.set()
-            stop.set()
-            runner.join(5)
-            admin.close()
-        assert not runner.is_alive()
+        with _loop_running(sub, tenant, handler) as runner:
+            try:
+                pub.publish(tenant, StepCommitted(execution_id="r", step_id="one"))
+                _wait(lambda: len(seen) == 1, 10, "first event in its handler")
+                pub.publish(tenant, StepCommitted(execution_id="r", step_id="two"))
+                admin.config_set("maxmemory-policy", "noeviction")
+                admin.config_set("maxmemory", 1)
+                gate.set()  # the handler returns; recording it (done mark + XACK) is refused
+                _wait(lambda: sub.health.state == "unavailable", 10, "health unavailable under OOM")
+                assert "OutOfMemoryError" in (sub.health.last_error or "")
+                assert runner.is_alive()
+                admin.config_set("maxmemory", 0)
+                _wait(lambda: len(seen) == 2 and sub.health.state == "ok", 15,
+                      "resumed after memory freed")
+                _wait(lambda: admin.xpending(keys.events_key(tenant), "g")["pending"] == 0, 10,
+                      "both events acknowledged")
+                assert seen == ["step.committed", "step.committed"]  # "one" not handled again
+            finally:  # release the handler first, or stopping the loop would wait for it
+                gate.set()
+                admin.close()
