@@ -8,7 +8,7 @@ BROWSER_STAMP := $(VENV)/.browser-stamp
 PORT   ?= $(or $(EXECCTX_LAB_PORT),8888)
 PYTEST_ARGS ?=
 
-.PHONY: test lab lint typecheck unit notebooks bench clean browser-deps
+.PHONY: test lab lint format generate typecheck unit notebooks bench clean browser-deps
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,8 +28,20 @@ $(BROWSER_STAMP): | $(STAMP)
 
 browser-deps: $(BROWSER_STAMP)
 
+SOURCES := execctx_nb tests benchmarks scripts
+
+# The sync store, subscriber and client factories are generated from their async sources
+# (scripts/unasync.py); lint fails while a generated file is stale.
 lint: $(STAMP)
-	$(BIN)/ruff check execctx_nb tests benchmarks
+	$(BIN)/python scripts/unasync.py --check
+	$(BIN)/ruff check $(SOURCES)
+	$(BIN)/ruff format --check $(SOURCES)
+
+generate: $(STAMP)
+	$(BIN)/python scripts/unasync.py
+
+format: $(STAMP)
+	$(BIN)/ruff format $(SOURCES)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

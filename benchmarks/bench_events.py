@@ -32,9 +32,18 @@ SINGLE = 2_000
 
 
 def _events(n: int) -> list[StepCommitted]:
-    return [StepCommitted(execution_id=f"run-{i // 50}", step_id=f"step-{i % 50}", attempt=i % 3,
-                          schema_hash="a" * 64, row_count=i, bytes=i * 100, elapsed_ms=1.5)
-            for i in range(n)]
+    return [
+        StepCommitted(
+            execution_id=f"run-{i // 50}",
+            step_id=f"step-{i % 50}",
+            attempt=i % 3,
+            schema_hash="a" * 64,
+            row_count=i,
+            bytes=i * 100,
+            elapsed_ms=1.5,
+        )
+        for i in range(n)
+    ]
 
 
 def _medians(ours: Callable[[], float], raw: Callable[[], float]) -> tuple[float, float]:
@@ -119,8 +128,12 @@ def main() -> int:
         return time.perf_counter() - start
 
     def our_consume() -> float:
-        sub = ExecutionEventSubscriber(make_client(url, timeout=10), group=f"sub{uuid.uuid4().hex[:8]}",
-                                       consumer="c", handle_signals=False)
+        sub = ExecutionEventSubscriber(
+            make_client(url, timeout=10),
+            group=f"sub{uuid.uuid4().hex[:8]}",
+            consumer="c",
+            handle_signals=False,
+        )
         stop = threading.Event()
         handled = 0
 
@@ -141,12 +154,23 @@ def main() -> int:
     rows = [
         ("publish_many vs pipelined XADD", N, *_medians(our_publish, raw_publish), 0.7),
         ("consume+dedup+ack vs XREADGROUP(100)+XACK", N, *_medians(our_consume, raw_consume), 0.5),
-        ("  (context) vs XREADGROUP+decode_event+XACK", N, *_medians(our_consume, raw_decode_consume),
-         None),
-        ("publish() one by one vs XADD one by one", SINGLE, *_medians(our_single, raw_single), None),
+        (
+            "  (context) vs XREADGROUP+decode_event+XACK",
+            N,
+            *_medians(our_consume, raw_decode_consume),
+            None,
+        ),
+        (
+            "publish() one by one vs XADD one by one",
+            SINGLE,
+            *_medians(our_single, raw_single),
+            None,
+        ),
     ]
-    print(f"events: {N} StepCommitted (~{len(payloads[0]['event'])} B each), median of {REPEATS}"
-          " interleaved runs")
+    print(
+        f"events: {N} StepCommitted (~{len(payloads[0]['event'])} B each), median of {REPEATS}"
+        " interleaved runs"
+    )
     print(f"{'case':44} {'ours msg/s':>12} {'raw msg/s':>12} {'ratio':>7} {'target':>7}")
     failed = False
     for name, n, ours, raw, target in rows:

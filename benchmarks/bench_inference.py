@@ -73,30 +73,65 @@ def nested_rows(n: int = 200, seed: int = 0) -> list[dict[str, Any]]:
 
     rows = []
     for i in range(n):
-        flags = drop({"beta": maybe(rng.random() < 0.5), "level": maybe(rng.randrange(5)),
-                      "since": maybe(f"2024-0{rng.randrange(1, 10)}-1{rng.randrange(10)}"),
-                      "ratio": maybe(rng.random())}, ("ratio", "since"))
-        prefs = drop({"theme": maybe(rng.choice(["dark", "light", "system"])),
-                      "lang": maybe(rng.choice(["en", "fr", "de", "es"])), "flags": flags,
-                      "tz": maybe(rng.choice(["UTC", "Europe/Paris"]))}, ("tz",))
-        profile = drop({"age": maybe(rng.randrange(18, 90)), "country": maybe(
-            rng.choice(["FR", "DE", "US", "JP", "BR"])), "prefs": prefs,
-            "bio": maybe(f"bio {rng.random():.6f}"), "score": maybe(rng.random() * 100)},
-            ("bio",))
-        user = drop({"id": str(uuid.UUID(int=rng.getrandbits(128))),
-                     "email": maybe(f"user{i}@example.com"), "profile": profile,
-                     "ip": maybe(f"10.0.{rng.randrange(256)}.{rng.randrange(256)}"),
-                     "verified": maybe(rng.random() < 0.7)}, ("ip",))
-        rows.append(drop({
-            "id": i, "name": maybe(f"item-{i}"), "status": rng.choice(["ok", "failed", "retry"]),
-            "created": f"2024-05-{rng.randrange(10, 29)}T12:{rng.randrange(10, 60)}:00Z",
-            "amount": maybe(round(rng.random() * 1000, 2)), "qty": maybe(rng.randrange(100)),
-            "url": maybe(f"https://example.com/items/{i}"), "user": user,
-            "tags": [rng.choice(["a", "b", "c", "d"]) for _ in range(rng.randrange(4))],
-            "lines": [{"sku": f"S{rng.randrange(50)}", "n": rng.randrange(9)}
-                      for _ in range(rng.randrange(3))],
-            "note": maybe(rng.choice(["", "rush", "gift"])),
-        }, ("note", "url", "qty")))
+        flags = drop(
+            {
+                "beta": maybe(rng.random() < 0.5),
+                "level": maybe(rng.randrange(5)),
+                "since": maybe(f"2024-0{rng.randrange(1, 10)}-1{rng.randrange(10)}"),
+                "ratio": maybe(rng.random()),
+            },
+            ("ratio", "since"),
+        )
+        prefs = drop(
+            {
+                "theme": maybe(rng.choice(["dark", "light", "system"])),
+                "lang": maybe(rng.choice(["en", "fr", "de", "es"])),
+                "flags": flags,
+                "tz": maybe(rng.choice(["UTC", "Europe/Paris"])),
+            },
+            ("tz",),
+        )
+        profile = drop(
+            {
+                "age": maybe(rng.randrange(18, 90)),
+                "country": maybe(rng.choice(["FR", "DE", "US", "JP", "BR"])),
+                "prefs": prefs,
+                "bio": maybe(f"bio {rng.random():.6f}"),
+                "score": maybe(rng.random() * 100),
+            },
+            ("bio",),
+        )
+        user = drop(
+            {
+                "id": str(uuid.UUID(int=rng.getrandbits(128))),
+                "email": maybe(f"user{i}@example.com"),
+                "profile": profile,
+                "ip": maybe(f"10.0.{rng.randrange(256)}.{rng.randrange(256)}"),
+                "verified": maybe(rng.random() < 0.7),
+            },
+            ("ip",),
+        )
+        rows.append(
+            drop(
+                {
+                    "id": i,
+                    "name": maybe(f"item-{i}"),
+                    "status": rng.choice(["ok", "failed", "retry"]),
+                    "created": f"2024-05-{rng.randrange(10, 29)}T12:{rng.randrange(10, 60)}:00Z",
+                    "amount": maybe(round(rng.random() * 1000, 2)),
+                    "qty": maybe(rng.randrange(100)),
+                    "url": maybe(f"https://example.com/items/{i}"),
+                    "user": user,
+                    "tags": [rng.choice(["a", "b", "c", "d"]) for _ in range(rng.randrange(4))],
+                    "lines": [
+                        {"sku": f"S{rng.randrange(50)}", "n": rng.randrange(9)}
+                        for _ in range(rng.randrange(3))
+                    ],
+                    "note": maybe(rng.choice(["", "rush", "gift"])),
+                },
+                ("note", "url", "qty"),
+            )
+        )
     return rows
 
 
@@ -128,22 +163,28 @@ def bench_a() -> dict[str, float]:
     table = arrow_table(rows)
     frame = pl.from_arrow(table)
     repeat = 100
-    results = interleaved_ms({
-        "genson SchemaBuilder (rows)": lambda: genson(rows),
-        "execctx_nb rows": lambda: infer_schema(rows),
-        "execctx_nb Arrow table": lambda: infer_schema(table),
-        "execctx_nb Polars DataFrame": lambda: infer_schema(frame),
-    }, repeat)
+    results = interleaved_ms(
+        {
+            "genson SchemaBuilder (rows)": lambda: genson(rows),
+            "execctx_nb rows": lambda: infer_schema(rows),
+            "execctx_nb Arrow table": lambda: infer_schema(table),
+            "execctx_nb Polars DataFrame": lambda: infer_schema(frame),
+        },
+        repeat,
+    )
     base = results["genson SchemaBuilder (rows)"]
     print(f"(a) 200 nested rows, 5 levels, {leaves} leaves, median of {repeat}")
     for name, ms in results.items():
         print(f"    {name:32s} {ms:8.3f} ms   genson/this = {base / ms:5.2f}x")
     s = infer_schema(rows)
-    extras = sorted({k for k in str(s).split("'") if k in ("format", "enum",
-                                                            "x-execctx-cardinality")})
+    extras = sorted(
+        {k for k in str(s).split("'") if k in ("format", "enum", "x-execctx-cardinality")}
+    )
     print(f"    execctx_nb output also has: {', '.join(extras)}")
-    print(f"    target Arrow >= 3x: {base / results['execctx_nb Arrow table']:.2f}x;"
-          f" target rows >= 1x: {base / results['execctx_nb rows']:.2f}x")
+    print(
+        f"    target Arrow >= 3x: {base / results['execctx_nb Arrow table']:.2f}x;"
+        f" target rows >= 1x: {base / results['execctx_nb rows']:.2f}x"
+    )
     return results
 
 
@@ -156,11 +197,15 @@ def ensure_big_parquet() -> None:
     n = BIG_ROWS
     df = pl.select(id=pl.int_range(n, dtype=pl.Int64)).with_columns(
         amount=(pl.col("id") * 7919 % 100000).cast(pl.Float64) / 100,
-        status=pl.when(pl.col("id") % 5 == 0).then(pl.lit("failed"))
-        .when(pl.col("id") % 11 == 0).then(None).otherwise(pl.lit("success")),
+        status=pl.when(pl.col("id") % 5 == 0)
+        .then(pl.lit("failed"))
+        .when(pl.col("id") % 11 == 0)
+        .then(None)
+        .otherwise(pl.lit("success")),
         ts=pl.datetime(2024, 1, 1, time_zone="UTC") + pl.duration(seconds=pl.col("id")),
-        user=pl.struct(name=pl.format("user{}", pl.col("id") % 1000),
-                       age=(pl.col("id") % 90).cast(pl.Int32)),
+        user=pl.struct(
+            name=pl.format("user{}", pl.col("id") % 1000), age=(pl.col("id") % 90).cast(pl.Int32)
+        ),
         tags=pl.concat_list(pl.format("t{}", pl.col("id") % 7), pl.format("t{}", pl.col("id") % 3)),
     )
     df.write_parquet(BIG)
@@ -173,19 +218,26 @@ def bench_b() -> float:
     if not small.exists():
         lf.head(200).collect().write_parquet(small)
     repeat = 21
-    ms = interleaved_ms({
-        "big": lambda: infer_schema(pl.scan_parquet(BIG)),
-        "slice": lambda: infer_schema(pl.scan_parquet(BIG).slice(0, 200)),
-        "file": lambda: infer_schema(pl.scan_parquet(small)),
-        "collect": lambda: pl.scan_parquet(BIG).head(200).collect(),
-    }, repeat)
+    ms = interleaved_ms(
+        {
+            "big": lambda: infer_schema(pl.scan_parquet(BIG)),
+            "slice": lambda: infer_schema(pl.scan_parquet(BIG).slice(0, 200)),
+            "file": lambda: infer_schema(pl.scan_parquet(small)),
+            "collect": lambda: pl.scan_parquet(BIG).head(200).collect(),
+        },
+        repeat,
+    )
     big_ms, slice_ms, file_ms, collect_ms = ms["big"], ms["slice"], ms["file"], ms["collect"]
     print(f"(b) LazyFrame over {BIG_ROWS:,}-row Parquet, median of {repeat}")
     print(f"    infer_schema(scan 3M rows)            {big_ms:8.2f} ms")
-    print(f"    infer_schema(scan.slice(0, 200))      {slice_ms:8.2f} ms   "
-          f"ratio {big_ms / slice_ms:.2f} (target <= 2)")
-    print(f"    infer_schema(scan of 200-row file)    {file_ms:8.2f} ms   "
-          f"ratio {big_ms / file_ms:.2f}")
+    print(
+        f"    infer_schema(scan.slice(0, 200))      {slice_ms:8.2f} ms   "
+        f"ratio {big_ms / slice_ms:.2f} (target <= 2)"
+    )
+    print(
+        f"    infer_schema(scan of 200-row file)    {file_ms:8.2f} ms   "
+        f"ratio {big_ms / file_ms:.2f}"
+    )
     print(f"    (reference: scan.head(200).collect()  {collect_ms:8.2f} ms)")
     for blocks in (1, 4, 8):
         ms = median_ms(lambda b=blocks: infer_schema(pl.scan_parquet(BIG), lazy_blocks=b), 7)
@@ -212,7 +264,8 @@ def bench_c() -> None:
         "2,000 keys x 200 rows (Arrow)": lambda: infer_schema(wide_table),
         "all-null + NaN/inf columns (Polars)": lambda: infer_schema(nulls),
         "mixed types in one column (rows)": lambda: infer_schema(
-            [{"v": v} for v in [1, "a", 2.5, None, True, [1], {"k": 1}] * 30]),
+            [{"v": v} for v in [1, "a", 2.5, None, True, [1], {"k": 1}] * 30]
+        ),
         "empty frame (Polars)": lambda: infer_schema(pl.DataFrame()),
     }
     print("(c) hostile inputs, median of 3 (each must stay well under 1 s)")

@@ -48,12 +48,16 @@ def _paired(ours: Callable[[], float], base: Callable[[], float]) -> tuple[float
 
 
 def _small(step: str, execution: str) -> ec.StepEnvelope:
-    rows = [{"id": i, "name": f"item-{i}", "price": 9.99 + i, "tags": ["a", "b"], "ok": True}
-            for i in range(12)]
+    rows = [
+        {"id": i, "name": f"item-{i}", "price": 9.99 + i, "tags": ["a", "b"], "ok": True}
+        for i in range(12)
+    ]
     return ec.StepEnvelope.from_frame(rows, execution_id=execution, step_id=step)
 
 
-def small_envelopes(store: ec.ExecutionContextStore, raw: valkey.Valkey) -> list[tuple[str, float, float]]:
+def small_envelopes(
+    store: ec.ExecutionContextStore, raw: valkey.Valkey
+) -> list[tuple[str, float, float]]:
     tenant = f"bench{uuid.uuid4().hex[:8]}"
     template = _small("s", "run-0")
     wire = template.to_json()
@@ -71,6 +75,7 @@ def small_envelopes(store: ec.ExecutionContextStore, raw: valkey.Valkey) -> list
         def run() -> None:
             for item in items:
                 call(item)
+
         return run
 
     # -- one at a time ---------------------------------------------------------------
@@ -96,7 +101,10 @@ def small_envelopes(store: ec.ExecutionContextStore, raw: valkey.Valkey) -> list
     del stored
 
     def store_get_single() -> float:
-        return ops_per_s(SINGLE, each([f"s{i}" for i in range(SINGLE)], lambda step: store.get_step(scope_read, step)))
+        return ops_per_s(
+            SINGLE,
+            each([f"s{i}" for i in range(SINGLE)], lambda step: store.get_step(scope_read, step)),
+        )
 
     def raw_get_single() -> float:
         return ops_per_s(SINGLE, each(raw_keys, raw.get))
@@ -107,13 +115,19 @@ def small_envelopes(store: ec.ExecutionContextStore, raw: valkey.Valkey) -> list
     # -- batched by 100 --------------------------------------------------------------
     def store_put_batched() -> float:
         scope = ec.ExecutionScope(tenant, f"run-{uuid.uuid4().hex[:8]}")
-        batches = [[_small(f"s{b}-{i}", scope.execution_id) for i in range(BATCH)] for b in range(BATCHES)]
-        return ops_per_s(BATCH * BATCHES, each(batches, lambda batch: store.put_steps(scope, batch)))
+        batches = [
+            [_small(f"s{b}-{i}", scope.execution_id) for i in range(BATCH)] for b in range(BATCHES)
+        ]
+        return ops_per_s(
+            BATCH * BATCHES, each(batches, lambda batch: store.put_steps(scope, batch))
+        )
 
     def raw_set_batched() -> float:
         prefix = f"bench:raw:{uuid.uuid4().hex[:8]}:"
-        wires = [[(f"{prefix}{b}-{i}", _small(f"s{b}-{i}", "run-x").to_json()) for i in range(BATCH)]
-                 for b in range(BATCHES)]
+        wires = [
+            [(f"{prefix}{b}-{i}", _small(f"s{b}-{i}", "run-x").to_json()) for i in range(BATCH)]
+            for b in range(BATCHES)
+        ]
 
         def run() -> None:
             for batch in wires:
@@ -127,7 +141,9 @@ def small_envelopes(store: ec.ExecutionContextStore, raw: valkey.Valkey) -> list
     step_batches = [[f"s{b * BATCH + i}" for i in range(BATCH)] for b in range(BATCHES)]
 
     def store_get_batched() -> float:
-        return ops_per_s(BATCH * BATCHES, each(step_batches, lambda ids: store.get_steps(scope_read, ids)))
+        return ops_per_s(
+            BATCH * BATCHES, each(step_batches, lambda ids: store.get_steps(scope_read, ids))
+        )
 
     def raw_get_batched() -> float:
         def run() -> None:
@@ -162,8 +178,10 @@ def context_floors(raw: valkey.Valkey) -> list[tuple[str, float, float]]:
         fn()
         return BATCH * BATCHES / (time.perf_counter() - start)
 
-    def pipelined(make: Callable[[valkey.client.Pipeline, int], object],
-                  then: Callable[[bytes], object] | None = None) -> Callable[[], None]:
+    def pipelined(
+        make: Callable[[valkey.client.Pipeline, int], object],
+        then: Callable[[bytes], object] | None = None,
+    ) -> Callable[[], None]:
         def run() -> None:
             for b in range(BATCHES):
                 p = raw.pipeline(transaction=False)
@@ -173,6 +191,7 @@ def context_floors(raw: valkey.Valkey) -> list[tuple[str, float, float]]:
                 if then is not None:
                     for reply in replies:
                         then(reply)
+
         return run
 
     counter = iter(range(1_000_000))
@@ -183,8 +202,18 @@ def context_floors(raw: valkey.Valkey) -> list[tuple[str, float, float]]:
 
         def batch() -> None:
             for b in range(BATCHES):
-                names = [n for i in range(BATCH) for n in (f"{prefix}{run}:s:{b}-{i}", f"{prefix}{run}:a:{b}-{i}")]
-                raw.execute_command("EVALSHA", sha, len(names), *names, *[a for _ in range(BATCH) for a in (0, wire)])
+                names = [
+                    n
+                    for i in range(BATCH)
+                    for n in (f"{prefix}{run}:s:{b}-{i}", f"{prefix}{run}:a:{b}-{i}")
+                ]
+                raw.execute_command(
+                    "EVALSHA",
+                    sha,
+                    len(names),
+                    *names,
+                    *[a for _ in range(BATCH) for a in (0, wire)],
+                )
 
         return timed(batch)
 
@@ -204,13 +233,19 @@ def context_floors(raw: valkey.Valkey) -> list[tuple[str, float, float]]:
                 if then is not None:
                     for reply in replies:
                         then(reply)
+
         return run
 
     rows = [
         (f"one EVALSHA of the put script for {BATCH} envelopes", *_paired(evalsha, set_)),
-        (f"MGET x{BATCH} (what get_steps sends)", *_paired(lambda: timed(mget(None)), lambda: timed(get_only))),
-        (f"MGET x{BATCH} + StepEnvelope.from_json", *_paired(lambda: timed(mget(ec.StepEnvelope.from_json)),
-                                                             lambda: timed(get_only))),
+        (
+            f"MGET x{BATCH} (what get_steps sends)",
+            *_paired(lambda: timed(mget(None)), lambda: timed(get_only)),
+        ),
+        (
+            f"MGET x{BATCH} + StepEnvelope.from_json",
+            *_paired(lambda: timed(mget(ec.StepEnvelope.from_json)), lambda: timed(get_only)),
+        ),
     ]
     for key in raw.scan_iter(match=f"{prefix}*", count=1000):
         raw.unlink(key)
@@ -235,14 +270,22 @@ def large_frame(url: str, workdir: Path) -> list[tuple[str, float, float]]:
     scope = ec.ExecutionScope(tenant, "big")
     started = time.perf_counter()
     template = ec.StepEnvelope.from_frame(frame, execution_id="big", step_id="frame")
-    print(f"1M-row frame: {frame.estimated_size() / 1e6:.0f} MB in memory;"
-          f" from_frame (schema inference, hash) {1000 * (time.perf_counter() - started):.0f} ms")
-    with ec.create_valkey_execution_context_store(url, cold_store=workdir / "cold", timeout=10) as store:
+    print(
+        f"1M-row frame: {frame.estimated_size() / 1e6:.0f} MB in memory;"
+        f" from_frame (schema inference, hash) {1000 * (time.perf_counter() - started):.0f} ms"
+    )
+    with ec.create_valkey_execution_context_store(
+        url, cold_store=workdir / "cold", timeout=10
+    ) as store:
         counter = iter(range(10_000))
 
         def store_put() -> float:
-            env = ec.StepEnvelope(**{**{f: getattr(template, f) for f in template.__struct_fields__},
-                                     "attempt": next(counter)})
+            env = ec.StepEnvelope(
+                **{
+                    **{f: getattr(template, f) for f in template.__struct_fields__},
+                    "attempt": next(counter),
+                }
+            )
             start = time.perf_counter()
             store.put_step(scope, env)
             return time.perf_counter() - start
@@ -272,7 +315,10 @@ def large_frame(url: str, workdir: Path) -> list[tuple[str, float, float]]:
         print(f"Parquet object: {ref.bytes / 1e6:.1f} MB" if ref else "inline?!")
         store.delete_execution(scope)
     # Reported as throughput (frames per second) so that ratios read the same way as above.
-    return [("put 1M-row frame", 1 / put_s, 1 / write_s), ("get 1M-row frame", 1 / get_s, 1 / read_s)]
+    return [
+        ("put 1M-row frame", 1 / put_s, 1 / write_s),
+        ("get 1M-row frame", 1 / get_s, 1 / read_s),
+    ]
 
 
 def main() -> int:
@@ -294,7 +340,9 @@ def main() -> int:
         ratio = ours / base
         failed |= ratio < target
         mark = "" if ratio >= target else "  BELOW TARGET"
-        print(f"{name:<22} {ours:>10,.1f} {unit:<3} {base:>10,.1f} {ratio:>6.2f}x {target:>6.1f}x  vs {peer}{mark}")
+        print(
+            f"{name:<22} {ours:>10,.1f} {unit:<3} {base:>10,.1f} {ratio:>6.2f}x {target:>6.1f}x  vs {peer}{mark}"
+        )
     print("\ncontext (raw valkey-py, same bytes, vs pipelined SET / GET x100 in the same run):")
     for name, ours, base in floors:
         print(f"  {name:<44} {ours:>10,.0f} ops/s = {ours / base:.2f}x raw")

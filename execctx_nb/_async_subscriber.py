@@ -49,8 +49,11 @@ def _async_blocking_twin(client: valkey.asyncio.Valkey, block_ms: int) -> valkey
     pool = client.connection_pool
     attempt = block_ms / 1000 + DEFAULT_TIMEOUT
     kwargs = dict(pool.connection_kwargs)
-    kwargs.update(socket_timeout=attempt, health_check_interval=0,
-                  retry=AsyncBoundedRetry(timeout=attempt, attempt_timeout=attempt, retries=0))
+    kwargs.update(
+        socket_timeout=attempt,
+        health_check_interval=0,
+        retry=AsyncBoundedRetry(timeout=attempt, attempt_timeout=attempt, retries=0),
+    )
     twin_pool = type(pool)(connection_class=pool.connection_class, max_connections=4, **kwargs)
     return valkey.asyncio.Valkey.from_pool(twin_pool)
 
@@ -91,17 +94,36 @@ class AsyncExecutionEventSubscriber(SubscriberBase):
     >>> await sub.run_loop("org_42", handle, stop=asyncio.Event())     # doctest: +SKIP
     """
 
-    def __init__(self, client: valkey.asyncio.Valkey | None = None, *, group: str,
-                 consumer: str | None = None, logger: LoggerLike | None = None, url: str | None = None,
-                 min_idle_ms: int = 30_000, lease_ms: int = 30_000, max_deliveries: int = 5,
-                 dedup_ttl_s: int = 7 * 24 * 3600, claim_interval_s: float = 5.0,
-                 shutdown_timeout_s: float = 5.0, start_id: str = "0",
-                 handle_signals: bool = True) -> None:
-        super().__init__(group=group, consumer=consumer, logger=logger,
-                         handle_signals=handle_signals, min_idle_ms=min_idle_ms, lease_ms=lease_ms,
-                         max_deliveries=max_deliveries, dedup_ttl_s=dedup_ttl_s,
-                         claim_interval_s=claim_interval_s, shutdown_timeout_s=shutdown_timeout_s,
-                         start_id=start_id)
+    def __init__(
+        self,
+        client: valkey.asyncio.Valkey | None = None,
+        *,
+        group: str,
+        consumer: str | None = None,
+        logger: LoggerLike | None = None,
+        url: str | None = None,
+        min_idle_ms: int = 30_000,
+        lease_ms: int = 30_000,
+        max_deliveries: int = 5,
+        dedup_ttl_s: int = 7 * 24 * 3600,
+        claim_interval_s: float = 5.0,
+        shutdown_timeout_s: float = 5.0,
+        start_id: str = "0",
+        handle_signals: bool = True,
+    ) -> None:
+        super().__init__(
+            group=group,
+            consumer=consumer,
+            logger=logger,
+            handle_signals=handle_signals,
+            min_idle_ms=min_idle_ms,
+            lease_ms=lease_ms,
+            max_deliveries=max_deliveries,
+            dedup_ttl_s=dedup_ttl_s,
+            claim_interval_s=claim_interval_s,
+            shutdown_timeout_s=shutdown_timeout_s,
+            start_id=start_id,
+        )
         self._url: str | None = None
         if client is None:
             from execctx_nb._connection import make_async_client, resolve_url
@@ -116,27 +138,43 @@ class AsyncExecutionEventSubscriber(SubscriberBase):
         self._commit = client.register_script(COMMIT_LUA)
         self._dead_letter = client.register_script(DEAD_LETTER_LUA)
 
-    async def run_loop(self, tenant_or_scope: TenantOrScope, handler: AsyncHandler, *,
-                       stop: asyncio.Event | None = None, block_ms: int = 1000,
-                       count: int = 100) -> SubscriberStats:
+    async def run_loop(
+        self,
+        tenant_or_scope: TenantOrScope,
+        handler: AsyncHandler,
+        *,
+        stop: asyncio.Event | None = None,
+        block_ms: int = 1000,
+        count: int = 100,
+    ) -> SubscriberStats:
         """Await ``handler(event, meta)`` for each event until ``stop`` is set; see the sync twin."""
         validate_count(count, block_ms)
         with self._exclusive():
             return await self._run_loop(tenant_or_scope, handler, stop, block_ms, count)
 
-    async def _run_loop(self, tenant_or_scope: TenantOrScope, handler: AsyncHandler,
-                  stop: asyncio.Event | None, block_ms: int, count: int) -> SubscriberStats:
+    async def _run_loop(
+        self,
+        tenant_or_scope: TenantOrScope,
+        handler: AsyncHandler,
+        stop: asyncio.Event | None,
+        block_ms: int,
+        count: int,
+    ) -> SubscriberStats:
         tenant, execution = resolve_tenant(tenant_or_scope)
         stream = keys.events_key(tenant)
         prefix = keys.dedup_prefix(tenant, self.cfg.group)
         stop = stop if stop is not None else asyncio.Event()
         reader = self._reader(block_ms)
         cursor, next_claim = "0-0", 0.0
-        signals = _stop_on_signals(stop, self._log) if self._handle_signals else contextlib.nullcontext()
+        signals = (
+            _stop_on_signals(stop, self._log) if self._handle_signals else contextlib.nullcontext()
+        )
         async with signals:
             while not stop.is_set():
                 try:
-                    await self._flush_unrecorded(keep=1)  # the last batch's commit rides on the read
+                    await self._flush_unrecorded(
+                        keep=1
+                    )  # the last batch's commit rides on the read
                     await self._ensure_group(stream)
                     if time.monotonic() >= next_claim:
                         await self._flush_unrecorded()
@@ -151,9 +189,18 @@ class AsyncExecutionEventSubscriber(SubscriberBase):
                     # The previous batch's done marks + acks go first in the same call.
                     carried = self._unrecorded[0][1] if self._unrecorded else []
                     try:
-                        leased = await self._read(keys=[stream], args=[self.cfg.group, self.cfg.consumer,
-                                                                count, self._token, self.cfg.lease_ms,
-                                                                prefix, *carried])
+                        leased = await self._read(
+                            keys=[stream],
+                            args=[
+                                self.cfg.group,
+                                self.cfg.consumer,
+                                count,
+                                self._token,
+                                self.cfg.lease_ms,
+                                prefix,
+                                *carried,
+                            ],
+                        )
                     except asyncio.CancelledError:
                         if carried:  # interrupted: still record what the handlers finished
                             await asyncio.shield(self._flush_unrecorded())
@@ -164,9 +211,16 @@ class AsyncExecutionEventSubscriber(SubscriberBase):
                         await self._process(tenant, execution, handler, leased=leased)
                         self._up()
                         continue
-                    reply = await reader.xreadgroup(self.cfg.group, self.cfg.consumer, {stream: ">"},
-                                                    count=count, block=block_ms)
-                    deliveries = [Delivery(text(i), f) for _, entries in reply or [] for i, f in entries]
+                    reply = await reader.xreadgroup(
+                        self.cfg.group,
+                        self.cfg.consumer,
+                        {stream: ">"},
+                        count=count,
+                        block=block_ms,
+                    )
+                    deliveries = [
+                        Delivery(text(i), f) for _, entries in reply or [] for i, f in entries
+                    ]
                     if deliveries:
                         await self._process(tenant, execution, handler, claimed=deliveries)
                     self._up()
@@ -188,7 +242,9 @@ class AsyncExecutionEventSubscriber(SubscriberBase):
         if stream in self._groups:
             return
         try:
-            await self.client.xgroup_create(stream, self.cfg.group, self.cfg.start_id, mkstream=True)
+            await self.client.xgroup_create(
+                stream, self.cfg.group, self.cfg.start_id, mkstream=True
+            )
             self._created(stream)
         except valkey.exceptions.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
@@ -200,8 +256,9 @@ class AsyncExecutionEventSubscriber(SubscriberBase):
         await self._ensure_group(stream)
 
     async def _claim(self, stream: str, cursor: str, count: int) -> tuple[str, list[Delivery]]:
-        reply = await self.client.xautoclaim(stream, self.cfg.group, self.cfg.consumer,
-                                             self.cfg.min_idle_ms, cursor, count=count)
+        reply = await self.client.xautoclaim(
+            stream, self.cfg.group, self.cfg.consumer, self.cfg.min_idle_ms, cursor, count=count
+        )
         cursor, claimed, deleted = parse_xautoclaim(reply)
         if deleted:
             self._deleted(stream, deleted)
@@ -214,10 +271,23 @@ class AsyncExecutionEventSubscriber(SubscriberBase):
             self.stats.reclaimed += len(claimed)
         return cursor, claimed
 
-    async def _process(self, tenant: str, execution: str | None, handler: AsyncHandler, *,
-                       leased: list[Any] | None = None, claimed: list[Delivery] | None = None) -> None:
-        batch = Batch(tenant=tenant, execution=execution, cfg=self.cfg, token=self._token,
-                      stats=self.stats, last_errors=self._last_errors)
+    async def _process(
+        self,
+        tenant: str,
+        execution: str | None,
+        handler: AsyncHandler,
+        *,
+        leased: list[Any] | None = None,
+        claimed: list[Delivery] | None = None,
+    ) -> None:
+        batch = Batch(
+            tenant=tenant,
+            execution=execution,
+            cfg=self.cfg,
+            token=self._token,
+            stats=self.stats,
+            last_errors=self._last_errors,
+        )
         if leased:
             batch.add_read(leased)
         if claimed:
@@ -266,8 +336,11 @@ class AsyncExecutionEventSubscriber(SubscriberBase):
             try:
                 await self._flush_unrecorded()
             except (*CONNECTION_ERRORS, valkey.exceptions.ResponseError) as exc:
-                self._log.warning("Could not record %d finished batch(es) at shutdown: %s",
-                                  len(self._unrecorded), exc)
+                self._log.warning(
+                    "Could not record %d finished batch(es) at shutdown: %s",
+                    len(self._unrecorded),
+                    exc,
+                )
                 await asyncio.sleep(min(0.5, max(0.0, end - time.monotonic())))
         self._gave_up()
 

@@ -122,11 +122,15 @@ class ColdTier:
         size = len(payload)
         try:
             if size >= PROGRESS_MIN_BYTES and _in_notebook():
-                obstore.put(self._store, path, self._chunks(payload, f"upload {path}"), chunk_size=_CHUNK)
+                obstore.put(
+                    self._store, path, self._chunks(payload, f"upload {path}"), chunk_size=_CHUNK
+                )
             else:
                 obstore.put(self._store, path, payload)
         except Exception as exc:
-            raise ColdTierError(f"Could not write {self.uri(path)!r} ({size} bytes): {exc}") from exc
+            raise ColdTierError(
+                f"Could not write {self.uri(path)!r} ({size} bytes): {exc}"
+            ) from exc
 
     def put_hashed(self, path: str, payload: bytes | memoryview) -> str:
         """Upload ``payload`` while computing its sha256 (both release the GIL); return it."""
@@ -146,10 +150,13 @@ class ColdTier:
                 return self._collect(result, size, f"download {path}")
             return bytes(result.bytes())
         except FileNotFoundError as exc:
-            raise ColdTierError(missing or (
-                f"Cold object {self.uri(path)!r} is missing: the envelope references data that"
-                " was deleted or never written - delete the step or restore the object"
-            )) from exc
+            raise ColdTierError(
+                missing
+                or (
+                    f"Cold object {self.uri(path)!r} is missing: the envelope references data that"
+                    " was deleted or never written - delete the step or restore the object"
+                )
+            ) from exc
         except Exception as exc:
             raise ColdTierError(f"Could not read {self.uri(path)!r}: {exc}") from exc
 
@@ -157,7 +164,11 @@ class ColdTier:
         import obstore
 
         try:
-            return [str(meta["path"]) for batch in obstore.list(self._store, prefix=prefix) for meta in batch]
+            return [
+                str(meta["path"])
+                for batch in obstore.list(self._store, prefix=prefix)
+                for meta in batch
+            ]
         except Exception as exc:
             raise ColdTierError(f"Could not list {self.uri(prefix)!r}: {exc}") from exc
 
@@ -200,8 +211,12 @@ class ColdTier:
         """Write ``frame`` (Polars DataFrame, Arrow Table or JSON rows) as Parquet at ``path``."""
         payload, rows = encode_parquet(frame)
         self.put_bytes(path, payload)
-        return DataRef(uri=self.uri(path), bytes=len(payload), sha256=hashlib.sha256(payload).hexdigest(),
-                       row_count=rows)
+        return DataRef(
+            uri=self.uri(path),
+            bytes=len(payload),
+            sha256=hashlib.sha256(payload).hexdigest(),
+            row_count=rows,
+        )
 
     def read_frame(self, ref: DataRef) -> Any:
         """Load the frame ``ref`` points to, checking its size and sha256.
@@ -253,7 +268,9 @@ def _bytes_digest(payload: bytes) -> tuple[int, str]:
 def _file_digest(path: Path) -> tuple[int, str]:
     try:
         with path.open("rb") as handle:
-            return os.fstat(handle.fileno()).st_size, hashlib.file_digest(handle, "sha256").hexdigest()
+            return os.fstat(handle.fileno()).st_size, hashlib.file_digest(
+                handle, "sha256"
+            ).hexdigest()
     except OSError as exc:
         raise ColdTierError(f"Could not read {path.as_uri()!r}: {exc}") from exc
 
@@ -278,8 +295,12 @@ def encode_parquet(frame: Any) -> tuple[memoryview, int]:
     metadata = dict(table.schema.metadata or {})
     metadata[_FRAME_KEY] = b"arrow"
     # Non-compliant nested types keep the list item field names the caller chose ("item").
-    pq.write_table(table.replace_schema_metadata(metadata), sink, compression="zstd",
-                   use_compliant_nested_type=False)
+    pq.write_table(
+        table.replace_schema_metadata(metadata),
+        sink,
+        compression="zstd",
+        use_compliant_nested_type=False,
+    )
     return sink.getbuffer(), int(table.num_rows)
 
 

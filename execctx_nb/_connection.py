@@ -80,7 +80,9 @@ RETRY_ON_ERROR: tuple[type[Exception], ...] = (
 RetryListener = Callable[[BaseException], object]
 """Called with each error that led to a retry (the store uses it to report ``degraded``)."""
 
-_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("execctx_deadline", default=None)
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "execctx_deadline", default=None
+)
 
 
 @contextlib.contextmanager
@@ -122,8 +124,14 @@ def remaining() -> float | None:
 class _BoundedMixin:
     """Deadline arithmetic shared by the sync and async retry policies."""
 
-    def _setup(self, *, timeout: float, attempt_timeout: float, retries: int,
-               on_retry: RetryListener | None) -> None:
+    def _setup(
+        self,
+        *,
+        timeout: float,
+        attempt_timeout: float,
+        retries: int,
+        on_retry: RetryListener | None,
+    ) -> None:
         self.timeout = timeout
         self.attempt_timeout = attempt_timeout
         self.max_retries = retries
@@ -158,16 +166,32 @@ class BoundedRetry(_BoundedMixin, Retry):
         valkey-py backoff policy; jittered exponential from 20 ms up to 250 ms by default.
     """
 
-    def __init__(self, *, timeout: float, attempt_timeout: float, retries: int,
-                 on_retry: RetryListener | None = None, backoff: AbstractBackoff | None = None) -> None:
-        super().__init__(backoff or EqualJitterBackoff(cap=0.25, base=0.01), retries, RETRY_ON_ERROR)
-        self._setup(timeout=timeout, attempt_timeout=attempt_timeout, retries=retries, on_retry=on_retry)
+    def __init__(
+        self,
+        *,
+        timeout: float,
+        attempt_timeout: float,
+        retries: int,
+        on_retry: RetryListener | None = None,
+        backoff: AbstractBackoff | None = None,
+    ) -> None:
+        super().__init__(
+            backoff or EqualJitterBackoff(cap=0.25, base=0.01), retries, RETRY_ON_ERROR
+        )
+        self._setup(
+            timeout=timeout, attempt_timeout=attempt_timeout, retries=retries, on_retry=on_retry
+        )
 
     def __deepcopy__(self, memo: dict[int, Any]) -> BoundedRetry:
         # valkey-py deep-copies the policy per connection; share the listener, not a copy of
         # whatever object it is bound to.
-        return BoundedRetry(timeout=self.timeout, attempt_timeout=self.attempt_timeout,
-                            retries=self.max_retries, on_retry=self.on_retry, backoff=self._backoff)
+        return BoundedRetry(
+            timeout=self.timeout,
+            attempt_timeout=self.attempt_timeout,
+            retries=self.max_retries,
+            on_retry=self.on_retry,
+            backoff=self._backoff,
+        )
 
     def call_with_retry(self, do: Callable[[], T], fail: Callable[[Exception], Any]) -> T:
         outer = _DEADLINE.get()
@@ -198,16 +222,34 @@ class AsyncBoundedRetry(_BoundedMixin, valkey.asyncio.retry.Retry):
 
     __slots__ = ("attempt_timeout", "max_retries", "on_retry", "timeout")
 
-    def __init__(self, *, timeout: float, attempt_timeout: float, retries: int,
-                 on_retry: RetryListener | None = None, backoff: AbstractBackoff | None = None) -> None:
-        super().__init__(backoff or EqualJitterBackoff(cap=0.25, base=0.01), retries, RETRY_ON_ERROR)  # type: ignore[arg-type]
-        self._setup(timeout=timeout, attempt_timeout=attempt_timeout, retries=retries, on_retry=on_retry)
+    def __init__(
+        self,
+        *,
+        timeout: float,
+        attempt_timeout: float,
+        retries: int,
+        on_retry: RetryListener | None = None,
+        backoff: AbstractBackoff | None = None,
+    ) -> None:
+        super().__init__(
+            backoff or EqualJitterBackoff(cap=0.25, base=0.01), retries, RETRY_ON_ERROR
+        )  # type: ignore[arg-type]
+        self._setup(
+            timeout=timeout, attempt_timeout=attempt_timeout, retries=retries, on_retry=on_retry
+        )
 
     def __deepcopy__(self, memo: dict[int, Any]) -> AsyncBoundedRetry:
-        return AsyncBoundedRetry(timeout=self.timeout, attempt_timeout=self.attempt_timeout,
-                                 retries=self.max_retries, on_retry=self.on_retry, backoff=self._backoff)
+        return AsyncBoundedRetry(
+            timeout=self.timeout,
+            attempt_timeout=self.attempt_timeout,
+            retries=self.max_retries,
+            on_retry=self.on_retry,
+            backoff=self._backoff,
+        )
 
-    async def call_with_retry(self, do: Callable[[], Awaitable[T]], fail: Callable[[Any], Any]) -> T:
+    async def call_with_retry(
+        self, do: Callable[[], Awaitable[T]], fail: Callable[[Any], Any]
+    ) -> T:
         outer = _DEADLINE.get()
         end = outer if outer is not None else time.monotonic() + self.timeout
         token = _DEADLINE.set(end) if outer is None else None
@@ -246,8 +288,13 @@ def _attempt_timeout(timeout: float, retries: int) -> float:
     return timeout / 2 if retries > 0 else timeout
 
 
-def _common_kwargs(timeout: float, retries: int, attempt: float, health_check_interval: int,
-                   client_name: str | None) -> dict[str, Any]:
+def _common_kwargs(
+    timeout: float,
+    retries: int,
+    attempt: float,
+    health_check_interval: int,
+    client_name: str | None,
+) -> dict[str, Any]:
     if timeout <= 0:
         raise ValueError(f"Invalid timeout {timeout!r}: expected seconds > 0 - at `timeout`")
     if retries < 0:
@@ -267,9 +314,16 @@ def _common_kwargs(timeout: float, retries: int, attempt: float, health_check_in
     }
 
 
-def make_client(url: str, *, timeout: float = DEFAULT_TIMEOUT, retries: int = DEFAULT_RETRIES,
-                on_retry: RetryListener | None = None, health_check_interval: int = HEALTH_CHECK_INTERVAL,
-                client_name: str | None = None, max_connections: int | None = None) -> valkey.Valkey:
+def make_client(
+    url: str,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    retries: int = DEFAULT_RETRIES,
+    on_retry: RetryListener | None = None,
+    health_check_interval: int = HEALTH_CHECK_INTERVAL,
+    client_name: str | None = None,
+    max_connections: int | None = None,
+) -> valkey.Valkey:
     """A sync client whose every call ends within ``timeout`` seconds (retries included).
 
     Parameters
@@ -293,23 +347,31 @@ def make_client(url: str, *, timeout: float = DEFAULT_TIMEOUT, retries: int = DE
     """
     attempt = _attempt_timeout(timeout, retries)
     kwargs = _common_kwargs(timeout, retries, attempt, health_check_interval, client_name)
-    kwargs["retry"] = BoundedRetry(timeout=timeout, attempt_timeout=attempt, retries=retries, on_retry=on_retry)
+    kwargs["retry"] = BoundedRetry(
+        timeout=timeout, attempt_timeout=attempt, retries=retries, on_retry=on_retry
+    )
     if max_connections is not None:
         kwargs["max_connections"] = max_connections
     client: valkey.Valkey = valkey.Valkey.from_url(url, **kwargs)
     return client
 
 
-def make_async_client(url: str, *, timeout: float = DEFAULT_TIMEOUT, retries: int = DEFAULT_RETRIES,
-                      on_retry: RetryListener | None = None,
-                      health_check_interval: int = HEALTH_CHECK_INTERVAL,
-                      client_name: str | None = None,
-                      max_connections: int | None = None) -> valkey.asyncio.Valkey:
+def make_async_client(
+    url: str,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    retries: int = DEFAULT_RETRIES,
+    on_retry: RetryListener | None = None,
+    health_check_interval: int = HEALTH_CHECK_INTERVAL,
+    client_name: str | None = None,
+    max_connections: int | None = None,
+) -> valkey.asyncio.Valkey:
     """The asyncio twin of :func:`make_client` (same parameters, same bounds)."""
     attempt = _attempt_timeout(timeout, retries)
     kwargs = _common_kwargs(timeout, retries, attempt, health_check_interval, client_name)
-    kwargs["retry"] = AsyncBoundedRetry(timeout=timeout, attempt_timeout=attempt, retries=retries,
-                                        on_retry=on_retry)
+    kwargs["retry"] = AsyncBoundedRetry(
+        timeout=timeout, attempt_timeout=attempt, retries=retries, on_retry=on_retry
+    )
     if max_connections is not None:
         kwargs["max_connections"] = max_connections
     aclient: valkey.asyncio.Valkey = valkey.asyncio.Valkey.from_url(url, **kwargs)
@@ -326,8 +388,14 @@ def _blocking_kwargs(block_ms: int, timeout: float, retries: int) -> tuple[float
     return attempt, _common_kwargs(attempt * (retries + 1), retries, attempt, 0, None)
 
 
-def make_blocking_client(url: str, *, block_ms: int, timeout: float = DEFAULT_TIMEOUT,
-                         retries: int = 0, on_retry: RetryListener | None = None) -> valkey.Valkey:
+def make_blocking_client(
+    url: str,
+    *,
+    block_ms: int,
+    timeout: float = DEFAULT_TIMEOUT,
+    retries: int = 0,
+    on_retry: RetryListener | None = None,
+) -> valkey.Valkey:
     """A client for blocking reads (``XREAD``/``XREADGROUP ... BLOCK block_ms``), on its own pool.
 
     Its socket timeout is ``block_ms / 1000 + timeout``, so an empty poll is not mistaken
@@ -338,20 +406,27 @@ def make_blocking_client(url: str, *, block_ms: int, timeout: float = DEFAULT_TI
     pass ``retries > 0``.
     """
     attempt, kwargs = _blocking_kwargs(block_ms, timeout, retries)
-    kwargs["retry"] = BoundedRetry(timeout=attempt * (retries + 1), attempt_timeout=attempt,
-                                   retries=retries, on_retry=on_retry)
+    kwargs["retry"] = BoundedRetry(
+        timeout=attempt * (retries + 1), attempt_timeout=attempt, retries=retries, on_retry=on_retry
+    )
     kwargs["max_connections"] = 4
     client: valkey.Valkey = valkey.Valkey.from_url(url, **kwargs)
     return client
 
 
-def make_async_blocking_client(url: str, *, block_ms: int, timeout: float = DEFAULT_TIMEOUT,
-                               retries: int = 0,
-                               on_retry: RetryListener | None = None) -> valkey.asyncio.Valkey:
+def make_async_blocking_client(
+    url: str,
+    *,
+    block_ms: int,
+    timeout: float = DEFAULT_TIMEOUT,
+    retries: int = 0,
+    on_retry: RetryListener | None = None,
+) -> valkey.asyncio.Valkey:
     """The asyncio twin of :func:`make_blocking_client`."""
     attempt, kwargs = _blocking_kwargs(block_ms, timeout, retries)
-    kwargs["retry"] = AsyncBoundedRetry(timeout=attempt * (retries + 1), attempt_timeout=attempt,
-                                        retries=retries, on_retry=on_retry)
+    kwargs["retry"] = AsyncBoundedRetry(
+        timeout=attempt * (retries + 1), attempt_timeout=attempt, retries=retries, on_retry=on_retry
+    )
     aclient: valkey.asyncio.Valkey = valkey.asyncio.Valkey.from_url(url, **kwargs)
     return aclient
 
@@ -370,4 +445,3 @@ def resolve_url(url: str | None = None, *, data_dir: str | os.PathLike[str] | No
     from execctx_nb._embedded import embedded_server
 
     return embedded_server(data_dir).url
-

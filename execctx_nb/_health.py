@@ -40,8 +40,10 @@ class HealthState(enum.StrEnum):
 
 
 _ADVICE = {
-    HealthState.UNAVAILABLE: ("check that the server runs and is reachable (the store reconnects by itself);"
-                              " if it is only slow, create the store with a larger `timeout`"),
+    HealthState.UNAVAILABLE: (
+        "check that the server runs and is reachable (the store reconnects by itself);"
+        " if it is only slow, create the store with a larger `timeout`"
+    ),
     HealthState.LOADING: "the server is loading its dataset; retry in a moment",
     HealthState.READ_ONLY: "the server is a replica or read-only; point the store at the primary",
     HealthState.OUT_OF_MEMORY: "the server hit maxmemory; free memory or raise maxmemory",
@@ -63,10 +65,15 @@ def classify(exc: BaseException) -> HealthState | None:
         return HealthState.UNAVAILABLE
     if isinstance(exc, vx.ResponseError):
         text = str(exc)
-        for prefix, state in (("NOAUTH", HealthState.FORBIDDEN), ("WRONGPASS", HealthState.FORBIDDEN),
-                              ("NOPERM", HealthState.FORBIDDEN), ("MISCONF", HealthState.DEGRADED),
-                              ("LOADING", HealthState.LOADING), ("READONLY", HealthState.READ_ONLY),
-                              ("OOM", HealthState.OUT_OF_MEMORY)):
+        for prefix, state in (
+            ("NOAUTH", HealthState.FORBIDDEN),
+            ("WRONGPASS", HealthState.FORBIDDEN),
+            ("NOPERM", HealthState.FORBIDDEN),
+            ("MISCONF", HealthState.DEGRADED),
+            ("LOADING", HealthState.LOADING),
+            ("READONLY", HealthState.READ_ONLY),
+            ("OOM", HealthState.OUT_OF_MEMORY),
+        ):
             if text.startswith(prefix):
                 return state
     return None
@@ -76,8 +83,9 @@ def _seconds(value: float) -> str:
     return f"{value:.1f}" if value >= 1 else f"{value:.2f}"
 
 
-def translate(exc: BaseException, *, op: str, where: str, url: str, timeout: float,
-              elapsed: float) -> tuple[StoreError | EnvelopeDecodeError, HealthState | None]:
+def translate(
+    exc: BaseException, *, op: str, where: str, url: str, timeout: float, elapsed: float
+) -> tuple[StoreError | EnvelopeDecodeError, HealthState | None]:
     """Map a dependency exception to the package's error and the health state it reveals.
 
     ``elapsed`` is how long the call ran before giving up, ``timeout`` its configured bound:
@@ -90,15 +98,22 @@ def translate(exc: BaseException, *, op: str, where: str, url: str, timeout: flo
     detail = f"{type(exc).__name__}: {exc}"
     if state is not None and state is not HealthState.DEGRADED:
         if state is HealthState.UNAVAILABLE:
-            early = ("; another attempt could not have finished within the bound"
-                     if elapsed < 0.9 * timeout else "")
-            head = (f"Valkey at {url} did not answer {op}: gave up after {_seconds(elapsed)} s"
-                    f" (bound {timeout:g} s{early}) ({detail}) - at `{where}`; the call did not"
-                    " complete (a write sent to a hung server may still be applied when it"
-                    " resumes; repeating it is safe, store writes are idempotent)")
+            early = (
+                "; another attempt could not have finished within the bound"
+                if elapsed < 0.9 * timeout
+                else ""
+            )
+            head = (
+                f"Valkey at {url} did not answer {op}: gave up after {_seconds(elapsed)} s"
+                f" (bound {timeout:g} s{early}) ({detail}) - at `{where}`; the call did not"
+                " complete (a write sent to a hung server may still be applied when it"
+                " resumes; repeating it is safe, store writes are idempotent)"
+            )
         else:
-            head = (f"Valkey at {url} refused {op}: server is {state.value} ({detail}) - at"
-                    f" `{where}`; the call was not applied")
+            head = (
+                f"Valkey at {url} refused {op}: server is {state.value} ({detail}) - at"
+                f" `{where}`; the call was not applied"
+            )
         return StoreUnavailableError(f"{head}: {_ADVICE[state]}"), state
     if isinstance(exc, vx.ResponseError) and str(exc).startswith("WRONGTYPE"):
         return EnvelopeDecodeError(
@@ -122,7 +137,9 @@ class HealthMonitor:
         self._lock = threading.Lock()
         self._state = HealthState.HEALTHY
         self._reason = "no call yet"
-        self._retried: contextvars.ContextVar[bool] = contextvars.ContextVar(f"retried-{id(self)}", default=False)
+        self._retried: contextvars.ContextVar[bool] = contextvars.ContextVar(
+            f"retried-{id(self)}", default=False
+        )
 
     @property
     def state(self) -> HealthState:
@@ -135,7 +152,9 @@ class HealthMonitor:
     def on_retry(self, error: BaseException) -> None:
         """Retry listener for the client factories."""
         self._retried.set(True)
-        self._logger.debug("execctx store %s: retrying after %s: %s", self._url, type(error).__name__, error)
+        self._logger.debug(
+            "execctx store %s: retrying after %s: %s", self._url, type(error).__name__, error
+        )
 
     def begin(self) -> contextvars.Token[bool]:
         return self._retried.set(False)
@@ -151,7 +170,9 @@ class HealthMonitor:
         else:
             self.set(HealthState.HEALTHY, "the last call succeeded")
 
-    def failure(self, state: HealthState | None, reason: str, token: contextvars.Token[bool] | None = None) -> None:
+    def failure(
+        self, state: HealthState | None, reason: str, token: contextvars.Token[bool] | None = None
+    ) -> None:
         if token is not None:
             self._retried.reset(token)
         if state is not None:
@@ -162,4 +183,10 @@ class HealthMonitor:
             previous, self._state, self._reason = self._state, state, reason
         if previous is not state:
             log: Any = self._logger.info if state is HealthState.HEALTHY else self._logger.warning
-            log("execctx store %s: health %s -> %s (%s)", self._url, previous.value, state.value, reason)
+            log(
+                "execctx store %s: health %s -> %s (%s)",
+                self._url,
+                previous.value,
+                state.value,
+                reason,
+            )

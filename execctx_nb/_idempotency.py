@@ -40,7 +40,8 @@ def idempotency_key(
         if not (isinstance(value, str) or (value is None and nullable)):
             raise InvalidKeyError(
                 f"Invalid idempotency input {value!r}: expected a str, got "
-                f"{type(value).__name__} - at `{where}`")
+                f"{type(value).__name__} - at `{where}`"
+            )
     try:
         canonical = rfc8785.dumps(parts)
     except rfc8785.CanonicalizationError as exc:
@@ -52,8 +53,10 @@ def idempotency_key(
                 raise InvalidKeyError(
                     f"Invalid idempotency input {value!r}: expected Unicode text, got a lone "
                     f"surrogate {text[bad]!r} at position {bad} - at `{where}`; decode the "
-                    f"id strictly (or with errors='replace') first") from exc
+                    f"id strictly (or with errors='replace') first"
+                ) from exc
         raise InvalidKeyError(
             f"Invalid idempotency input {parts!r}: expected JSON-encodable ids, got {exc} - "
-            f"at `idempotency_key`") from exc
+            f"at `idempotency_key`"
+        ) from exc
     return hashlib.sha256(canonical).hexdigest()

@@ -55,7 +55,9 @@ _CHUNK = 1000
 _CONNECTION_ERRORS = (valkey.exceptions.ConnectionError, valkey.exceptions.TimeoutError, OSError)
 
 
-def resolve_tenant(tenant_or_scope: TenantOrScope, *, where: str = "tenant_or_scope") -> tuple[str, str | None]:
+def resolve_tenant(
+    tenant_or_scope: TenantOrScope, *, where: str = "tenant_or_scope"
+) -> tuple[str, str | None]:
     """``(tenant_id, execution_id or None)`` of a tenant id or an :class:`ExecutionScope`."""
     if isinstance(tenant_or_scope, ExecutionScope):
         return tenant_or_scope.tenant_id, tenant_or_scope.execution_id
@@ -82,18 +84,27 @@ def event_idempotency_key(event: Event) -> str:
     >>> event_idempotency_key(ev) == idempotency_key("run-1", "clean", 2, kind="step.committed")
     True
     """
-    parts: list[Any] = [event.execution_id, getattr(event, "step_id", None), event.attempt, event.kind]
+    parts: list[Any] = [
+        event.execution_id,
+        getattr(event, "step_id", None),
+        event.attempt,
+        event.kind,
+    ]
     if isinstance(event, ExecutionStatus):
         parts.append(event.status)
     elif isinstance(event, ExecutionLog):
         parts.extend((msgspec.to_builtins(event.ts), event.level, event.message))
     if event.attempt >= _SAFE_INT:  # JCS numbers are IEEE doubles: larger ints are not exact
-        raise InvalidKeyError(f"Invalid attempt {event.attempt}: expected < 2**53 for an"
-                              " idempotency key - at `event.attempt`")
+        raise InvalidKeyError(
+            f"Invalid attempt {event.attempt}: expected < 2**53 for an"
+            " idempotency key - at `event.attempt`"
+        )
     return hashlib.sha256(_JCS.encode(parts)).hexdigest()
 
 
-def entry_fields(event: Event | dict[str, Any], idempotency_key: str | None = None) -> dict[str, bytes | str]:
+def entry_fields(
+    event: Event | dict[str, Any], idempotency_key: str | None = None
+) -> dict[str, bytes | str]:
     """The stream entry fields of one event: ``{"kind", "idem", "event"}``."""
     record = event_from_dict(event)
     idem = event_idempotency_key(record) if idempotency_key is None else idempotency_key
@@ -123,8 +134,13 @@ class ExecutionEventPublisher:
     '1764077041000-0'
     """
 
-    def __init__(self, client: valkey.Valkey | None = None, *, url: str | None = None,
-                 logger: LoggerLike | None = None) -> None:
+    def __init__(
+        self,
+        client: valkey.Valkey | None = None,
+        *,
+        url: str | None = None,
+        logger: LoggerLike | None = None,
+    ) -> None:
         self._owned = client is None
         if client is None:
             from execctx_nb._connection import make_client, resolve_url
@@ -134,8 +150,13 @@ class ExecutionEventPublisher:
         self._log = get_logger(logger)
 
     # -- publishing -------------------------------------------------------------------------
-    def publish(self, tenant_or_scope: TenantOrScope, event: Event | dict[str, Any], *,
-                idempotency_key: str | None = None) -> str:
+    def publish(
+        self,
+        tenant_or_scope: TenantOrScope,
+        event: Event | dict[str, Any],
+        *,
+        idempotency_key: str | None = None,
+    ) -> str:
         """Append one event; return its stream id.
 
         Parameters
@@ -157,11 +178,20 @@ class ExecutionEventPublisher:
         EventStreamError
             The server refused the XADD (the key is not a stream, maxmemory, ACL).
         """
-        return self._publish(tenant_or_scope, [event],
-                             None if idempotency_key is None else [idempotency_key], single=True)[0]
+        return self._publish(
+            tenant_or_scope,
+            [event],
+            None if idempotency_key is None else [idempotency_key],
+            single=True,
+        )[0]
 
-    def publish_many(self, tenant_or_scope: TenantOrScope, events: Iterable[Event | dict[str, Any]], *,
-                     idempotency_keys: Sequence[str | None] | None = None) -> list[str]:
+    def publish_many(
+        self,
+        tenant_or_scope: TenantOrScope,
+        events: Iterable[Event | dict[str, Any]],
+        *,
+        idempotency_keys: Sequence[str | None] | None = None,
+    ) -> list[str]:
         """Append events in order, pipelined (one round trip per 1,000); return their stream ids.
 
         ``idempotency_keys``, when given, has one entry per event (None: the default key).
@@ -170,8 +200,14 @@ class ExecutionEventPublisher:
         """
         return self._publish(tenant_or_scope, events, idempotency_keys, single=False)
 
-    def _publish(self, tenant_or_scope: TenantOrScope, events: Iterable[Event | dict[str, Any]],
-                 idempotency_keys: Sequence[str | None] | None, *, single: bool) -> list[str]:
+    def _publish(
+        self,
+        tenant_or_scope: TenantOrScope,
+        events: Iterable[Event | dict[str, Any]],
+        idempotency_keys: Sequence[str | None] | None,
+        *,
+        single: bool,
+    ) -> list[str]:
         # ``single``: called by publish, so errors name its arguments (`idempotency_key`,
         # `event`), not publish_many's (`idempotency_keys[0]`, `events[0]`).
         tenant, execution = resolve_tenant(tenant_or_scope)
@@ -201,15 +237,31 @@ class ExecutionEventPublisher:
             else:
                 where = "idempotency_key" if single else f"idempotency_keys[{index}]"
                 idem = keys.validate_id(given, kind="idempotency key", where=where)
-            commands.append(("XADD", stream, "*", "kind", record.kind, "idem", idem,
-                             "event", encode_event(record)))
+            commands.append(
+                (
+                    "XADD",
+                    stream,
+                    "*",
+                    "kind",
+                    record.kind,
+                    "idem",
+                    idem,
+                    "event",
+                    encode_event(record),
+                )
+            )
         ids: list[str] = []
         for start in range(0, len(commands), _CHUNK):
-            ids.extend(self._send_once(commands[start : start + _CHUNK], stream, done=len(ids),
-                                       total=len(commands)))
+            ids.extend(
+                self._send_once(
+                    commands[start : start + _CHUNK], stream, done=len(ids), total=len(commands)
+                )
+            )
         return ids
 
-    def _send_once(self, commands: list[tuple[Any, ...]], stream: str, *, done: int, total: int) -> list[str]:
+    def _send_once(
+        self, commands: list[tuple[Any, ...]], stream: str, *, done: int, total: int
+    ) -> list[str]:
         # valkey-py retries a whole command (or pipeline) after a broken connection, which
         # would duplicate an XADD that landed. So: connect through the pool (its retry is safe,
         # nothing is sent yet), then send and read exactly once.
@@ -251,7 +303,9 @@ class ExecutionEventPublisher:
         return ids
 
     # -- retention ----------------------------------------------------------------------------
-    def trim(self, tenant: str, *, maxlen: int | None = None, minid: str | None = None) -> TrimResult:
+    def trim(
+        self, tenant: str, *, maxlen: int | None = None, minid: str | None = None
+    ) -> TrimResult:
         """Trim the tenant's stream to ``maxlen`` entries or ids >= ``minid`` (exactly one).
 
         Never removes an entry still pending for a consumer group or not yet read by one:

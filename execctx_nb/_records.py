@@ -158,13 +158,20 @@ class StepEnvelope(_Wire, frozen=True, kw_only=True):
         except RecursionError as exc:
             raise EnvelopeEncodeError(
                 f"Cannot encode {where}: expected JSON data, got data nested too deeply for the "
-                f"encoder - at `envelope.data`; flatten it or store it as a frame") from exc
-        except (TypeError, ValueError, OverflowError, NotImplementedError,
-                msgspec.EncodeError) as exc:
+                f"encoder - at `envelope.data`; flatten it or store it as a frame"
+            ) from exc
+        except (
+            TypeError,
+            ValueError,
+            OverflowError,
+            NotImplementedError,
+            msgspec.EncodeError,
+        ) as exc:
             raise EnvelopeEncodeError(
                 f"Cannot encode {where}: expected JSON rows, a Polars DataFrame or an Arrow "
                 f"Table, got {type(exc).__name__}: {exc} - at `envelope.data`; convert the "
-                f"value to a JSON type first") from exc
+                f"value to a JSON type first"
+            ) from exc
         # msgspec writes a non-finite Decimal as a bare NaN/Infinity token (floats become
         # null), which no JSON reader accepts; the substring test keeps the check free
         # unless such text is present.
@@ -175,7 +182,8 @@ class StepEnvelope(_Wire, frozen=True, kw_only=True):
                 raise EnvelopeEncodeError(
                     f"Cannot encode {where}: expected finite numbers, got a non-finite Decimal "
                     f"(NaN or Infinity has no JSON form) - at `envelope.data`; replace it with "
-                    f"None") from exc
+                    f"None"
+                ) from exc
         return out
 
     @classmethod
@@ -210,7 +218,9 @@ class StepEnvelope(_Wire, frozen=True, kw_only=True):
             rows = len(frame) if isinstance(frame, list) else 1
             size = len(_ENCODER.encode(frame))
         schema = infer_schema(frame)
-        entries = tuple(e if isinstance(e, LineageEntry) else LineageEntry(step_id=e) for e in lineage)
+        entries = tuple(
+            e if isinstance(e, LineageEntry) else LineageEntry(step_id=e) for e in lineage
+        )
         return cls(
             execution_id=execution_id,
             step_id=step_id,
@@ -219,8 +229,12 @@ class StepEnvelope(_Wire, frozen=True, kw_only=True):
             schema=schema,
             schema_hash=schema_hash(schema),
             lineage=entries,
-            metadata=StepMetadata(row_count=rows, bytes=size, elapsed_ms=elapsed_ms,
-                                  produced_at=dt.datetime.now(dt.UTC)),
+            metadata=StepMetadata(
+                row_count=rows,
+                bytes=size,
+                elapsed_ms=elapsed_ms,
+                produced_at=dt.datetime.now(dt.UTC),
+            ),
             status=status,
         )
 
@@ -250,7 +264,8 @@ class StepEnvelope(_Wire, frozen=True, kw_only=True):
             raise EnvelopeEncodeError(
                 f"Cannot convert step {self.step_id!r} data to Arrow: expected dtypes Arrow "
                 f"can hold, got {type(exc).__name__}: {exc} - at `envelope.data`; use "
-                f"to_polars(), or cast such columns (Int128 to Int64 or Decimal) first") from exc
+                f"to_polars(), or cast such columns (Int128 to Int64 or Decimal) first"
+            ) from exc
         return table
 
     def to_polars(self) -> pl.DataFrame:
@@ -300,8 +315,10 @@ def _decode(
         # msgspec's depth guard: a corrupt or hostile value must not crash the reader
         raise EnvelopeDecodeError(
             f"Invalid {what}{at}: expected JSON nested under the decoder's depth limit, got a "
-            f"value nested too deeply; rewrite the value at that key") from exc
+            f"value nested too deeply; rewrite the value at that key"
+        ) from exc
     except UnicodeEncodeError as exc:
         raise EnvelopeDecodeError(
             f"Malformed text for a {what}{at}: expected Unicode text, got a lone surrogate at "
-            f"character {exc.start}; decode the bytes strictly first") from exc
+            f"character {exc.start}; decode the bytes strictly first"
+        ) from exc

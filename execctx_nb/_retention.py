@@ -87,8 +87,9 @@ class TrimResult(NamedTuple):
     """The group whose pending or unread entries stopped the trim short ('' if none)."""
 
 
-def trim_events(client: valkey.Valkey, tenant_id: str, *, maxlen: int | None = None,
-                minid: str | None = None) -> TrimResult:
+def trim_events(
+    client: valkey.Valkey, tenant_id: str, *, maxlen: int | None = None, minid: str | None = None
+) -> TrimResult:
     """Trim ``t:{tenantId}:events`` to ``maxlen`` entries or to ids >= ``minid``.
 
     Exactly one of ``maxlen`` / ``minid`` is given. Entries still pending for any consumer
@@ -101,28 +102,37 @@ def trim_events(client: valkey.Valkey, tenant_id: str, *, maxlen: int | None = N
     """
     stream = keys.events_key(tenant_id)
     if (maxlen is None) == (minid is None):
-        raise ValueError("Expected exactly one of maxlen / minid - at `trim_events`; got"
-                         f" maxlen={maxlen!r}, minid={minid!r}")
-    if maxlen is not None and (isinstance(maxlen, bool) or not isinstance(maxlen, int) or maxlen < 0):
+        raise ValueError(
+            "Expected exactly one of maxlen / minid - at `trim_events`; got"
+            f" maxlen={maxlen!r}, minid={minid!r}"
+        )
+    if maxlen is not None and (
+        isinstance(maxlen, bool) or not isinstance(maxlen, int) or maxlen < 0
+    ):
         raise ValueError(f"Invalid maxlen {maxlen!r}: expected an int >= 0 - at `maxlen`")
     if minid is not None:
         head, sep, tail = minid.partition("-")
         if not head.isdigit() or (sep and not tail.isdigit()):
-            raise ValueError(f"Invalid minid {minid!r}: expected a stream id like '1764077041000-0'"
-                             " - at `minid`")
+            raise ValueError(
+                f"Invalid minid {minid!r}: expected a stream id like '1764077041000-0' - at `minid`"
+            )
         minid = minid if sep else f"{minid}-0"
     try:
         return _trim_in_steps(client, stream, maxlen=maxlen, minid=minid)
     except (valkey.exceptions.ConnectionError, valkey.exceptions.TimeoutError, OSError) as exc:
-        raise StoreUnavailableError(f"Could not trim `{stream}`: {exc} - each step of the trim"
-                                    " is atomic and safe to repeat; try again") from exc
+        raise StoreUnavailableError(
+            f"Could not trim `{stream}`: {exc} - each step of the trim"
+            " is atomic and safe to repeat; try again"
+        ) from exc
     except valkey.exceptions.ResponseError as exc:
-        raise EventStreamError(f"The server refused to trim `{stream}`: {exc} - check that the"
-                               " key holds a stream") from exc
+        raise EventStreamError(
+            f"The server refused to trim `{stream}`: {exc} - check that the key holds a stream"
+        ) from exc
 
 
-def _trim_in_steps(client: valkey.Valkey, stream: str, *, maxlen: int | None,
-                   minid: str | None) -> TrimResult:
+def _trim_in_steps(
+    client: valkey.Valkey, stream: str, *, maxlen: int | None, minid: str | None
+) -> TrimResult:
     """Run bounded trim steps until the request is met, a group holds it back, or the stream ends."""
     removed_total, target, holder = 0, "", ""
     # maxlen counts from the stream as it is now: the first step reports how many entries are
@@ -132,8 +142,9 @@ def _trim_in_steps(client: valkey.Valkey, stream: str, *, maxlen: int | None,
     while remaining is None or remaining > 0:
         want = TRIM_STEP if remaining is None else min(TRIM_STEP, remaining)
         limit_len = str(maxlen) if maxlen is not None and remaining is None else ""
-        reply = cast(list[Any], client.eval(_TRIM_STEP_LUA, 1, stream, str(want), minid or "",
-                                            limit_len))
+        reply = cast(
+            list[Any], client.eval(_TRIM_STEP_LUA, 1, stream, str(want), minid or "", limit_len)
+        )
         removed, excess = int(reply[0]), int(reply[3])
         step_target, step_holder = _text(reply[1]), _text(reply[2])
         if maxlen is not None and remaining is None:

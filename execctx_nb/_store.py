@@ -101,19 +101,34 @@ class ExecutionContextStore:
     ...     store.get_step(scope, "clean").to_polars()
     """
 
-    def __init__(self, url: str, *, logger: LoggerLike | None = None, timeout: float = DEFAULT_TIMEOUT,
-                 retries: int = DEFAULT_RETRIES, cold_store: Any = None,
-                 inline_limit_bytes: int = DEFAULT_INLINE_LIMIT,
-                 data_dir: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        logger: LoggerLike | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        retries: int = DEFAULT_RETRIES,
+        cold_store: Any = None,
+        inline_limit_bytes: int = DEFAULT_INLINE_LIMIT,
+        data_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
         self.url = url
         self.timeout = timeout
         self.inline_limit_bytes = inline_limit_bytes
         self._logger = get_logger(logger)
         self._health = HealthMonitor(self._logger, url)
-        self._cold_location = cold_store if cold_store is not None else default_cold_location(data_dir)
+        self._cold_location = (
+            cold_store if cold_store is not None else default_cold_location(data_dir)
+        )
         self._cold: ColdTier | None = None
-        self.client: valkey.Valkey = client_or_error(make_client, url, timeout=timeout, retries=retries,
-                                                     on_retry=self._health.on_retry, client_name="execctx_nb")
+        self.client: valkey.Valkey = client_or_error(
+            make_client,
+            url,
+            timeout=timeout,
+            retries=retries,
+            on_retry=self._health.on_retry,
+            client_name="execctx_nb",
+        )
         # valkey-py annotates commands as "Awaitable[T] | T" for its sync and async clients
         # alike; an Any view keeps the calls below readable under mypy strict.
         self._r: Any = self.client
@@ -149,8 +164,14 @@ class ExecutionContextStore:
         try:
             result = fn()
         except _VALKEY_ERRORS as exc:
-            error, state = translate(exc, op=op, where=where, url=self.url, timeout=self.timeout,
-                                     elapsed=time.monotonic() - started)
+            error, state = translate(
+                exc,
+                op=op,
+                where=where,
+                url=self.url,
+                timeout=self.timeout,
+                elapsed=time.monotonic() - started,
+            )
             self._health.failure(state, str(error), token)
             raise error from exc
         finally:
@@ -164,8 +185,12 @@ class ExecutionContextStore:
     def __enter__(self) -> ExecutionContextStore:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
     def close(self) -> None:
@@ -205,7 +230,11 @@ class ExecutionContextStore:
         plans = [self._plan(scope, envelope) for envelope in envelopes]
         if not plans:
             return []
-        where = plans[0][0] if len(plans) == 1 else keys.execution_prefix(scope.tenant_id, scope.execution_id)
+        where = (
+            plans[0][0]
+            if len(plans) == 1
+            else keys.execution_prefix(scope.tenant_id, scope.execution_id)
+        )
         replies = self._run("put_step", where, lambda: self._send_put(plans))
         return put_results(plans, replies, envelopes)
 
@@ -234,7 +263,11 @@ class ExecutionContextStore:
         check_scope(scope, envelope)
         env = fill_envelope(envelope)
         key, akey = keys.step_keys(scope.tenant_id, env.execution_id, env.step_id)
-        if env.data is not None and env.data_ref is None and fits_inline(env.data, self.inline_limit_bytes):
+        if (
+            env.data is not None
+            and env.data_ref is None
+            and fits_inline(env.data, self.inline_limit_bytes)
+        ):
             wire = envelope_json(env)
             if len(wire) <= self.inline_limit_bytes:
                 return key, akey, env.attempt, wire, env
@@ -242,8 +275,7 @@ class ExecutionContextStore:
             return key, akey, env.attempt, envelope_json(env), env
         return self._plan_cold(scope, env, key, akey)
 
-    def _plan_cold(self, scope: ExecutionScope, env: StepEnvelope, key: str,
-                   akey: str) -> _Plan:
+    def _plan_cold(self, scope: ExecutionScope, env: StepEnvelope, key: str, akey: str) -> _Plan:
         payload, rows = data_parquet(env)
         path = keys.cold_step_data_path(scope.tenant_id, env.execution_id, env.step_id, env.attempt)
         # Never overwrite the Parquet object of an attempt stored with other data: check first.
@@ -256,7 +288,9 @@ class ExecutionContextStore:
         wire, stored = cold_envelope(env, self.cold.uri(path), payload, rows, digest)
         return key, akey, env.attempt, wire, stored
 
-    def get_step(self, scope: ExecutionScope, step_id: str, attempt: int | None = None) -> StepEnvelope | None:
+    def get_step(
+        self, scope: ExecutionScope, step_id: str, attempt: int | None = None
+    ) -> StepEnvelope | None:
         """The latest attempt of a step (or ``attempt``), data loaded; None when absent."""
         key = keys.step_key(scope.tenant_id, scope.execution_id, step_id)
         if attempt is None:
@@ -311,8 +345,12 @@ class ExecutionContextStore:
             for i, key in enumerate(step_keys):
                 if raws[i] is None:
                     raws[i] = self._run("GET", key, functools.partial(self._r.get, key))
-        return [None if env is None else self._load(check_envelope_at(env, scope, step, key))
-                for step, key, env in zip(step_ids, step_keys, decode_envelopes(raws, step_keys), strict=True)]
+        return [
+            None if env is None else self._load(check_envelope_at(env, scope, step, key))
+            for step, key, env in zip(
+                step_ids, step_keys, decode_envelopes(raws, step_keys), strict=True
+            )
+        ]
 
     def get_execution(self, scope: ExecutionScope) -> list[StepEnvelope]:
         """The latest attempt of every step (sorted by step id), data loaded."""
@@ -365,14 +403,25 @@ class ExecutionContextStore:
         got = self._run("SET NX", key, lambda: self._acquire_script(keys=[key], args=[token, ttl]))
         if not int(got):
             return None
-        return Lease(tenant_id=scope.tenant_id, execution_id=scope.execution_id, owner=owner, token=token, ttl_ms=ttl)
+        return Lease(
+            tenant_id=scope.tenant_id,
+            execution_id=scope.execution_id,
+            owner=owner,
+            token=token,
+            ttl_ms=ttl,
+        )
 
     def renew_lease(self, lease: Lease, ttl_ms: int | None = None) -> Lease:
         """Extend a held lease (SET IFEQ); raise LeaseError if it expired or was taken."""
         ttl = validate_ttl(lease.ttl_ms if ttl_ms is None else ttl_ms)
         key = lease.key
-        ok = self._run("SET IFEQ", key, lambda: self._r.execute_command(
-            "SET", key, lease.token, "IFEQ", lease.token, "PX", ttl))
+        ok = self._run(
+            "SET IFEQ",
+            key,
+            lambda: self._r.execute_command(
+                "SET", key, lease.token, "IFEQ", lease.token, "PX", ttl
+            ),
+        )
         if not ok:
             raise LeaseError(
                 f"Lease on execution {lease.execution_id!r} held by {lease.owner!r} was lost (expired"
@@ -383,7 +432,9 @@ class ExecutionContextStore:
     def release_lease(self, lease: Lease) -> bool:
         """Release a held lease (DELIFEQ); False when it had already expired or been taken."""
         key = lease.key
-        return bool(self._run("DELIFEQ", key, lambda: self._r.execute_command("DELIFEQ", key, lease.token)))
+        return bool(
+            self._run("DELIFEQ", key, lambda: self._r.execute_command("DELIFEQ", key, lease.token))
+        )
 
     # -- archive -----------------------------------------------------------------------
     def archive_execution(self, scope: ExecutionScope, flow_id: str, *, evict: bool = False) -> str:
@@ -402,11 +453,19 @@ class ExecutionContextStore:
                 pipe.hgetall(key)
             return list(zip(found, pipe.execute(), strict=True))
 
-        envelopes = [StepEnvelope.from_json(raw, where=f"{k.decode()}#{f.decode()}")
-                     for k, hashes in self._run("HGETALL", pattern, collect) for f, raw in hashes.items()]
+        envelopes = [
+            StepEnvelope.from_json(raw, where=f"{k.decode()}#{f.decode()}")
+            for k, hashes in self._run("HGETALL", pattern, collect)
+            for f, raw in hashes.items()
+        ]
         envelopes.sort(key=lambda e: (e.step_id, e.attempt))
-        archive = Archive(tenant_id=scope.tenant_id, flow_id=flow_id, execution_id=scope.execution_id,
-                          archived_at=dt.datetime.now(dt.UTC), envelopes=tuple(envelopes))
+        archive = Archive(
+            tenant_id=scope.tenant_id,
+            flow_id=flow_id,
+            execution_id=scope.execution_id,
+            archived_at=dt.datetime.now(dt.UTC),
+            envelopes=tuple(envelopes),
+        )
         self.cold.put_bytes(path, msgspec.json.encode(archive))
         if evict:
             self._run("UNLINK", scope.execution_id, lambda: self._evict(scope))
@@ -416,7 +475,9 @@ class ExecutionContextStore:
         found = self._scan(keys.execution_pattern(scope.tenant_id, scope.execution_id))
         return int(self._r.unlink(*found)) if found else 0
 
-    def restore_execution(self, tenant_id: str, flow_id: str, execution_id: str) -> list[StepEnvelope]:
+    def restore_execution(
+        self, tenant_id: str, flow_id: str, execution_id: str
+    ) -> list[StepEnvelope]:
         """Write an archived execution back (idempotently); return its latest envelopes."""
         path = keys.cold_archive_path(tenant_id, flow_id, execution_id)
         raw = self.cold.get_bytes(path, missing=no_archive(self.cold, path, flow_id, execution_id))
@@ -436,8 +497,13 @@ class ExecutionContextStore:
 
 
 def create_valkey_execution_context_store(
-    url: str | None = None, *, logger: LoggerLike | None = None, timeout: float = DEFAULT_TIMEOUT,
-    retries: int = DEFAULT_RETRIES, cold_store: Any = None, inline_limit_bytes: int = DEFAULT_INLINE_LIMIT,
+    url: str | None = None,
+    *,
+    logger: LoggerLike | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    retries: int = DEFAULT_RETRIES,
+    cold_store: Any = None,
+    inline_limit_bytes: int = DEFAULT_INLINE_LIMIT,
     data_dir: str | os.PathLike[str] | None = None,
 ) -> ExecutionContextStore:
     """Open the execution context store.
@@ -461,9 +527,15 @@ def create_valkey_execution_context_store(
     data_dir
         Data directory for the embedded server (AOF) and the default cold tier.
     """
-    return ExecutionContextStore(resolve_url(url, data_dir=data_dir), logger=logger, timeout=timeout,
-                                 retries=retries, cold_store=cold_store,
-                                 inline_limit_bytes=inline_limit_bytes, data_dir=data_dir)
+    return ExecutionContextStore(
+        resolve_url(url, data_dir=data_dir),
+        logger=logger,
+        timeout=timeout,
+        retries=retries,
+        cold_store=cold_store,
+        inline_limit_bytes=inline_limit_bytes,
+        data_dir=data_dir,
+    )
 
 
 _CONNECTED: dict[tuple[Any, ...], ExecutionContextStore] = {}
@@ -471,7 +543,10 @@ _CONNECTED: dict[tuple[Any, ...], ExecutionContextStore] = {}
 
 def connect(url: str | None = None, **kwargs: Any) -> ExecutionContextStore:
     """The notebook shortcut: one open store per URL and settings, reused across cells."""
-    memo = (resolve_url(url, data_dir=kwargs.get("data_dir")), tuple(sorted((k, repr(v)) for k, v in kwargs.items())))
+    memo = (
+        resolve_url(url, data_dir=kwargs.get("data_dir")),
+        tuple(sorted((k, repr(v)) for k, v in kwargs.items())),
+    )
     store = _CONNECTED.get(memo)
     if store is None or store._closed:
         store = _CONNECTED[memo] = create_valkey_execution_context_store(memo[0], **kwargs)

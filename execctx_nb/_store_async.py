@@ -77,20 +77,34 @@ class AsyncExecutionContextStore:
     ...     await store.get_step(ExecutionScope("org_42", "run-1"), "clean")
     """
 
-    def __init__(self, url: str, *, logger: LoggerLike | None = None, timeout: float = DEFAULT_TIMEOUT,
-                 retries: int = DEFAULT_RETRIES, cold_store: Any = None,
-                 inline_limit_bytes: int = DEFAULT_INLINE_LIMIT,
-                 data_dir: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        logger: LoggerLike | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        retries: int = DEFAULT_RETRIES,
+        cold_store: Any = None,
+        inline_limit_bytes: int = DEFAULT_INLINE_LIMIT,
+        data_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
         self.url = url
         self.timeout = timeout
         self.inline_limit_bytes = inline_limit_bytes
         self._logger = get_logger(logger)
         self._health = HealthMonitor(self._logger, url)
-        self._cold_location = cold_store if cold_store is not None else default_cold_location(data_dir)
+        self._cold_location = (
+            cold_store if cold_store is not None else default_cold_location(data_dir)
+        )
         self._cold: ColdTier | None = None
         self.client: valkey.asyncio.Valkey = client_or_error(
-            make_async_client, url, timeout=timeout, retries=retries, on_retry=self._health.on_retry,
-            client_name="execctx_nb")
+            make_async_client,
+            url,
+            timeout=timeout,
+            retries=retries,
+            on_retry=self._health.on_retry,
+            client_name="execctx_nb",
+        )
         self._r: Any = self.client  # see ExecutionContextStore: valkey-py's annotations
         self._put_sha = self.client.register_script(PUT_SCRIPT).sha
         self._acquire_script = self.client.register_script(ACQUIRE_SCRIPT)
@@ -123,8 +137,14 @@ class AsyncExecutionContextStore:
         try:
             result = await fn()
         except _VALKEY_ERRORS as exc:
-            error, state = translate(exc, op=op, where=where, url=self.url, timeout=self.timeout,
-                                     elapsed=time.monotonic() - started)
+            error, state = translate(
+                exc,
+                op=op,
+                where=where,
+                url=self.url,
+                timeout=self.timeout,
+                elapsed=time.monotonic() - started,
+            )
             self._health.failure(state, str(error), token)
             raise error from exc
         finally:
@@ -138,8 +158,12 @@ class AsyncExecutionContextStore:
     async def __aenter__(self) -> AsyncExecutionContextStore:
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await self.aclose()
 
     async def aclose(self) -> None:
@@ -164,12 +188,18 @@ class AsyncExecutionContextStore:
         """Store one attempt of a step idempotently; return the envelope as stored."""
         return (await self.put_steps(scope, [envelope]))[0]
 
-    async def put_steps(self, scope: ExecutionScope, envelopes: list[StepEnvelope]) -> list[StepEnvelope]:
+    async def put_steps(
+        self, scope: ExecutionScope, envelopes: list[StepEnvelope]
+    ) -> list[StepEnvelope]:
         """Store several envelopes of one execution in one round trip (see the sync store)."""
         plans = [await self._plan(scope, envelope) for envelope in envelopes]
         if not plans:
             return []
-        where = plans[0][0] if len(plans) == 1 else keys.execution_prefix(scope.tenant_id, scope.execution_id)
+        where = (
+            plans[0][0]
+            if len(plans) == 1
+            else keys.execution_prefix(scope.tenant_id, scope.execution_id)
+        )
         replies = await self._run("put_step", where, lambda: self._send_put(plans))
         return put_results(plans, replies, envelopes)
 
@@ -194,7 +224,11 @@ class AsyncExecutionContextStore:
         check_scope(scope, envelope)
         env = fill_envelope(envelope)
         key, akey = keys.step_keys(scope.tenant_id, env.execution_id, env.step_id)
-        if env.data is not None and env.data_ref is None and fits_inline(env.data, self.inline_limit_bytes):
+        if (
+            env.data is not None
+            and env.data_ref is None
+            and fits_inline(env.data, self.inline_limit_bytes)
+        ):
             wire = envelope_json(env)
             if len(wire) <= self.inline_limit_bytes:
                 return key, akey, env.attempt, wire, env
@@ -210,7 +244,9 @@ class AsyncExecutionContextStore:
         wire, stored = cold_envelope(env, self.cold.uri(path), payload, rows, digest)
         return key, akey, env.attempt, wire, stored
 
-    async def get_step(self, scope: ExecutionScope, step_id: str, attempt: int | None = None) -> StepEnvelope | None:
+    async def get_step(
+        self, scope: ExecutionScope, step_id: str, attempt: int | None = None
+    ) -> StepEnvelope | None:
         """The latest attempt of a step (or ``attempt``), data loaded; None when absent."""
         key = keys.step_key(scope.tenant_id, scope.execution_id, step_id)
         if attempt is None:
@@ -251,7 +287,9 @@ class AsyncExecutionContextStore:
         skip = len(pattern) - 1
         return sorted({k.decode()[skip:] for k in found})
 
-    async def get_steps(self, scope: ExecutionScope, step_ids: list[str]) -> list[StepEnvelope | None]:
+    async def get_steps(
+        self, scope: ExecutionScope, step_ids: list[str]
+    ) -> list[StepEnvelope | None]:
         """The latest attempt of each of ``step_ids`` in one round trip (None where absent)."""
         step_keys = [keys.step_key(scope.tenant_id, scope.execution_id, s) for s in step_ids]
         if not step_keys:
@@ -265,13 +303,21 @@ class AsyncExecutionContextStore:
                 if raws[i] is None:
                     raws[i] = await self._run("GET", key, functools.partial(self._r.get, key))
         out: list[StepEnvelope | None] = []
-        for step, key, env in zip(step_ids, step_keys, decode_envelopes(raws, step_keys), strict=True):
-            out.append(None if env is None else await self._load(check_envelope_at(env, scope, step, key)))
+        for step, key, env in zip(
+            step_ids, step_keys, decode_envelopes(raws, step_keys), strict=True
+        ):
+            out.append(
+                None if env is None else await self._load(check_envelope_at(env, scope, step, key))
+            )
         return out
 
     async def get_execution(self, scope: ExecutionScope) -> list[StepEnvelope]:
         """The latest attempt of every step (sorted by step id), data loaded."""
-        return [env for env in await self.get_steps(scope, await self.list_steps(scope)) if env is not None]
+        return [
+            env
+            for env in await self.get_steps(scope, await self.list_steps(scope))
+            if env is not None
+        ]
 
     async def list_executions(self, tenant_id: str) -> list[str]:
         """Sorted ids of the executions of one tenant (a SCAN bounded to its prefix)."""
@@ -282,10 +328,14 @@ class AsyncExecutionContextStore:
 
     async def delete_execution(self, scope: ExecutionScope) -> int:
         """Delete every key of an execution and its cold objects; return the keys deleted."""
-        removed = await self._run("UNLINK", keys.execution_pattern(scope.tenant_id, scope.execution_id),
-                                  lambda: self._evict(scope))
-        await asyncio.to_thread(self.cold.delete_prefix,
-                                keys.cold_execution_prefix(scope.tenant_id, scope.execution_id))
+        removed = await self._run(
+            "UNLINK",
+            keys.execution_pattern(scope.tenant_id, scope.execution_id),
+            lambda: self._evict(scope),
+        )
+        await asyncio.to_thread(
+            self.cold.delete_prefix, keys.cold_execution_prefix(scope.tenant_id, scope.execution_id)
+        )
         return removed
 
     async def _evict(self, scope: ExecutionScope) -> int:
@@ -299,7 +349,9 @@ class AsyncExecutionContextStore:
     async def get_flow_vars(self, tenant_id: str, flow_id: str) -> dict[str, Any]:
         """A flow's variables (JSON values), sorted by name; {} when none."""
         key = keys.flow_vars_key(tenant_id, flow_id)
-        return decode_flow_vars(await self._run("HGETALL", key, lambda: self._r.hgetall(key)), key=key)
+        return decode_flow_vars(
+            await self._run("HGETALL", key, lambda: self._r.hgetall(key)), key=key
+        )
 
     async def set_flow_vars(self, tenant_id: str, flow_id: str, mapping: dict[str, Any]) -> None:
         """Set (merge) flow variables; values must be JSON-encodable."""
@@ -308,7 +360,9 @@ class AsyncExecutionContextStore:
         if fields:
             await self._run("HSET", key, lambda: self._r.hset(key, mapping=fields))
 
-    async def delete_flow_vars(self, tenant_id: str, flow_id: str, names: list[str] | None = None) -> int:
+    async def delete_flow_vars(
+        self, tenant_id: str, flow_id: str, names: list[str] | None = None
+    ) -> int:
         """Delete some (or all) of a flow's variables; return how many were removed."""
         key = keys.flow_vars_key(tenant_id, flow_id)
         if names is None:
@@ -320,17 +374,30 @@ class AsyncExecutionContextStore:
         """Take the execution's lease for ``ttl_ms``; None when another owner holds it."""
         token, ttl = new_lease_token(owner), validate_ttl(ttl_ms)
         key = keys.lease_key(scope.tenant_id, scope.execution_id)
-        got = await self._run("SET NX", key, lambda: self._acquire_script(keys=[key], args=[token, ttl]))
+        got = await self._run(
+            "SET NX", key, lambda: self._acquire_script(keys=[key], args=[token, ttl])
+        )
         if not int(got):
             return None
-        return Lease(tenant_id=scope.tenant_id, execution_id=scope.execution_id, owner=owner, token=token, ttl_ms=ttl)
+        return Lease(
+            tenant_id=scope.tenant_id,
+            execution_id=scope.execution_id,
+            owner=owner,
+            token=token,
+            ttl_ms=ttl,
+        )
 
     async def renew_lease(self, lease: Lease, ttl_ms: int | None = None) -> Lease:
         """Extend a held lease (SET IFEQ); raise LeaseError if it expired or was taken."""
         ttl = validate_ttl(lease.ttl_ms if ttl_ms is None else ttl_ms)
         key = lease.key
-        ok = await self._run("SET IFEQ", key, lambda: self._r.execute_command(
-            "SET", key, lease.token, "IFEQ", lease.token, "PX", ttl))
+        ok = await self._run(
+            "SET IFEQ",
+            key,
+            lambda: self._r.execute_command(
+                "SET", key, lease.token, "IFEQ", lease.token, "PX", ttl
+            ),
+        )
         if not ok:
             raise LeaseError(
                 f"Lease on execution {lease.execution_id!r} held by {lease.owner!r} was lost (expired"
@@ -341,10 +408,16 @@ class AsyncExecutionContextStore:
     async def release_lease(self, lease: Lease) -> bool:
         """Release a held lease (DELIFEQ); False when it had already expired or been taken."""
         key = lease.key
-        return bool(await self._run("DELIFEQ", key, lambda: self._r.execute_command("DELIFEQ", key, lease.token)))
+        return bool(
+            await self._run(
+                "DELIFEQ", key, lambda: self._r.execute_command("DELIFEQ", key, lease.token)
+            )
+        )
 
     # -- archive -----------------------------------------------------------------------
-    async def archive_execution(self, scope: ExecutionScope, flow_id: str, *, evict: bool = False) -> str:
+    async def archive_execution(
+        self, scope: ExecutionScope, flow_id: str, *, evict: bool = False
+    ) -> str:
         """Write every attempt of every step to the archive path; return its URI."""
         path = keys.cold_archive_path(scope.tenant_id, flow_id, scope.execution_id)
         pattern = keys.step_attempts_pattern(scope.tenant_id, scope.execution_id)
@@ -356,21 +429,32 @@ class AsyncExecutionContextStore:
                 pipe.hgetall(key)
             return list(zip(found, await pipe.execute(), strict=True))
 
-        envelopes = [StepEnvelope.from_json(raw, where=f"{k.decode()}#{f.decode()}")
-                     for k, hashes in await self._run("HGETALL", pattern, collect) for f, raw in hashes.items()]
+        envelopes = [
+            StepEnvelope.from_json(raw, where=f"{k.decode()}#{f.decode()}")
+            for k, hashes in await self._run("HGETALL", pattern, collect)
+            for f, raw in hashes.items()
+        ]
         envelopes.sort(key=lambda e: (e.step_id, e.attempt))
-        archive = Archive(tenant_id=scope.tenant_id, flow_id=flow_id, execution_id=scope.execution_id,
-                          archived_at=dt.datetime.now(dt.UTC), envelopes=tuple(envelopes))
+        archive = Archive(
+            tenant_id=scope.tenant_id,
+            flow_id=flow_id,
+            execution_id=scope.execution_id,
+            archived_at=dt.datetime.now(dt.UTC),
+            envelopes=tuple(envelopes),
+        )
         await asyncio.to_thread(self.cold.put_bytes, path, msgspec.json.encode(archive))
         if evict:
             await self._run("UNLINK", scope.execution_id, lambda: self._evict(scope))
         return self.cold.uri(path)
 
-    async def restore_execution(self, tenant_id: str, flow_id: str, execution_id: str) -> list[StepEnvelope]:
+    async def restore_execution(
+        self, tenant_id: str, flow_id: str, execution_id: str
+    ) -> list[StepEnvelope]:
         """Write an archived execution back (idempotently); return its latest envelopes."""
         path = keys.cold_archive_path(tenant_id, flow_id, execution_id)
-        raw = await asyncio.to_thread(self.cold.get_bytes, path,
-                                      missing=no_archive(self.cold, path, flow_id, execution_id))
+        raw = await asyncio.to_thread(
+            self.cold.get_bytes, path, missing=no_archive(self.cold, path, flow_id, execution_id)
+        )
         try:
             archive = msgspec.json.decode(raw, type=Archive)
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
@@ -387,11 +471,22 @@ class AsyncExecutionContextStore:
 
 
 def create_async_valkey_execution_context_store(
-    url: str | None = None, *, logger: LoggerLike | None = None, timeout: float = DEFAULT_TIMEOUT,
-    retries: int = DEFAULT_RETRIES, cold_store: Any = None, inline_limit_bytes: int = DEFAULT_INLINE_LIMIT,
+    url: str | None = None,
+    *,
+    logger: LoggerLike | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    retries: int = DEFAULT_RETRIES,
+    cold_store: Any = None,
+    inline_limit_bytes: int = DEFAULT_INLINE_LIMIT,
     data_dir: str | os.PathLike[str] | None = None,
 ) -> AsyncExecutionContextStore:
     """Open the asyncio store; the parameters are those of create_valkey_execution_context_store."""
-    return AsyncExecutionContextStore(resolve_url(url, data_dir=data_dir), logger=logger, timeout=timeout,
-                                      retries=retries, cold_store=cold_store,
-                                      inline_limit_bytes=inline_limit_bytes, data_dir=data_dir)
+    return AsyncExecutionContextStore(
+        resolve_url(url, data_dir=data_dir),
+        logger=logger,
+        timeout=timeout,
+        retries=retries,
+        cold_store=cold_store,
+        inline_limit_bytes=inline_limit_bytes,
+        data_dir=data_dir,
+    )

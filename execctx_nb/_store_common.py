@@ -116,7 +116,9 @@ def put_chunks(plans: list[Any]) -> list[list[Any]]:
     current: list[Any] = []
     size = 0
     for plan in plans:
-        if current and (len(current) >= PUT_BATCH_ENVELOPES or size + len(plan[3]) > PUT_BATCH_BYTES):
+        if current and (
+            len(current) >= PUT_BATCH_ENVELOPES or size + len(plan[3]) > PUT_BATCH_BYTES
+        ):
             chunks.append(current)
             current, size = [], 0
         current.append(plan)
@@ -173,7 +175,9 @@ class Lease(msgspec.Struct, frozen=True, kw_only=True):
 def new_lease_token(owner: str) -> str:
     """``{owner}:{random}``: unique per acquisition, so a stale holder can never match."""
     if not isinstance(owner, str) or not owner:
-        raise InvalidKeyError(f"Invalid lease owner {owner!r}: expected a non-empty str - at `owner`")
+        raise InvalidKeyError(
+            f"Invalid lease owner {owner!r}: expected a non-empty str - at `owner`"
+        )
     return f"{owner}:{secrets.token_hex(12)}"
 
 
@@ -201,8 +205,10 @@ def _json_exact(data: Any, kind: str) -> bool:
         columns = data.get_columns()
     else:
         schema = data.schema
-        if data.num_rows == 0 or schema.metadata or any(
-            str(f.type) not in _JSON_EXACT_ARROW or not f.nullable for f in schema
+        if (
+            data.num_rows == 0
+            or schema.metadata
+            or any(str(f.type) not in _JSON_EXACT_ARROW or not f.nullable for f in schema)
         ):
             return False
         import polars as pl
@@ -297,15 +303,22 @@ def data_parquet(env: StepEnvelope) -> tuple[memoryview, int]:
 
     try:
         return encode_parquet(env.data)
-    except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError, pa.ArrowException) as exc:
+    except (
+        TypeError,
+        ValueError,
+        OverflowError,
+        pl.exceptions.PolarsError,
+        pa.ArrowException,
+    ) as exc:
         raise EnvelopeEncodeError(
             f"Step {env.step_id!r} attempt {env.attempt}: data cannot be written as Parquet"
             f" ({type(exc).__name__}: {exc}) - at `envelope.data`; {_ENCODE_HINT}"
         ) from exc
 
 
-def cold_envelope(env: StepEnvelope, uri: str, payload: bytes | memoryview, rows: int,
-                  digest: str | None = None) -> tuple[bytes, StepEnvelope]:
+def cold_envelope(
+    env: StepEnvelope, uri: str, payload: bytes | memoryview, rows: int, digest: str | None = None
+) -> tuple[bytes, StepEnvelope]:
     """The wire JSON and envelope that reference ``payload`` at ``uri`` instead of inline data."""
     digest = digest or hashlib.sha256(payload).hexdigest()
     ref = DataRef(uri=uri, bytes=len(payload), sha256=digest, row_count=rows)
@@ -345,12 +358,20 @@ def check_conflict(existing: bytes, new: bytes, *, key: str, attempt: int) -> St
     )
 
 
-def put_results(plans: list[Any], replies: list[Any], envelopes: list[StepEnvelope]) -> list[StepEnvelope]:
+def put_results(
+    plans: list[Any], replies: list[Any], envelopes: list[StepEnvelope]
+) -> list[StepEnvelope]:
     """The envelopes as stored, from the script's replies; raise the first conflict."""
     out = []
-    for (_key, akey, attempt, wire, planned), reply, original in zip(plans, replies, envelopes, strict=True):
+    for (_key, akey, attempt, wire, planned), reply, original in zip(
+        plans, replies, envelopes, strict=True
+    ):
         # A bulk reply is the JSON stored before under this attempt: the same write, or a conflict.
-        env = check_conflict(reply, wire, key=akey, attempt=attempt) if isinstance(reply, bytes) else planned
+        env = (
+            check_conflict(reply, wire, key=akey, attempt=attempt)
+            if isinstance(reply, bytes)
+            else planned
+        )
         if original.data is not None and env.data is not original.data:
             env = msgspec.structs.replace(env, data=original.data)  # a frame stays a frame
         out.append(env)
@@ -370,14 +391,18 @@ def decode_envelopes(raws: list[bytes | None], where: list[str]) -> list[StepEnv
     if enabled and len(raws) > 1:
         gc.disable()
     try:
-        return [None if raw is None else StepEnvelope.from_json(raw, where=key)
-                for raw, key in zip(raws, where, strict=True)]
+        return [
+            None if raw is None else StepEnvelope.from_json(raw, where=key)
+            for raw, key in zip(raws, where, strict=True)
+        ]
     finally:
         if enabled:
             gc.enable()
 
 
-def check_envelope_at(envelope: StepEnvelope, scope: ExecutionScope, step_id: str, key: str) -> StepEnvelope:
+def check_envelope_at(
+    envelope: StepEnvelope, scope: ExecutionScope, step_id: str, key: str
+) -> StepEnvelope:
     """Reject a decoded envelope that does not belong where it was found."""
     if envelope.execution_id != scope.execution_id or envelope.step_id != step_id:
         raise EnvelopeDecodeError(
@@ -394,13 +419,19 @@ _FLOW_ENCODER = msgspec.json.Encoder()
 def encode_flow_vars(mapping: dict[str, Any]) -> dict[str, bytes]:
     """Flow vars as a hash: field name -> JSON value (so types round-trip)."""
     if not isinstance(mapping, dict):
-        raise InvalidKeyError(f"Invalid flow vars {type(mapping).__name__}: expected a dict - at `mapping`")
+        raise InvalidKeyError(
+            f"Invalid flow vars {type(mapping).__name__}: expected a dict - at `mapping`"
+        )
     out: dict[str, bytes] = {}
     for name, value in mapping.items():
         if not isinstance(name, str) or not name:
-            raise InvalidKeyError(f"Invalid flow var name {name!r}: expected a non-empty str - at `mapping`")
+            raise InvalidKeyError(
+                f"Invalid flow var name {name!r}: expected a non-empty str - at `mapping`"
+            )
         if isinstance(value, float) and not math.isfinite(value):
-            raise InvalidKeyError(f"Invalid flow var {name!r}: {value!r} has no JSON form - at `mapping[{name!r}]`")
+            raise InvalidKeyError(
+                f"Invalid flow var {name!r}: {value!r} has no JSON form - at `mapping[{name!r}]`"
+            )
         try:
             out[name] = _FLOW_ENCODER.encode(value)
         except (TypeError, msgspec.EncodeError) as exc:
@@ -436,7 +467,9 @@ class Archive(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     format_version: int = 1
 
 
-def parse_probe(info: dict[str, Any], previous_run_id: str | None) -> tuple[HealthState, str, str | None]:
+def parse_probe(
+    info: dict[str, Any], previous_run_id: str | None
+) -> tuple[HealthState, str, str | None]:
     """Health state from ``INFO everything``: loading, replica, persistence errors, data loss."""
     run_id = info.get("run_id")
     run_id = None if run_id is None else str(run_id)
@@ -446,7 +479,11 @@ def parse_probe(info: dict[str, Any], previous_run_id: str | None) -> tuple[Heal
         return HealthState.READ_ONLY, "the server is a replica", run_id
     maxmemory = int(info.get("maxmemory", 0) or 0)
     if maxmemory and int(info.get("used_memory", 0)) >= maxmemory:
-        return HealthState.OUT_OF_MEMORY, f"used_memory has reached maxmemory ({maxmemory} bytes)", run_id
+        return (
+            HealthState.OUT_OF_MEMORY,
+            f"used_memory has reached maxmemory ({maxmemory} bytes)",
+            run_id,
+        )
     # Persistent: AOF on, or RDB snapshots configured (a non-empty "save" policy shows as
     # rdb_saves > 0 after the first one); either way a restart reloads the data.
     persistent = bool(int(info.get("aof_enabled", 0))) or bool(int(info.get("rdb_saves", 0)))
@@ -455,14 +492,18 @@ def parse_probe(info: dict[str, Any], previous_run_id: str | None) -> tuple[Heal
     if str(info.get("rdb_last_bgsave_status", "ok")) != "ok":
         return HealthState.DEGRADED, "the server reports a failed RDB save", run_id
     if previous_run_id is not None and run_id != previous_run_id and not persistent:
-        return (HealthState.DEGRADED,
-                "the server restarted without persistence: data written before the restart is lost",
-                run_id)
+        return (
+            HealthState.DEGRADED,
+            "the server restarted without persistence: data written before the restart is lost",
+            run_id,
+        )
     return HealthState.HEALTHY, "PING and INFO look fine", run_id
 
 
 def no_archive(cold: ColdTier, path: str, flow_id: str, execution_id: str) -> str:
     """Why ``restore_execution`` found nothing at ``path``, and what to do."""
-    return (f"No archive of execution `{execution_id}` (flow `{flow_id}`) - at {cold.uri(path)!r};"
-            " check the flow and execution ids, or write one first with"
-            " archive_execution(scope, flow_id)")
+    return (
+        f"No archive of execution `{execution_id}` (flow `{flow_id}`) - at {cold.uri(path)!r};"
+        " check the flow and execution ids, or write one first with"
+        " archive_execution(scope, flow_id)"
+    )

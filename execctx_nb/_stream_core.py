@@ -89,14 +89,18 @@ def is_transient(exc: BaseException) -> bool:
     """True for a server refusal that clears without the client changing anything."""
     if isinstance(exc, valkey.exceptions.OutOfMemoryError | valkey.exceptions.ReadOnlyError):
         return True
-    return (isinstance(exc, valkey.exceptions.ResponseError)
-            and str(exc).split(" ", 1)[0] in _TRANSIENT_CODES)
+    return (
+        isinstance(exc, valkey.exceptions.ResponseError)
+        and str(exc).split(" ", 1)[0] in _TRANSIENT_CODES
+    )
 
 
 def refused(exc: BaseException, stream: str) -> EventStreamError:
     """The error for a command the server refused (not NOGROUP): wrong key type, OOM, ACL."""
-    return EventStreamError(f"The server refused a command on `{stream}`: {exc} - check that the"
-                            " key holds a stream, the server's maxmemory and the user's ACL")
+    return EventStreamError(
+        f"The server refused a command on `{stream}`: {exc} - check that the"
+        " key holds a stream, the server's maxmemory and the user's ACL"
+    )
 
 
 def default_consumer_name() -> str:
@@ -195,16 +199,22 @@ class SubscriberConfig:
                 raise ValueError(f"Invalid {name} {value!r}: expected an int >= 1 - at `{name}`")
         for name in ("claim_interval_s", "shutdown_timeout_s"):
             if not getattr(self, name) > 0:
-                raise ValueError(f"Invalid {name} {getattr(self, name)!r}: expected seconds > 0 - at `{name}`")
+                raise ValueError(
+                    f"Invalid {name} {getattr(self, name)!r}: expected seconds > 0 - at `{name}`"
+                )
 
 
 def validate_count(count: int, block_ms: int) -> None:
     """Check run-loop arguments: ``1 <= count <= 1000``, ``block_ms >= 1``."""
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_COUNT:
-        raise ValueError(f"Invalid count {count!r}: expected an int from 1 to {MAX_COUNT} - at `count`")
+        raise ValueError(
+            f"Invalid count {count!r}: expected an int from 1 to {MAX_COUNT} - at `count`"
+        )
     if isinstance(block_ms, bool) or not isinstance(block_ms, int) or block_ms < 1:
-        raise ValueError(f"Invalid block_ms {block_ms!r}: expected an int >= 1 - at `block_ms`"
-                         " (0 would block forever and never see the stop event)")
+        raise ValueError(
+            f"Invalid block_ms {block_ms!r}: expected an int >= 1 - at `block_ms`"
+            " (0 would block forever and never see the stop event)"
+        )
 
 
 class Backoff:
@@ -223,7 +233,6 @@ class Backoff:
 
     def reset(self) -> None:
         self.failures = 0
-
 
 
 @dataclass(slots=True)
@@ -300,11 +309,15 @@ def _bad_idem(idem: str, stream: str, stream_id: str) -> str:
 
 
 def _kind_mismatch(kind: str, event: Event) -> str:
-    return (f"malformed entry: field kind {kind!r} does not match the event's kind"
-            f" {event.kind!r} (known kinds: {', '.join(EVENT_KINDS)})")
+    return (
+        f"malformed entry: field kind {kind!r} does not match the event's kind"
+        f" {event.kind!r} (known kinds: {', '.join(EVENT_KINDS)})"
+    )
 
 
-def parse_delivery(d: Delivery, stream: str, tenant: str, group: str | None = None) -> _Parsed | str:
+def parse_delivery(
+    d: Delivery, stream: str, tenant: str, group: str | None = None
+) -> _Parsed | str:
     """The parsed entry, or why it is malformed (it then goes to the dead-letter stream).
 
     ``d.fields`` must be a dict here. ``tenant`` and ``group`` are kept for callers; the
@@ -333,9 +346,22 @@ def dead_letter_fields(d: Delivery, error: str, cfg: SubscriberConfig) -> list[s
     """Field/value list of a dead-letter entry (docs/wire-format.md, "Dead letters")."""
     original = {text(k): text(v) for k, v in entry_fields(d).items()}
     now = msgspec.to_builtins(dt.datetime.now(dt.UTC))
-    return ["origId", d.stream_id, "fields", json.dumps(original, ensure_ascii=False, sort_keys=True),
-            "error", error, "deliveries", str(d.deliveries), "consumer", cfg.consumer,
-            "group", cfg.group, "ts", str(now)]
+    return [
+        "origId",
+        d.stream_id,
+        "fields",
+        json.dumps(original, ensure_ascii=False, sort_keys=True),
+        "error",
+        error,
+        "deliveries",
+        str(d.deliveries),
+        "consumer",
+        cfg.consumer,
+        "group",
+        cfg.group,
+        "ts",
+        str(now),
+    ]
 
 
 class Batch:
@@ -348,9 +374,23 @@ class Batch:
     and :attr:`dead`.
     """
 
-    def __init__(self, *, tenant: str, execution: str | None, cfg: SubscriberConfig, token: str,
-                 stats: SubscriberStats, last_errors: dict[str, str]) -> None:
-        self.tenant, self.execution, self.cfg, self.token, self.stats = tenant, execution, cfg, token, stats
+    def __init__(
+        self,
+        *,
+        tenant: str,
+        execution: str | None,
+        cfg: SubscriberConfig,
+        token: str,
+        stats: SubscriberStats,
+        last_errors: dict[str, str],
+    ) -> None:
+        self.tenant, self.execution, self.cfg, self.token, self.stats = (
+            tenant,
+            execution,
+            cfg,
+            token,
+            stats,
+        )
         self.last_errors = last_errors
         self.stream = keys.events_key(tenant)
         self.prefix = keys.dedup_prefix(tenant, cfg.group)
@@ -367,7 +407,12 @@ class Batch:
     def add_read(self, reply: Sequence[Any]) -> None:
         """Entries of a :data:`READ_LUA` reply (read and leased in one call)."""
         # The hot path of consuming: one idem check and one decode per event.
-        decode, kinds, verdicts, stream = _EVENT_DECODER.decode, _KIND_CLASSES, self.verdicts, self.stream
+        decode, kinds, verdicts, stream = (
+            _EVENT_DECODER.decode,
+            _KIND_CLASSES,
+            self.verdicts,
+            self.stream,
+        )
         validate, plain = keys.validate_id, _PLAIN_ID.fullmatch
         execution, leaders = self.execution, self.leaders
         slow: list[Delivery] = []
@@ -391,8 +436,14 @@ class Batch:
                     self.dead.append((Delivery(sid, row), _bad_idem(idem, stream, sid), None))
                     continue
             elif idem in bad:
-                self.dead.append((Delivery(sid, row), f"malformed entry: invalid idempotency key"
-                                  f" {idem!r} (see the entry before it)", None))
+                self.dead.append(
+                    (
+                        Delivery(sid, row),
+                        f"malformed entry: invalid idempotency key"
+                        f" {idem!r} (see the entry before it)",
+                        None,
+                    )
+                )
                 continue
             d = Delivery(sid, row)
             try:
@@ -419,9 +470,17 @@ class Batch:
             if isinstance(parsed, str):
                 self.dead.append((d, parsed, None))
             elif d.deliveries > cfg.max_deliveries:
-                last = self.last_errors.pop(d.stream_id, "unknown (an earlier consumer did not finish)")
-                self.dead.append((d, f"delivered {d.deliveries} times, more than max_deliveries="
-                                     f"{cfg.max_deliveries}; last error: {last}", None))
+                last = self.last_errors.pop(
+                    d.stream_id, "unknown (an earlier consumer did not finish)"
+                )
+                self.dead.append(
+                    (
+                        d,
+                        f"delivered {d.deliveries} times, more than max_deliveries="
+                        f"{cfg.max_deliveries}; last error: {last}",
+                        None,
+                    )
+                )
             else:
                 self._place(parsed)
 
@@ -453,9 +512,15 @@ class Batch:
             old = self.verdicts[idem]
             d = parsed.delivery
             if old is None:
-                meta = EventMeta(stream_id=d.stream_id, idempotency_key=idem,
-                                 delivery_count=d.deliveries, tenant_id=tenant,
-                                 group=cfg.group, consumer=cfg.consumer, kind=parsed.kind)
+                meta = EventMeta(
+                    stream_id=d.stream_id,
+                    idempotency_key=idem,
+                    delivery_count=d.deliveries,
+                    tenant_id=tenant,
+                    group=cfg.group,
+                    consumer=cfg.consumer,
+                    kind=parsed.kind,
+                )
                 self.run.append((parsed, meta))
             elif (old[:2] if type(old) is bytes else old[:2].encode()) == b"d:":
                 self.ack.append(d.stream_id)
@@ -465,8 +530,9 @@ class Batch:
                 self.busy.extend([d, *parsed.followers])
                 stats.busy += 1 + len(parsed.followers)
         # Leases taken by READ_LUA for entries that turned out malformed or skipped.
-        self.release.extend(idem for idem, old in self.verdicts.items()
-                            if old is None and idem not in self.leaders)
+        self.release.extend(
+            idem for idem, old in self.verdicts.items() if old is None and idem not in self.leaders
+        )
 
     def succeeded(self, parsed: _Parsed) -> None:
         self.done.append(parsed)
@@ -479,8 +545,14 @@ class Batch:
         error = f"{type(exc).__name__}: {exc}"
         d = parsed.delivery
         if d.deliveries >= self.cfg.max_deliveries:
-            self.dead.append((d, f"handler raised on delivery {d.deliveries} of max_deliveries="
-                                 f"{self.cfg.max_deliveries}: {error}", self.prefix + parsed.idem))
+            self.dead.append(
+                (
+                    d,
+                    f"handler raised on delivery {d.deliveries} of max_deliveries="
+                    f"{self.cfg.max_deliveries}: {error}",
+                    self.prefix + parsed.idem,
+                )
+            )
         else:
             self.release.append(parsed.idem)
             if len(last_errors) > 10_000:  # bounded: only a hint for the dead-letter entry
@@ -495,8 +567,16 @@ class Batch:
         """KEYS and ARGV of :data:`COMMIT_LUA`, or None when there is nothing to write."""
         if not (self.done or self.release or self.busy or self.ack):
             return None
-        argv: list[str | int] = [self.cfg.group, self.cfg.dedup_ttl_s, self.token, self.prefix,
-                                 self.cfg.consumer, len(self.done), len(self.release), len(self.busy)]
+        argv: list[str | int] = [
+            self.cfg.group,
+            self.cfg.dedup_ttl_s,
+            self.token,
+            self.prefix,
+            self.cfg.consumer,
+            len(self.done),
+            len(self.release),
+            len(self.busy),
+        ]
         for parsed in self.done:
             argv.append(parsed.idem)
             argv.append(parsed.delivery.stream_id)
@@ -509,10 +589,17 @@ class Batch:
                 argv.extend(f.stream_id for f in parsed.followers)
         return [self.stream], argv
 
-    def dead_letter_call(self, d: Delivery, error: str, dedup: str | None) -> tuple[list[str], list[str]]:
+    def dead_letter_call(
+        self, d: Delivery, error: str, dedup: str | None
+    ) -> tuple[list[str], list[str]]:
         """KEYS and ARGV of :data:`DEAD_LETTER_LUA` for one entry."""
         cmd_keys = [self.stream, keys.dlq_key(self.tenant)] + ([dedup] if dedup else [])
-        return cmd_keys, [self.cfg.group, d.stream_id, self.token, *dead_letter_fields(d, error, self.cfg)]
+        return cmd_keys, [
+            self.cfg.group,
+            d.stream_id,
+            self.token,
+            *dead_letter_fields(d, error, self.cfg),
+        ]
 
 
 def new_token(consumer: str) -> str:

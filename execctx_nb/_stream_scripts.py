@@ -37,7 +37,9 @@ end
 # SET NX would check per key). Stores the previous value at rows[j][2] (false: the lease is
 # ours; our own earlier lease, e.g. a duplicate earlier in the batch, counts as ours and is
 # refreshed).
-_LEASE = _MSET_TTL + r"""
+_LEASE = (
+    _MSET_TTL
+    + r"""
 local function lease(rows, slot, prefix, token, ms)
   if #rows == 0 then return end
   local ks = {}
@@ -58,6 +60,7 @@ local function lease(rows, slot, prefix, token, ms)
   if err then return err end
 end
 """
+)
 
 # The commit of one batch, as a function of its argument list `a`:
 #   group, ttl s, lease value, dedup prefix, consumer, n_done, n_release, n_busy,
@@ -95,9 +98,13 @@ end
 """
 
 # KEYS: stream; ARGV: the commit arguments above. Returns the XACK count (or an error).
-COMMIT_LUA = _MSET_TTL + _COMMIT + r"""
+COMMIT_LUA = (
+    _MSET_TTL
+    + _COMMIT
+    + r"""
 return commit(KEYS[1], ARGV)
 """
+)
 
 # KEYS: stream; ARGV: group, consumer, count, lease value, lease ms, dedup prefix[, the
 # previous batch's commit arguments (see _COMMIT)]. The previous batch is committed first,
@@ -109,7 +116,10 @@ return commit(KEYS[1], ARGV)
 #   {id, SKIPPED, all fields} when a field is missing or empty (Python dead-letters it).
 # The idem is checked in Python (keys.validate_id, ~4x cheaper than a Lua pattern): an
 # invalid one is dead-lettered and its lease given back in the commit script.
-READ_LUA = _LEASE + _COMMIT + r"""
+READ_LUA = (
+    _LEASE
+    + _COMMIT
+    + r"""
 if #ARGV > 6 then
   local a = {}
   for j = 7, #ARGV do a[j - 6] = ARGV[j] end
@@ -141,10 +151,13 @@ local err = lease(rows, 4, ARGV[6], ARGV[4], ARGV[5])
 if err then return err end
 return out
 """
+)
 
 # ARGV: lease value, lease ms, dedup prefix, idem... Returns the previous value per key
 # (nil: the lease is ours).
-ACQUIRE_LUA = _LEASE + r"""
+ACQUIRE_LUA = (
+    _LEASE
+    + r"""
 local rows = {}
 for i = 4, #ARGV do rows[i - 3] = {ARGV[i], false} end
 local err = lease(rows, 1, ARGV[3], ARGV[1], ARGV[2])
@@ -153,6 +166,7 @@ local out = {}
 for j, row in ipairs(rows) do out[j] = row[2] end
 return out
 """
+)
 
 # KEYS: stream, dlq[, dedup key]; ARGV: group, id, lease value, field, value, ...
 # The XACK decides: an entry someone else already acknowledged (or moved) is not copied

@@ -47,8 +47,11 @@ def blocking_twin(client: valkey.Valkey, block_ms: int) -> valkey.Valkey:
     pool = client.connection_pool
     attempt = block_ms / 1000 + DEFAULT_TIMEOUT
     kwargs = dict(pool.connection_kwargs)
-    kwargs.update(socket_timeout=attempt, health_check_interval=0,
-                  retry=BoundedRetry(timeout=attempt, attempt_timeout=attempt, retries=0))
+    kwargs.update(
+        socket_timeout=attempt,
+        health_check_interval=0,
+        retry=BoundedRetry(timeout=attempt, attempt_timeout=attempt, retries=0),
+    )
     twin_pool = type(pool)(connection_class=pool.connection_class, max_connections=4, **kwargs)
     return valkey.Valkey.from_pool(twin_pool)
 
@@ -66,7 +69,10 @@ def stop_on_signals(stop: threading.Event, log: LoggerLike) -> Iterator[None]:
     def on_signal(signum: int, frame: object) -> None:
         if stop.is_set() and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        log.info("Event subscriber: got %s, stopping after the in-flight batch", signal.Signals(signum).name)
+        log.info(
+            "Event subscriber: got %s, stopping after the in-flight batch",
+            signal.Signals(signum).name,
+        )
         stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -115,16 +121,36 @@ class ExecutionEventSubscriber(SubscriberBase):
     >>> sub.run_loop("org_42", lambda event, meta: print(meta.kind))  # doctest: +SKIP
     """
 
-    def __init__(self, client: valkey.Valkey | None = None, *, group: str, consumer: str | None = None,
-                 logger: LoggerLike | None = None, url: str | None = None, min_idle_ms: int = 30_000,
-                 lease_ms: int = 30_000, max_deliveries: int = 5, dedup_ttl_s: int = 7 * 24 * 3600,
-                 claim_interval_s: float = 5.0, shutdown_timeout_s: float = 5.0,
-                 start_id: str = "0", handle_signals: bool = True) -> None:
-        super().__init__(group=group, consumer=consumer, logger=logger,
-                         handle_signals=handle_signals, min_idle_ms=min_idle_ms, lease_ms=lease_ms,
-                         max_deliveries=max_deliveries, dedup_ttl_s=dedup_ttl_s,
-                         claim_interval_s=claim_interval_s, shutdown_timeout_s=shutdown_timeout_s,
-                         start_id=start_id)
+    def __init__(
+        self,
+        client: valkey.Valkey | None = None,
+        *,
+        group: str,
+        consumer: str | None = None,
+        logger: LoggerLike | None = None,
+        url: str | None = None,
+        min_idle_ms: int = 30_000,
+        lease_ms: int = 30_000,
+        max_deliveries: int = 5,
+        dedup_ttl_s: int = 7 * 24 * 3600,
+        claim_interval_s: float = 5.0,
+        shutdown_timeout_s: float = 5.0,
+        start_id: str = "0",
+        handle_signals: bool = True,
+    ) -> None:
+        super().__init__(
+            group=group,
+            consumer=consumer,
+            logger=logger,
+            handle_signals=handle_signals,
+            min_idle_ms=min_idle_ms,
+            lease_ms=lease_ms,
+            max_deliveries=max_deliveries,
+            dedup_ttl_s=dedup_ttl_s,
+            claim_interval_s=claim_interval_s,
+            shutdown_timeout_s=shutdown_timeout_s,
+            start_id=start_id,
+        )
         self._url = None
         if client is None:
             from execctx_nb._connection import make_client, resolve_url
@@ -140,8 +166,15 @@ class ExecutionEventSubscriber(SubscriberBase):
         self._dead_letter = client.register_script(DEAD_LETTER_LUA)
 
     # -- the loop -------------------------------------------------------------------------------
-    def run_loop(self, tenant_or_scope: TenantOrScope, handler: Handler, *,
-                 stop: threading.Event | None = None, block_ms: int = 1000, count: int = 100) -> SubscriberStats:
+    def run_loop(
+        self,
+        tenant_or_scope: TenantOrScope,
+        handler: Handler,
+        *,
+        stop: threading.Event | None = None,
+        block_ms: int = 1000,
+        count: int = 100,
+    ) -> SubscriberStats:
         """Call ``handler(event, meta)`` for each event until ``stop`` is set (or SIGTERM/SIGINT).
 
         Parameters
@@ -167,15 +200,23 @@ class ExecutionEventSubscriber(SubscriberBase):
         with self._exclusive():
             return self._run_loop(tenant_or_scope, handler, stop, block_ms, count)
 
-    def _run_loop(self, tenant_or_scope: TenantOrScope, handler: Handler,
-                  stop: threading.Event | None, block_ms: int, count: int) -> SubscriberStats:
+    def _run_loop(
+        self,
+        tenant_or_scope: TenantOrScope,
+        handler: Handler,
+        stop: threading.Event | None,
+        block_ms: int,
+        count: int,
+    ) -> SubscriberStats:
         tenant, execution = resolve_tenant(tenant_or_scope)
         stream = keys.events_key(tenant)
         prefix = keys.dedup_prefix(tenant, self.cfg.group)
         stop = stop if stop is not None else threading.Event()
         reader = self._reader(block_ms)
         cursor, next_claim = "0-0", 0.0
-        signals = stop_on_signals(stop, self._log) if self._handle_signals else contextlib.nullcontext()
+        signals = (
+            stop_on_signals(stop, self._log) if self._handle_signals else contextlib.nullcontext()
+        )
         with signals:
             while not stop.is_set():
                 try:
@@ -194,9 +235,18 @@ class ExecutionEventSubscriber(SubscriberBase):
                     # The previous batch's done marks + acks go first in the same call.
                     carried = self._unrecorded[0][1] if self._unrecorded else []
                     try:
-                        leased = self._read(keys=[stream], args=[self.cfg.group, self.cfg.consumer,
-                                                                count, self._token, self.cfg.lease_ms,
-                                                                prefix, *carried])
+                        leased = self._read(
+                            keys=[stream],
+                            args=[
+                                self.cfg.group,
+                                self.cfg.consumer,
+                                count,
+                                self._token,
+                                self.cfg.lease_ms,
+                                prefix,
+                                *carried,
+                            ],
+                        )
                     except KeyboardInterrupt:
                         if carried:  # interrupted: still record what the handlers finished
                             self._flush_unrecorded()
@@ -207,10 +257,18 @@ class ExecutionEventSubscriber(SubscriberBase):
                         self._process(tenant, execution, handler, leased=leased)
                         self._up()
                         continue
-                    reply = reader.xreadgroup(self.cfg.group, self.cfg.consumer, {stream: ">"},
-                                              count=count, block=block_ms)
-                    deliveries = [Delivery(text(i), f)
-                                  for _, entries in cast(list[Any], reply or []) for i, f in entries]
+                    reply = reader.xreadgroup(
+                        self.cfg.group,
+                        self.cfg.consumer,
+                        {stream: ">"},
+                        count=count,
+                        block=block_ms,
+                    )
+                    deliveries = [
+                        Delivery(text(i), f)
+                        for _, entries in cast(list[Any], reply or [])
+                        for i, f in entries
+                    ]
                     if deliveries:
                         self._process(tenant, execution, handler, claimed=deliveries)
                     self._up()
@@ -243,8 +301,9 @@ class ExecutionEventSubscriber(SubscriberBase):
         self._ensure_group(stream)
 
     def _claim(self, stream: str, cursor: str, count: int) -> tuple[str, list[Delivery]]:
-        reply = self.client.xautoclaim(stream, self.cfg.group, self.cfg.consumer,
-                                       self.cfg.min_idle_ms, cursor, count=count)
+        reply = self.client.xautoclaim(
+            stream, self.cfg.group, self.cfg.consumer, self.cfg.min_idle_ms, cursor, count=count
+        )
         cursor, claimed, deleted = parse_xautoclaim(reply)
         if deleted:
             self._deleted(stream, deleted)
@@ -258,10 +317,23 @@ class ExecutionEventSubscriber(SubscriberBase):
             self.stats.reclaimed += len(claimed)
         return cursor, claimed
 
-    def _process(self, tenant: str, execution: str | None, handler: Handler, *,
-                 leased: list[Any] | None = None, claimed: list[Delivery] | None = None) -> None:
-        batch = Batch(tenant=tenant, execution=execution, cfg=self.cfg, token=self._token,
-                      stats=self.stats, last_errors=self._last_errors)
+    def _process(
+        self,
+        tenant: str,
+        execution: str | None,
+        handler: Handler,
+        *,
+        leased: list[Any] | None = None,
+        claimed: list[Delivery] | None = None,
+    ) -> None:
+        batch = Batch(
+            tenant=tenant,
+            execution=execution,
+            cfg=self.cfg,
+            token=self._token,
+            stats=self.stats,
+            last_errors=self._last_errors,
+        )
         if leased:
             batch.add_read(leased)
         if claimed:
@@ -309,8 +381,11 @@ class ExecutionEventSubscriber(SubscriberBase):
             try:
                 self._flush_unrecorded()
             except (*CONNECTION_ERRORS, valkey.exceptions.ResponseError) as exc:
-                self._log.warning("Could not record %d finished batch(es) at shutdown: %s",
-                                  len(self._unrecorded), exc)
+                self._log.warning(
+                    "Could not record %d finished batch(es) at shutdown: %s",
+                    len(self._unrecorded),
+                    exc,
+                )
                 time.sleep(min(0.5, max(0.0, end - time.monotonic())))
         self._gave_up()
 

@@ -41,10 +41,18 @@ def _last_id(client: valkey.Valkey, stream: str) -> str:
     return text(last[0][0]) if last else "0-0"
 
 
-def tail(tenant_or_scope: TenantOrScope, *, client: valkey.Valkey | None = None, from_id: str = "$",
-         block_ms: int = 1000, kinds: Collection[str] | None = None, execution_id: str | None = None,
-         stop: threading.Event | None = None, url: str | None = None,
-         logger: LoggerLike | None = None) -> Iterator[tuple[str, Event]]:
+def tail(
+    tenant_or_scope: TenantOrScope,
+    *,
+    client: valkey.Valkey | None = None,
+    from_id: str = "$",
+    block_ms: int = 1000,
+    kinds: Collection[str] | None = None,
+    execution_id: str | None = None,
+    stop: threading.Event | None = None,
+    url: str | None = None,
+    logger: LoggerLike | None = None,
+) -> Iterator[tuple[str, Event]]:
     """Yield ``(stream_id, event)`` for events of a tenant as they arrive, until ``stop`` is set.
 
     Parameters
@@ -78,12 +86,16 @@ def tail(tenant_or_scope: TenantOrScope, *, client: valkey.Valkey | None = None,
         raise ValueError(f"Invalid block_ms {block_ms!r}: expected an int >= 1 - at `block_ms`")
     if not isinstance(from_id, str) or not _STREAM_ID.fullmatch(from_id):
         # Checked here: the server's own "Invalid stream ID" reads like a broken stream.
-        raise ValueError(f"Invalid from_id {from_id!r}: expected '$', '0' or a stream id such as"
-                         " '1718000000000-0' (one `tail` yielded) - at `from_id`")
+        raise ValueError(
+            f"Invalid from_id {from_id!r}: expected '$', '0' or a stream id such as"
+            " '1718000000000-0' (one `tail` yielded) - at `from_id`"
+        )
     wanted = None if kinds is None else frozenset(kinds)
     if wanted is not None and not wanted <= set(EVENT_KINDS):
-        raise ValueError(f"Unknown event kind(s) {sorted(wanted - set(EVENT_KINDS))}: expected some"
-                         f" of {', '.join(EVENT_KINDS)} - at `kinds`")
+        raise ValueError(
+            f"Unknown event kind(s) {sorted(wanted - set(EVENT_KINDS))}: expected some"
+            f" of {', '.join(EVENT_KINDS)} - at `kinds`"
+        )
     if execution_id is not None:
         keys.validate_id(execution_id, kind="execution id", where="execution_id")
     only = execution_id or scoped
@@ -104,19 +116,32 @@ def tail(tenant_or_scope: TenantOrScope, *, client: valkey.Valkey | None = None,
             try:
                 if last == "$":
                     last = _last_id(reader, stream)
-                reply = cast(list[Any] | None, reader.xread({stream: last}, count=500, block=block_ms))
+                reply = cast(
+                    list[Any] | None, reader.xread({stream: last}, count=500, block=block_ms)
+                )
             except valkey.exceptions.ResponseError as exc:
                 raise refused(exc, stream) from exc
             except CONNECTION_ERRORS as exc:
                 delay = backoff.next()
                 down_since = down_since or time.monotonic()
-                log.warning("Event tail of `%s`: server unavailable (%s: %s); retrying in %.2f s"
-                            " (failure %d)", stream, type(exc).__name__, exc, delay, backoff.failures)
+                log.warning(
+                    "Event tail of `%s`: server unavailable (%s: %s); retrying in %.2f s"
+                    " (failure %d)",
+                    stream,
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                    backoff.failures,
+                )
                 stop.wait(delay)
                 continue
             if down_since is not None:
-                log.info("Event tail of `%s`: server back after %.1f s; resuming after %s", stream,
-                         time.monotonic() - down_since, last)
+                log.info(
+                    "Event tail of `%s`: server back after %.1f s; resuming after %s",
+                    stream,
+                    time.monotonic() - down_since,
+                    last,
+                )
                 down_since = None
                 backoff.reset()
             for _, entries in reply or []:
@@ -124,7 +149,9 @@ def tail(tenant_or_scope: TenantOrScope, *, client: valkey.Valkey | None = None,
                     last = text(raw_id)
                     parsed = parse_delivery(Delivery(last, fields), stream, tenant)
                     if isinstance(parsed, str):
-                        log.warning("Event tail of `%s`: skipped entry %s: %s", stream, last, parsed)
+                        log.warning(
+                            "Event tail of `%s`: skipped entry %s: %s", stream, last, parsed
+                        )
                         continue
                     if (wanted is None or parsed.kind in wanted) and (
                         only is None or parsed.event.execution_id == only

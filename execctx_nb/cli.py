@@ -20,14 +20,21 @@ from execctx_nb.errors import ExecctxError, SchemaInferenceError
 __all__ = ["COMMANDS", "build_parser", "main", "read_for_inference"]
 
 #: name -> (help, add_arguments(parser), run(args) -> exit code)
-COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None],
-                          Callable[[argparse.Namespace], int]]] = {}
+COMMANDS: dict[
+    str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
+] = {}
 
 _SUFFIXES = {
-    ".parquet": "parquet", ".pq": "parquet",
-    ".arrow": "ipc", ".feather": "ipc", ".ipc": "ipc", ".arrows": "ipc",
-    ".csv": "csv", ".tsv": "csv",
-    ".ndjson": "ndjson", ".jsonl": "ndjson",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".arrow": "ipc",
+    ".feather": "ipc",
+    ".ipc": "ipc",
+    ".arrows": "ipc",
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".ndjson": "ndjson",
+    ".jsonl": "ndjson",
     ".json": "json",
 }
 
@@ -39,7 +46,8 @@ def _detect(path: Path, given: str) -> str:
     if kind is None:
         raise SchemaInferenceError(
             f"Unknown file type `{path.suffix or path.name}`: expected one of "
-            f"{', '.join(sorted(_SUFFIXES))} - at `{path}`; pass --format to say which it is")
+            f"{', '.join(sorted(_SUFFIXES))} - at `{path}`; pass --format to say which it is"
+        )
     return kind
 
 
@@ -59,7 +67,8 @@ def read_for_inference(path: Path, kind: str, sample_size: int) -> tuple[Any, in
     if not path.is_file():
         raise SchemaInferenceError(
             f"Cannot read {path}: expected an existing file, got "
-            f"{'a directory' if path.is_dir() else 'nothing'} - at {where}")
+            f"{'a directory' if path.is_dir() else 'nothing'} - at {where}"
+        )
     try:
         if kind == "parquet":
             return pl.scan_parquet(path), None
@@ -89,13 +98,17 @@ def read_for_inference(path: Path, kind: str, sample_size: int) -> tuple[Any, in
             try:
                 return msgspec.json.decode(data), None
             except msgspec.DecodeError as exc:
-                hint = ("; one JSON value per line is NDJSON: pass --format ndjson"
-                        if "trailing characters" in str(exc) else "")
+                hint = (
+                    "; one JSON value per line is NDJSON: pass --format ndjson"
+                    if "trailing characters" in str(exc)
+                    else ""
+                )
                 raise _unreadable(kind, exc, where, hint) from exc
     except (OSError, pl.exceptions.PolarsError, pa.ArrowException) as exc:
         raise _unreadable(kind, exc, where) from exc
     raise SchemaInferenceError(
-        f"Unknown format `{kind}`: expected one of parquet, ipc, csv, ndjson, json - at {where}")
+        f"Unknown format `{kind}`: expected one of parquet, ipc, csv, ndjson, json - at {where}"
+    )
 
 
 def _unreadable(kind: str, exc: BaseException, where: str, hint: str = "") -> SchemaInferenceError:
@@ -103,14 +116,18 @@ def _unreadable(kind: str, exc: BaseException, where: str, hint: str = "") -> Sc
     return SchemaInferenceError(
         f"Cannot read {kind} file: expected a readable {kind} file, got "
         f"{type(exc).__name__}: {exc} - at {where}"
-        f"{hint or '; check the file, or pass --format if its suffix is misleading'}")
+        f"{hint or '; check the file, or pass --format if its suffix is misleading'}"
+    )
 
 
 def _infer_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", type=Path, help="Parquet, Arrow IPC/Feather, CSV, NDJSON or JSON")
-    parser.add_argument("--format", default="auto",
-                        choices=["auto", "parquet", "ipc", "csv", "ndjson", "json"],
-                        help="file format (default: from the suffix)")
+    parser.add_argument(
+        "--format",
+        default="auto",
+        choices=["auto", "parquet", "ipc", "csv", "ndjson", "json"],
+        help="file format (default: from the suffix)",
+    )
     parser.add_argument("--sample-size", type=int, default=200, help="rows sampled (200)")
     parser.add_argument("--max-depth", type=int, default=8, help="nesting levels walked (8)")
     parser.add_argument("--hash-only", action="store_true", help="print only the schema hash")
@@ -147,13 +164,17 @@ def _infer_run(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS["infer"] = ("infer a JSON Schema from a data file and print it with its hash",
-                     _infer_arguments, _infer_run)
+COMMANDS["infer"] = (
+    "infer a JSON Schema from a data file and print it with its hash",
+    _infer_arguments,
+    _infer_run,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="execctx", description="Explore a workflow engine's execution context.")
+        prog="execctx", description="Explore a workflow engine's execution context."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, add_arguments, run) in COMMANDS.items():
         sp = sub.add_parser(name, help=help_text, description=help_text)

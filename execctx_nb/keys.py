@@ -170,11 +170,7 @@ def validate_attempt(attempt: object, *, where: str = "attempt") -> int:
 
     The cap keeps attempts exact in every JSON implementation (RFC 8785 integers).
     """
-    if (
-        isinstance(attempt, bool)
-        or not isinstance(attempt, int)
-        or not 0 <= attempt <= MAX_ATTEMPT
-    ):
+    if isinstance(attempt, bool) or not isinstance(attempt, int) or not 0 <= attempt <= MAX_ATTEMPT:
         raise InvalidKeyError(
             f"Invalid attempt {attempt!r}: expected an int >= 0 and <= 2**53 - 1 - at `{where}`"
         )
@@ -273,7 +269,9 @@ def dedup_prefix(tenant_id: str, group: str) -> str:
     checking the same character rules as :func:`validate_id` for ASCII keys).
     """
     # Called once per batch: validate the (tenant, group) pair once, not per event.
-    return f"{events_key(tenant_id)}:dedup:{validate_id(group, kind='consumer group', where='group')}:"
+    return (
+        f"{events_key(tenant_id)}:dedup:{validate_id(group, kind='consumer group', where='group')}:"
+    )
 
 
 def parse_step_key(key: str | bytes) -> tuple[str, str, str]:

@@ -24,9 +24,14 @@ from execctx_nb.events import Event
 
 def main(argv: list[str]) -> int:
     url, tenant, group, consumer, out_path, fail_rate, seed = argv[:7]
-    min_idle_ms, lease_ms, count, handler_ms = (int(v) for v in (argv[7:11] or ["3000", "3000", "50", "0"]))
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format=f"%(asctime)s {consumer} %(levelname)s %(message)s")
+    min_idle_ms, lease_ms, count, handler_ms = (
+        int(v) for v in (argv[7:11] or ["3000", "3000", "50", "0"])
+    )
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format=f"%(asctime)s {consumer} %(levelname)s %(message)s",
+    )
     logging.getLogger("execctx_nb").setLevel(logging.INFO)
     rng = random.Random(int(seed))
     fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -39,11 +44,18 @@ def main(argv: list[str]) -> int:
             raise RuntimeError(f"injected failure for {meta.stream_id}")
         os.write(fd, f"{meta.idempotency_key} {meta.stream_id} {meta.delivery_count}\n".encode())
 
-    sub = ExecutionEventSubscriber(make_client(url), group=group, consumer=consumer,
-                                   min_idle_ms=min_idle_ms, lease_ms=lease_ms, claim_interval_s=0.5)
+    sub = ExecutionEventSubscriber(
+        make_client(url),
+        group=group,
+        consumer=consumer,
+        min_idle_ms=min_idle_ms,
+        lease_ms=lease_ms,
+        claim_interval_s=0.5,
+    )
     # A quieter logger for injected failures: the traceback of each would flood the log.
-    logging.getLogger("execctx_nb").addFilter(lambda r: "injected failure" not in r.getMessage()
-                                              or r.levelno > logging.WARNING)
+    logging.getLogger("execctx_nb").addFilter(
+        lambda r: "injected failure" not in r.getMessage() or r.levelno > logging.WARNING
+    )
     print("ready", flush=True)
     stats = sub.run_loop(tenant, handler, block_ms=200, count=count)
     print(f"stopped {stats} {sub.health}", file=sys.stderr, flush=True)

@@ -40,7 +40,9 @@ def test_refused_connection_is_retried_until_the_deadline() -> None:
 
 def test_no_retries_means_one_attempt() -> None:
     errors: list[BaseException] = []
-    client = make_client(f"redis://127.0.0.1:{free_port()}", timeout=1.0, retries=0, on_retry=errors.append)
+    client = make_client(
+        f"redis://127.0.0.1:{free_port()}", timeout=1.0, retries=0, on_retry=errors.append
+    )
     with pytest.raises(valkey.exceptions.ConnectionError):
         client.get("k")
     assert errors == []
@@ -124,7 +126,9 @@ def test_async_client_is_bounded_too() -> None:
     assert asyncio.run(scenario()) <= 0.6 + SLACK
 
 
-def test_embedded_server_persists_in_its_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_embedded_server_persists_in_its_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("VALKEY_URL", raising=False)
     server = embedded_server(tmp_path / "data")
     assert embedded_server(tmp_path / "data") is server  # once per process and directory

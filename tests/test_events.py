@@ -61,18 +61,31 @@ def publisher(valkey_url: str) -> Any:
 
 
 def _subscriber(url: str, **kw: Any) -> ExecutionEventSubscriber:
-    options: dict[str, Any] = {"group": "g", "consumer": "c1", "min_idle_ms": 300, "lease_ms": 300,
-                               "claim_interval_s": 0.1, "handle_signals": False}
+    options: dict[str, Any] = {
+        "group": "g",
+        "consumer": "c1",
+        "min_idle_ms": 300,
+        "lease_ms": 300,
+        "claim_interval_s": 0.1,
+        "handle_signals": False,
+    }
     options.update(kw)
     return ExecutionEventSubscriber(make_client(url), **options)
 
 
-def _run(sub: ExecutionEventSubscriber, target: Any, handler: Callable[[Event, EventMeta], object],
-         until: Callable[[], bool], timeout: float = 10.0, **kw: Any) -> None:
+def _run(
+    sub: ExecutionEventSubscriber,
+    target: Any,
+    handler: Callable[[Event, EventMeta], object],
+    until: Callable[[], bool],
+    timeout: float = 10.0,
+    **kw: Any,
+) -> None:
     """Run the loop in a thread until ``until()`` holds (then stop it), or fail after timeout."""
     stop = threading.Event()
-    runner = threading.Thread(target=sub.run_loop, args=(target, handler),
-                              kwargs={"stop": stop, "block_ms": 100, **kw})
+    runner = threading.Thread(
+        target=sub.run_loop, args=(target, handler), kwargs={"stop": stop, "block_ms": 100, **kw}
+    )
     runner.start()
     end = time.monotonic() + timeout
     try:
@@ -93,7 +106,9 @@ def _pending(client: valkey.Valkey, tenant: str, group: str = "g") -> int:
 def test_default_key_of_step_events_is_the_protocol_idempotency_key() -> None:
     committed = StepCommitted(execution_id="run-1", step_id="clean", attempt=3)
     failed = StepFailed(execution_id="run-1", step_id="clean", attempt=3, error="x")
-    assert event_idempotency_key(committed) == idempotency_key("run-1", "clean", 3, kind="step.committed")
+    assert event_idempotency_key(committed) == idempotency_key(
+        "run-1", "clean", 3, kind="step.committed"
+    )
     assert event_idempotency_key(failed) == idempotency_key("run-1", "clean", 3, kind="step.failed")
     with pytest.raises(InvalidKeyError, match="2\\*\\*53"):
         event_idempotency_key(StepCommitted(execution_id="run-1", step_id="clean", attempt=2**60))
@@ -109,37 +124,59 @@ def test_status_and_log_keys_tell_events_of_one_attempt_apart() -> None:
     running = ExecutionStatus(execution_id="r", status="running")
     done = ExecutionStatus(execution_id="r", status="succeeded")
     assert event_idempotency_key(running) != event_idempotency_key(done)
-    assert event_idempotency_key(running) == event_idempotency_key(ExecutionStatus(execution_id="r", status="running"))
+    assert event_idempotency_key(running) == event_idempotency_key(
+        ExecutionStatus(execution_id="r", status="running")
+    )
     log1 = ExecutionLog(execution_id="r", message="loading")
-    log2 = ExecutionLog(execution_id="r", message="loading", ts=log1.ts.replace(microsecond=(log1.ts.microsecond + 1) % 10**6))
+    log2 = ExecutionLog(
+        execution_id="r",
+        message="loading",
+        ts=log1.ts.replace(microsecond=(log1.ts.microsecond + 1) % 10**6),
+    )
     assert event_idempotency_key(log1) != event_idempotency_key(log2)
     assert event_idempotency_key(log1) == event_idempotency_key(decode_event(log1.to_json()))
-    assert event_idempotency_key(log1) != event_idempotency_key(ExecutionLog(execution_id="r", message="other", ts=log1.ts))
+    assert event_idempotency_key(log1) != event_idempotency_key(
+        ExecutionLog(execution_id="r", message="other", ts=log1.ts)
+    )
 
 
 def test_wire_format_test_vectors() -> None:
     # The vectors of docs/wire-format.md ("Default idempotency key of an event").
     ts = dt.datetime(2026, 11, 25, 13, 19, 0, 123456, tzinfo=dt.UTC)
     vectors = {
-        "fa4ac7f8537fdfe126867aea8358482bea7f445caf349f6b4886d137169da55f":
-            StepCommitted(execution_id="run-1", step_id="clean", attempt=2, ts=ts),
-        "08fc63051222aa2c4819a98f39ea389757077a32d656553065130f8d8202d496":
-            StepFailed(execution_id="run-1", step_id="load", ts=ts, error="timeout after 30 s"),
-        "f0f6d0df6d7841a8be16e658be01e682f60334f87c01bf868182fe4cd04d7674":
-            ExecutionStatus(execution_id="run-1", ts=ts, status="succeeded", flow_id="nightly"),
-        "6796955ede4f3e68bd72fc013e12f402ad0f90989347724b713537f8ba1b59a9":
-            ExecutionLog(execution_id="run-1", ts=ts, message="loaded 2 rows", step_id="clean"),
+        "fa4ac7f8537fdfe126867aea8358482bea7f445caf349f6b4886d137169da55f": StepCommitted(
+            execution_id="run-1", step_id="clean", attempt=2, ts=ts
+        ),
+        "08fc63051222aa2c4819a98f39ea389757077a32d656553065130f8d8202d496": StepFailed(
+            execution_id="run-1", step_id="load", ts=ts, error="timeout after 30 s"
+        ),
+        "f0f6d0df6d7841a8be16e658be01e682f60334f87c01bf868182fe4cd04d7674": ExecutionStatus(
+            execution_id="run-1", ts=ts, status="succeeded", flow_id="nightly"
+        ),
+        "6796955ede4f3e68bd72fc013e12f402ad0f90989347724b713537f8ba1b59a9": ExecutionLog(
+            execution_id="run-1", ts=ts, message="loaded 2 rows", step_id="clean"
+        ),
     }
     for expected, event in vectors.items():
         assert event_idempotency_key(event) == expected, event.kind
-    parts = ["run-1", "clean", 0, "execution.log", "2026-11-25T13:19:00.123456Z", "info", "loaded 2 rows"]
-    assert hashlib.sha256(rfc8785.dumps(parts)).hexdigest() == event_idempotency_key(vectors[
-        "6796955ede4f3e68bd72fc013e12f402ad0f90989347724b713537f8ba1b59a9"])
+    parts = [
+        "run-1",
+        "clean",
+        0,
+        "execution.log",
+        "2026-11-25T13:19:00.123456Z",
+        "info",
+        "loaded 2 rows",
+    ]
+    assert hashlib.sha256(rfc8785.dumps(parts)).hexdigest() == event_idempotency_key(
+        vectors["6796955ede4f3e68bd72fc013e12f402ad0f90989347724b713537f8ba1b59a9"]
+    )
 
 
 # -- publishing ---------------------------------------------------------------------------------
-def test_publish_writes_the_three_entry_fields(publisher: ExecutionEventPublisher,
-                                               valkey_client: valkey.Valkey, tenant: str) -> None:
+def test_publish_writes_the_three_entry_fields(
+    publisher: ExecutionEventPublisher, valkey_client: valkey.Valkey, tenant: str
+) -> None:
     event = _step(1)
     stream_id = publisher.publish(tenant, event)
     [(raw_id, fields)] = valkey_client.xrange(keys.events_key(tenant))
@@ -150,10 +187,13 @@ def test_publish_writes_the_three_entry_fields(publisher: ExecutionEventPublishe
     assert decode_event(fields[b"event"]) == event
 
 
-def test_publish_accepts_wire_dicts_scopes_and_explicit_keys(publisher: ExecutionEventPublisher,
-                                                             valkey_client: valkey.Valkey, tenant: str) -> None:
+def test_publish_accepts_wire_dicts_scopes_and_explicit_keys(
+    publisher: ExecutionEventPublisher, valkey_client: valkey.Valkey, tenant: str
+) -> None:
     scope = ExecutionScope(tenant, "run-9")
-    publisher.publish(scope, {"kind": "execution.status", "status": "running"}, idempotency_key="my-key-1")
+    publisher.publish(
+        scope, {"kind": "execution.status", "status": "running"}, idempotency_key="my-key-1"
+    )
     [(_, fields)] = valkey_client.xrange(keys.events_key(tenant))
     assert fields[b"idem"] == b"my-key-1"
     assert json.loads(fields[b"event"])["executionId"] == "run-9"
@@ -171,8 +211,9 @@ def test_publish_accepts_wire_dicts_scopes_and_explicit_keys(publisher: Executio
         publisher.publish(tenant, {"kind": "step.committed", "executionId": "r"})  # no stepId
 
 
-def test_publish_many_keeps_order_and_returns_ids(publisher: ExecutionEventPublisher,
-                                                  valkey_client: valkey.Valkey, tenant: str) -> None:
+def test_publish_many_keeps_order_and_returns_ids(
+    publisher: ExecutionEventPublisher, valkey_client: valkey.Valkey, tenant: str
+) -> None:
     events = [_step(i) for i in range(2500)]  # more than one round trip (chunks of 1,000)
     ids = publisher.publish_many(tenant, events)
     assert len(ids) == len(set(ids)) == 2500
@@ -182,21 +223,30 @@ def test_publish_many_keeps_order_and_returns_ids(publisher: ExecutionEventPubli
 
 
 def test_publish_to_a_dead_server_says_nothing_was_sent() -> None:
-    pub = ExecutionEventPublisher(make_client(f"redis://127.0.0.1:{free_port()}", retries=0, timeout=0.5))
+    pub = ExecutionEventPublisher(
+        make_client(f"redis://127.0.0.1:{free_port()}", retries=0, timeout=0.5)
+    )
     with pytest.raises(StoreUnavailableError, match="nothing of this batch was sent"):
         pub.publish("org", _step(1))
 
 
 # -- subscribing --------------------------------------------------------------------------------
-def test_each_key_is_handled_once_and_duplicates_are_acked(publisher: ExecutionEventPublisher,
-                                                           valkey_url: str, valkey_client: valkey.Valkey,
-                                                           tenant: str) -> None:
+def test_each_key_is_handled_once_and_duplicates_are_acked(
+    publisher: ExecutionEventPublisher, valkey_url: str, valkey_client: valkey.Valkey, tenant: str
+) -> None:
     events = [_step(i) for i in range(30)]
     publisher.publish_many(tenant, events + events[:10])  # ten published twice
     seen: list[EventMeta] = []
     sub = _subscriber(valkey_url)
-    _run(sub, tenant, lambda e, m: seen.append(m), lambda: sub.stats.handled + sub.stats.duplicates == 40)
-    assert sorted(m.idempotency_key for m in seen) == sorted(event_idempotency_key(e) for e in events)
+    _run(
+        sub,
+        tenant,
+        lambda e, m: seen.append(m),
+        lambda: sub.stats.handled + sub.stats.duplicates == 40,
+    )
+    assert sorted(m.idempotency_key for m in seen) == sorted(
+        event_idempotency_key(e) for e in events
+    )
     assert sub.stats.duplicates == 10
     assert _pending(valkey_client, tenant) == 0
     publisher.publish_many(tenant, events[:5])  # republished much later: still dropped
@@ -204,13 +254,14 @@ def test_each_key_is_handled_once_and_duplicates_are_acked(publisher: ExecutionE
     assert len(seen) == 30
     done = valkey_client.get(keys.dedup_key(tenant, "g", seen[0].idempotency_key))
     assert done == f"d:{seen[0].stream_id}".encode()
-    assert 0 < valkey_client.ttl(keys.dedup_key(tenant, "g", seen[0].idempotency_key)) <= 7 * 24 * 3600
+    assert (
+        0 < valkey_client.ttl(keys.dedup_key(tenant, "g", seen[0].idempotency_key)) <= 7 * 24 * 3600
+    )
 
 
-def test_a_failed_handler_is_retried_with_a_higher_delivery_count(publisher: ExecutionEventPublisher,
-                                                                  valkey_url: str,
-                                                                  valkey_client: valkey.Valkey,
-                                                                  tenant: str) -> None:
+def test_a_failed_handler_is_retried_with_a_higher_delivery_count(
+    publisher: ExecutionEventPublisher, valkey_url: str, valkey_client: valkey.Valkey, tenant: str
+) -> None:
     publisher.publish(tenant, _step(1))
     calls: list[EventMeta] = []
 
@@ -227,13 +278,14 @@ def test_a_failed_handler_is_retried_with_a_higher_delivery_count(publisher: Exe
     assert _pending(valkey_client, tenant) == 0
 
 
-def test_poison_and_malformed_entries_go_to_the_dead_letter_stream(publisher: ExecutionEventPublisher,
-                                                                   valkey_url: str,
-                                                                   valkey_client: valkey.Valkey,
-                                                                   tenant: str) -> None:
+def test_poison_and_malformed_entries_go_to_the_dead_letter_stream(
+    publisher: ExecutionEventPublisher, valkey_url: str, valkey_client: valkey.Valkey, tenant: str
+) -> None:
     stream = keys.events_key(tenant)
     poison = publisher.publish(tenant, _step(1))
-    bad = valkey_client.xadd(stream, {"kind": "step.committed", "idem": "k1", "event": "{not json"}).decode()
+    bad = valkey_client.xadd(
+        stream, {"kind": "step.committed", "idem": "k1", "event": "{not json"}
+    ).decode()
     good = _step(2)
     publisher.publish(tenant, good)
     handled: list[str] = []
@@ -256,8 +308,9 @@ def test_poison_and_malformed_entries_go_to_the_dead_letter_stream(publisher: Ex
     assert _pending(valkey_client, tenant) == 0
 
 
-def test_entries_of_a_dead_consumer_are_reclaimed(publisher: ExecutionEventPublisher, valkey_url: str,
-                                                  valkey_client: valkey.Valkey, tenant: str) -> None:
+def test_entries_of_a_dead_consumer_are_reclaimed(
+    publisher: ExecutionEventPublisher, valkey_url: str, valkey_client: valkey.Valkey, tenant: str
+) -> None:
     stream = keys.events_key(tenant)
     publisher.publish_many(tenant, [_step(i) for i in range(250)])
     valkey_client.xgroup_create(stream, "g", "0")
@@ -270,10 +323,9 @@ def test_entries_of_a_dead_consumer_are_reclaimed(publisher: ExecutionEventPubli
     assert _pending(valkey_client, tenant) == 0
 
 
-def test_an_event_leased_by_another_consumer_is_left_pending(publisher: ExecutionEventPublisher,
-                                                             valkey_url: str,
-                                                             valkey_client: valkey.Valkey,
-                                                             tenant: str) -> None:
+def test_an_event_leased_by_another_consumer_is_left_pending(
+    publisher: ExecutionEventPublisher, valkey_url: str, valkey_client: valkey.Valkey, tenant: str
+) -> None:
     event = _step(1)
     publisher.publish(tenant, event)
     dedup = keys.dedup_key(tenant, "g", event_idempotency_key(event))
@@ -290,18 +342,24 @@ def test_an_event_leased_by_another_consumer_is_left_pending(publisher: Executio
     assert _pending(valkey_client, tenant) == 0 and valkey_client.xlen(keys.dlq_key(tenant)) == 0
 
 
-def test_a_scope_hands_over_only_its_execution(publisher: ExecutionEventPublisher, valkey_url: str,
-                                               tenant: str) -> None:
+def test_a_scope_hands_over_only_its_execution(
+    publisher: ExecutionEventPublisher, valkey_url: str, tenant: str
+) -> None:
     publisher.publish_many(tenant, [_step(1, "run-a"), _step(2, "run-b"), _step(3, "run-a")])
     seen: list[str] = []
     sub = _subscriber(valkey_url)
-    _run(sub, ExecutionScope(tenant, "run-a"), lambda e, m: seen.append(e.execution_id),
-         lambda: sub.stats.handled + sub.stats.skipped == 3)
+    _run(
+        sub,
+        ExecutionScope(tenant, "run-a"),
+        lambda e, m: seen.append(e.execution_id),
+        lambda: sub.stats.handled + sub.stats.skipped == 3,
+    )
     assert seen == ["run-a", "run-a"] and sub.stats.skipped == 1
 
 
-def test_a_deleted_group_is_recreated_and_reported(publisher: ExecutionEventPublisher, valkey_url: str,
-                                                   valkey_client: valkey.Valkey, tenant: str) -> None:
+def test_a_deleted_group_is_recreated_and_reported(
+    publisher: ExecutionEventPublisher, valkey_url: str, valkey_client: valkey.Valkey, tenant: str
+) -> None:
     sub = _subscriber(valkey_url)
     seen: list[str] = []
     publisher.publish(tenant, _step(1))
@@ -315,8 +373,8 @@ def test_a_deleted_group_is_recreated_and_reported(publisher: ExecutionEventPubl
 
 
 def test_an_interrupted_batch_records_what_finished_and_releases_the_rest(
-        publisher: ExecutionEventPublisher, valkey_url: str, valkey_client: valkey.Valkey,
-        tenant: str) -> None:
+    publisher: ExecutionEventPublisher, valkey_url: str, valkey_client: valkey.Valkey, tenant: str
+) -> None:
     events = [_step(i) for i in range(5)]
     publisher.publish_many(tenant, events)
     calls: list[str] = []
@@ -328,8 +386,16 @@ def test_an_interrupted_batch_records_what_finished_and_releases_the_rest(
 
     with pytest.raises(KeyboardInterrupt):
         _subscriber(valkey_url).run_loop(tenant, handler, block_ms=100)
-    marks = [valkey_client.get(keys.dedup_key(tenant, "g", event_idempotency_key(e))) for e in events]
-    assert [m is not None and m.startswith(b"d:") for m in marks] == [True, True, False, False, False]
+    marks = [
+        valkey_client.get(keys.dedup_key(tenant, "g", event_idempotency_key(e))) for e in events
+    ]
+    assert [m is not None and m.startswith(b"d:") for m in marks] == [
+        True,
+        True,
+        False,
+        False,
+        False,
+    ]
     assert marks[2:] == [None, None, None]  # leases released: another consumer may go on at once
     assert _pending(valkey_client, tenant) == 3
 
@@ -337,8 +403,11 @@ def test_an_interrupted_batch_records_what_finished_and_releases_the_rest(
 def test_run_loop_returns_soon_after_stop(valkey_url: str, tenant: str) -> None:
     sub = _subscriber(valkey_url)
     stop = threading.Event()
-    runner = threading.Thread(target=sub.run_loop, args=(tenant, lambda e, m: None),
-                              kwargs={"stop": stop, "block_ms": 300})
+    runner = threading.Thread(
+        target=sub.run_loop,
+        args=(tenant, lambda e, m: None),
+        kwargs={"stop": stop, "block_ms": 300},
+    )
     runner.start()
     time.sleep(0.3)
     started = time.monotonic()
@@ -347,8 +416,9 @@ def test_run_loop_returns_soon_after_stop(valkey_url: str, tenant: str) -> None:
     assert not runner.is_alive() and time.monotonic() - started < 3  # block_ms, not a timeout
 
 
-def test_server_refusals_are_translated(publisher: ExecutionEventPublisher, valkey_url: str,
-                                        valkey_client: valkey.Valkey, tenant: str) -> None:
+def test_server_refusals_are_translated(
+    publisher: ExecutionEventPublisher, valkey_url: str, valkey_client: valkey.Valkey, tenant: str
+) -> None:
     valkey_client.set(keys.events_key(tenant), "not a stream")
     with pytest.raises(EventStreamError, match="refused XADD") as info:
         publisher.publish(tenant, _step(1))
@@ -364,8 +434,9 @@ def test_server_refusals_are_translated(publisher: ExecutionEventPublisher, valk
 def test_one_loop_at_a_time_per_subscriber(valkey_url: str, tenant: str) -> None:
     sub = _subscriber(valkey_url)
     stop = threading.Event()
-    runner = threading.Thread(target=sub.run_loop, args=(tenant, lambda e, m: None),
-                              kwargs={"stop": stop, "block_ms": 50})
+    runner = threading.Thread(
+        target=sub.run_loop, args=(tenant, lambda e, m: None), kwargs={"stop": stop, "block_ms": 50}
+    )
     runner.start()
     try:
         # Wait for the loop to be up (a fixed sleep could let the call below win the race on a
@@ -392,13 +463,16 @@ def test_bad_arguments_are_named(valkey_url: str) -> None:
     with pytest.raises(ValueError, match="count"):
         _subscriber(valkey_url).run_loop("org", lambda e, m: None, count=0)
     for bad in ("bogus", "12-x", "-1", ""):
-        with pytest.raises(ValueError, match=r"Invalid from_id .*expected '\$', '0' or a stream id"):
+        with pytest.raises(
+            ValueError, match=r"Invalid from_id .*expected '\$', '0' or a stream id"
+        ):
             next(tail("org", url=valkey_url, from_id=bad, block_ms=10))
 
 
 # -- async twin ---------------------------------------------------------------------------------
-def test_async_subscriber_handles_each_key_once(publisher: ExecutionEventPublisher, valkey_url: str,
-                                                valkey_client: valkey.Valkey, tenant: str) -> None:
+def test_async_subscriber_handles_each_key_once(
+    publisher: ExecutionEventPublisher, valkey_url: str, valkey_client: valkey.Valkey, tenant: str
+) -> None:
     events = [_step(i) for i in range(20)]
     publisher.publish_many(tenant, events + events[:5])
     seen: list[EventMeta] = []
@@ -414,8 +488,14 @@ def test_async_subscriber_handles_each_key_once(publisher: ExecutionEventPublish
             await asyncio.sleep(0)
             seen.append(meta)
 
-        sub = AsyncExecutionEventSubscriber(make_async_client(valkey_url), group="g", consumer="a1",
-                                            min_idle_ms=300, lease_ms=300, claim_interval_s=0.1)
+        sub = AsyncExecutionEventSubscriber(
+            make_async_client(valkey_url),
+            group="g",
+            consumer="a1",
+            min_idle_ms=300,
+            lease_ms=300,
+            claim_interval_s=0.1,
+        )
         stop = asyncio.Event()
         task = asyncio.create_task(sub.run_loop(tenant, handler, stop=stop, block_ms=100))
         end = time.monotonic() + 10
@@ -429,13 +509,16 @@ def test_async_subscriber_handles_each_key_once(publisher: ExecutionEventPublish
         await sub.aclose()
 
     asyncio.run(main())
-    assert sorted(m.idempotency_key for m in seen) == sorted(event_idempotency_key(e) for e in events)
+    assert sorted(m.idempotency_key for m in seen) == sorted(
+        event_idempotency_key(e) for e in events
+    )
     assert _pending(valkey_client, tenant) == 0
 
 
 # -- tail ---------------------------------------------------------------------------------------
-def test_tail_yields_new_events_and_never_joins_a_group(publisher: ExecutionEventPublisher, valkey_url: str,
-                                                        valkey_client: valkey.Valkey, tenant: str) -> None:
+def test_tail_yields_new_events_and_never_joins_a_group(
+    publisher: ExecutionEventPublisher, valkey_url: str, valkey_client: valkey.Valkey, tenant: str
+) -> None:
     stream = keys.events_key(tenant)
     publisher.publish(tenant, _step(0))  # before the tail: not yielded with from_id="$"
     stop = threading.Event()
@@ -444,8 +527,14 @@ def test_tail_yields_new_events_and_never_joins_a_group(publisher: ExecutionEven
     named = valkey.Valkey.from_url(valkey_url, socket_timeout=5, client_name=name)
 
     def consume() -> None:
-        for item in tail(tenant, client=named, block_ms=100, stop=stop,
-                         kinds={"step.committed", "step.failed"}, execution_id="run-1"):
+        for item in tail(
+            tenant,
+            client=named,
+            block_ms=100,
+            stop=stop,
+            kinds={"step.committed", "step.failed"},
+            execution_id="run-1",
+        ):
             got.append(item)
             if len(got) == 2:
                 stop.set()
@@ -455,7 +544,9 @@ def test_tail_yields_new_events_and_never_joins_a_group(publisher: ExecutionEven
     # "$" is resolved on the tail's first read: publish only once it sits in XREAD (a fixed
     # sleep here lost the race on a loaded machine and the tail started after `first`).
     end = time.monotonic() + 10
-    while not any(c.get("name") == name and c.get("cmd") == "xread" for c in valkey_client.client_list()):
+    while not any(
+        c.get("name") == name and c.get("cmd") == "xread" for c in valkey_client.client_list()
+    ):
         assert time.monotonic() < end, "the tail never reached XREAD"
         time.sleep(0.01)
     valkey_client.xadd(stream, {"kind": "junk"})  # skipped with a warning
@@ -470,8 +561,9 @@ def test_tail_yields_new_events_and_never_joins_a_group(publisher: ExecutionEven
     assert valkey_client.xinfo_groups(stream) == []
 
 
-def test_tail_from_zero_replays_the_stream(publisher: ExecutionEventPublisher,
-                                           valkey_client: valkey.Valkey, tenant: str) -> None:
+def test_tail_from_zero_replays_the_stream(
+    publisher: ExecutionEventPublisher, valkey_client: valkey.Valkey, tenant: str
+) -> None:
     ids = publisher.publish_many(tenant, [_step(i) for i in range(5)])
     stop = threading.Event()
     got = []
@@ -483,8 +575,9 @@ def test_tail_from_zero_replays_the_stream(publisher: ExecutionEventPublisher,
 
 
 # -- retention ----------------------------------------------------------------------------------
-def test_trim_never_removes_entries_a_group_still_needs(publisher: ExecutionEventPublisher,
-                                                        valkey_client: valkey.Valkey, tenant: str) -> None:
+def test_trim_never_removes_entries_a_group_still_needs(
+    publisher: ExecutionEventPublisher, valkey_client: valkey.Valkey, tenant: str
+) -> None:
     stream = keys.events_key(tenant)
     ids = publisher.publish_many(tenant, [_step(i) for i in range(10)])
     valkey_client.xgroup_create(stream, "g", "0")
@@ -503,8 +596,9 @@ def test_trim_never_removes_entries_a_group_still_needs(publisher: ExecutionEven
         trim_events(valkey_client, tenant)
 
 
-def test_trim_without_groups_follows_the_request(publisher: ExecutionEventPublisher,
-                                                 valkey_client: valkey.Valkey, tenant: str) -> None:
+def test_trim_without_groups_follows_the_request(
+    publisher: ExecutionEventPublisher, valkey_client: valkey.Valkey, tenant: str
+) -> None:
     ids = publisher.publish_many(tenant, [_step(i) for i in range(10)])
     assert trim_events(valkey_client, tenant, maxlen=3).removed == 7
     assert trim_events(valkey_client, tenant, minid=ids[8]).removed == 1
@@ -512,7 +606,9 @@ def test_trim_without_groups_follows_the_request(publisher: ExecutionEventPublis
     assert trim_events(valkey_client, "never-used", maxlen=0).removed == 0
 
 
-def _commands_run_during(valkey_url: str, client: valkey.Valkey, action: Callable[[], Any]) -> list[str]:
+def _commands_run_during(
+    valkey_url: str, client: valkey.Valkey, action: Callable[[], Any]
+) -> list[str]:
     """Every command the server ran (script internals included) while ``action`` ran."""
     marker = f"end-{time.monotonic_ns()}"
     seen: list[str] = []
@@ -533,7 +629,8 @@ def _commands_run_during(valkey_url: str, client: valkey.Valkey, action: Callabl
 
 
 def test_trim_of_a_big_stream_reads_a_bounded_number_of_entries_per_step(
-        valkey_url: str, valkey_client: valkey.Valkey, tenant: str) -> None:
+    valkey_url: str, valkey_client: valkey.Valkey, tenant: str
+) -> None:
     # maxlen=150k used to read 150k entries with XREVRANGE inside one script (server blocked).
     stream = keys.events_key(tenant)
     ids = [f"{i + 1}-0" for i in range(200_000)]
@@ -550,8 +647,13 @@ def test_trim_of_a_big_stream_reads_a_bounded_number_of_entries_per_step(
     results = []
     started = time.monotonic()
     commands = _commands_run_during(
-        valkey_url, valkey_client, lambda: results.append(trim_events(valkey_client, tenant, maxlen=150_000)))
-    print(f"held-back trim of 200k entries: {time.monotonic() - started:.3f} s, {len(commands)} commands")
+        valkey_url,
+        valkey_client,
+        lambda: results.append(trim_events(valkey_client, tenant, maxlen=150_000)),
+    )
+    print(
+        f"held-back trim of 200k entries: {time.monotonic() - started:.3f} s, {len(commands)} commands"
+    )
     assert results == [(40_000, ids[40_000], "g")]  # stops at the oldest pending entry
     assert valkey_client.xpending(stream, "g")["pending"] == 10
     assert [i.decode() for i, _ in valkey_client.xrange(stream, count=1)] == [ids[40_000]]
@@ -561,7 +663,10 @@ def test_trim_of_a_big_stream_reads_a_bounded_number_of_entries_per_step(
     valkey_client.xack(stream, "g", *ids[40_000:40_010])
     started = time.monotonic()
     commands = _commands_run_during(
-        valkey_url, valkey_client, lambda: results.append(trim_events(valkey_client, tenant, maxlen=150_000)))
+        valkey_url,
+        valkey_client,
+        lambda: results.append(trim_events(valkey_client, tenant, maxlen=150_000)),
+    )
     print(f"trim to maxlen=150k: {time.monotonic() - started:.3f} s, {len(commands)} commands")
     assert results[1] == (10_000, ids[50_000], "")
     assert valkey_client.xlen(stream) == 150_000
@@ -579,10 +684,9 @@ def test_async_client_type_is_accepted_by_the_twin(valkey_url: str) -> None:
     asyncio.run(sub.client.aclose())
 
 
-def test_one_batch_mixing_bad_keys_extra_fields_and_duplicates(publisher: ExecutionEventPublisher,
-                                                             valkey_url: str,
-                                                             valkey_client: valkey.Valkey,
-                                                             tenant: str) -> None:
+def test_one_batch_mixing_bad_keys_extra_fields_and_duplicates(
+    publisher: ExecutionEventPublisher, valkey_url: str, valkey_client: valkey.Valkey, tenant: str
+) -> None:
     # New entries are read and leased in one script call: leases taken for entries that turn
     # out malformed are given back, and a later valid copy of the same key is still handled.
     stream = keys.events_key(tenant)
@@ -591,7 +695,9 @@ def test_one_batch_mixing_bad_keys_extra_fields_and_duplicates(publisher: Execut
     idem = event_idempotency_key(good)
     ids = [
         valkey_client.xadd(stream, {"kind": "step.committed", "idem": idem, "event": "{not json"}),
-        valkey_client.xadd(stream, {"kind": "step.committed", "idem": idem, "event": wire, "x": "1"}),
+        valkey_client.xadd(
+            stream, {"kind": "step.committed", "idem": idem, "event": wire, "x": "1"}
+        ),
         valkey_client.xadd(stream, {"kind": "step.committed", "idem": "a:b", "event": wire}),
         valkey_client.xadd(stream, {"kind": "step.failed", "idem": "k-kind", "event": wire}),
         valkey_client.xadd(stream, {"kind": "step.committed", "idem": "", "event": wire}),
@@ -602,7 +708,10 @@ def test_one_batch_mixing_bad_keys_extra_fields_and_duplicates(publisher: Execut
     sub = _subscriber(valkey_url, lease_ms=60_000)
     _run(sub, tenant, lambda e, m: seen.append(m), lambda: sub.stats.dead_lettered == 4)
     assert [m.stream_id for m in seen] == [ids[1]] and sub.stats.duplicates == 1
-    letters = {f[b"origId"].decode(): f[b"error"].decode() for _, f in valkey_client.xrange(keys.dlq_key(tenant))}
+    letters = {
+        f[b"origId"].decode(): f[b"error"].decode()
+        for _, f in valkey_client.xrange(keys.dlq_key(tenant))
+    }
     assert set(letters) == {ids[0], ids[2], ids[3], ids[4]}
     assert "Malformed JSON" in letters[ids[0]] and "character ':'" in letters[ids[2]]
     assert "does not match" in letters[ids[3]] and "non-empty" in letters[ids[4]]

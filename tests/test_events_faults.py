@@ -41,14 +41,39 @@ ROOT = Path(__file__).resolve().parents[1]
 COUNT = 50  # XREADGROUP COUNT: the in-flight batch, so the bound on repeats
 
 
-def _spawn(url: str, tenant: str, name: str, out: Path, logs: Path, *, fail_rate: float,
-           seed: int, handler_ms: int = 0) -> subprocess.Popen[bytes]:
+def _spawn(
+    url: str,
+    tenant: str,
+    name: str,
+    out: Path,
+    logs: Path,
+    *,
+    fail_rate: float,
+    seed: int,
+    handler_ms: int = 0,
+) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with (logs / f"{name}.log").open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, str(HELPER), url, tenant, "workers", name, str(out), str(fail_rate),
-             str(seed), "3000", "3000", str(COUNT), str(handler_ms)],
-            stdout=subprocess.PIPE, stderr=log, env=env)
+            [
+                sys.executable,
+                str(HELPER),
+                url,
+                tenant,
+                "workers",
+                name,
+                str(out),
+                str(fail_rate),
+                str(seed),
+                "3000",
+                "3000",
+                str(COUNT),
+                str(handler_ms),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            env=env,
+        )
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == b"ready"
     proc.stdout.close()
@@ -62,8 +87,13 @@ def _handled(out_dir: Path) -> list[str]:
     return lines
 
 
-def _publish_all(url: str, tenant: str, events: list[StepCommitted], done: threading.Event,
-                 republished: list[int]) -> None:
+def _publish_all(
+    url: str,
+    tenant: str,
+    events: list[StepCommitted],
+    done: threading.Event,
+    republished: list[int],
+) -> None:
     pub = ExecutionEventPublisher(make_client(url, retries=0))
     for start in range(0, len(events), 100):
         chunk = events[start : start + 100]
@@ -83,8 +113,10 @@ def _publish_all(url: str, tenant: str, events: list[StepCommitted], done: threa
 @pytest.mark.slow
 def test_effectively_once_through_consumer_and_server_kills(tmp_path: Path) -> None:
     rng = random.Random(5)
-    unique = [StepCommitted(execution_id=f"run-{i // 100}", step_id=f"s{i % 100}", attempt=0,
-                            row_count=i) for i in range(10_000)]
+    unique = [
+        StepCommitted(execution_id=f"run-{i // 100}", step_id=f"s{i % 100}", attempt=0, row_count=i)
+        for i in range(10_000)
+    ]
     events = list(unique)
     for twin in rng.sample(unique, 500):  # 5% published twice, the copy somewhere later
         position = events.index(twin)
@@ -96,19 +128,34 @@ def test_effectively_once_through_consumer_and_server_kills(tmp_path: Path) -> N
 
     with ControlledServer(aof=True) as server:
         # 1 ms per handler call: consumers are busy when the faults hit, mid-batch.
-        a = _spawn(server.url, tenant, "a", tmp_path / "a.out", logs, fail_rate=0.01, seed=1, handler_ms=1)
-        b = _spawn(server.url, tenant, "b", tmp_path / "b.out", logs, fail_rate=0.01, seed=2, handler_ms=1)
+        a = _spawn(
+            server.url, tenant, "a", tmp_path / "a.out", logs, fail_rate=0.01, seed=1, handler_ms=1
+        )
+        b = _spawn(
+            server.url, tenant, "b", tmp_path / "b.out", logs, fail_rate=0.01, seed=2, handler_ms=1
+        )
         published, republished = threading.Event(), []
-        publisher = threading.Thread(target=_publish_all,
-                                     args=(server.url, tenant, events, published, republished))
+        publisher = threading.Thread(
+            target=_publish_all, args=(server.url, tenant, events, published, republished)
+        )
         publisher.start()
         procs = [a, b]
         try:
             _wait(lambda: len(_handled(tmp_path)) >= 2_500, 30, "2,500 events handled")
             a.send_signal(signal.SIGKILL)  # mid-run, mid-batch: no chance to record anything
             a.wait()
-            procs.append(_spawn(server.url, tenant, "c", tmp_path / "c.out", logs, fail_rate=0.01,
-                                seed=3, handler_ms=1))
+            procs.append(
+                _spawn(
+                    server.url,
+                    tenant,
+                    "c",
+                    tmp_path / "c.out",
+                    logs,
+                    fail_rate=0.01,
+                    seed=3,
+                    handler_ms=1,
+                )
+            )
             _wait(lambda: len(_handled(tmp_path)) >= 5_000, 30, "5,000 events handled")
             old_pid = server.pid
             server.restart(down_for=0.5)  # SIGKILL, AOF (appendfsync always) keeps everything
@@ -120,8 +167,11 @@ def test_effectively_once_through_consumer_and_server_kills(tmp_path: Path) -> N
 
             def drained() -> bool:
                 group = client.xinfo_groups(stream)[0]
-                return (expected <= set(_handled(tmp_path)) and group["pending"] == 0
-                        and group["lag"] == 0)
+                return (
+                    expected <= set(_handled(tmp_path))
+                    and group["pending"] == 0
+                    and group["lag"] == 0
+                )
 
             _wait(drained, 40, "every event handled and nothing pending")
         finally:
@@ -139,7 +189,9 @@ def test_effectively_once_through_consumer_and_server_kills(tmp_path: Path) -> N
     # The only allowed repeats: events whose handler finished in "a" before it was killed,
     # at most its in-flight batch.
     assert sum(repeats.values()) <= COUNT, repeats.most_common(5)
-    print(f"repeats: {sum(repeats.values())} (bound {COUNT}); republished chunks: {len(republished)}")
+    print(
+        f"repeats: {sum(repeats.values())} (bound {COUNT}); republished chunks: {len(republished)}"
+    )
     assert republished, "the server outage should have hit the publisher too"
     a_keys = {line.split()[0] for line in (tmp_path / "a.out").read_text().splitlines()}
     assert set(repeats) <= a_keys
@@ -159,13 +211,15 @@ def _wait(predicate, timeout: float, what: str) -> None:  # type: ignore[no-unty
 
 
 @contextlib.contextmanager
-def _loop_running(sub: ExecutionEventSubscriber, tenant: str, handler: Handler, *,
-                  block_ms: int = 200) -> Iterator[threading.Thread]:
+def _loop_running(
+    sub: ExecutionEventSubscriber, tenant: str, handler: Handler, *, block_ms: int = 200
+) -> Iterator[threading.Thread]:
     """Run ``sub.run_loop`` in a thread; stop and join it even when the test fails, so a
     failing test never leaves a loop running (and retrying) into the tests after it."""
     stop = threading.Event()
-    runner = threading.Thread(target=sub.run_loop, args=(tenant, handler),
-                              kwargs={"stop": stop, "block_ms": block_ms})
+    runner = threading.Thread(
+        target=sub.run_loop, args=(tenant, handler), kwargs={"stop": stop, "block_ms": block_ms}
+    )
     runner.start()
     try:
         yield runner
@@ -178,8 +232,14 @@ def _loop_running(sub: ExecutionEventSubscriber, tenant: str, handler: Handler, 
 def test_loop_rides_out_a_server_outage(tmp_path: Path) -> None:
     with ControlledServer(aof=True) as server:
         tenant = "outage"
-        sub = ExecutionEventSubscriber(make_client(server.url), group="g", min_idle_ms=1000,
-                                       lease_ms=1000, claim_interval_s=0.2, handle_signals=False)
+        sub = ExecutionEventSubscriber(
+            make_client(server.url),
+            group="g",
+            min_idle_ms=1000,
+            lease_ms=1000,
+            claim_interval_s=0.2,
+            handle_signals=False,
+        )
         pub = ExecutionEventPublisher(make_client(server.url, retries=0))
         seen: list[str] = []
         with _loop_running(sub, tenant, lambda e, m: seen.append(m.idempotency_key)):
@@ -201,24 +261,34 @@ def test_loop_rides_out_a_server_outage(tmp_path: Path) -> None:
 def test_lost_group_after_restart_without_persistence_is_recreated_and_reported() -> None:
     with ControlledServer(aof=False) as server:
         tenant = "lost"
-        sub = ExecutionEventSubscriber(make_client(server.url), group="g", handle_signals=False,
-                                       claim_interval_s=0.2)
+        sub = ExecutionEventSubscriber(
+            make_client(server.url), group="g", handle_signals=False, claim_interval_s=0.2
+        )
         pub = ExecutionEventPublisher(make_client(server.url, retries=0))
         seen: list[str] = []
         with _loop_running(sub, tenant, lambda e, m: seen.append(m.kind)):
             pub.publish(tenant, StepCommitted(execution_id="r", step_id="one"))
             _wait(lambda: len(seen) == 1, 10, "first event")
             server.restart(down_for=0.2)  # no AOF: stream, group and marks are gone
-            _wait(lambda: sub.health.state == "ok" and sub.health.lost_state, 15, "lost state reported")
+            _wait(
+                lambda: sub.health.state == "ok" and sub.health.lost_state,
+                15,
+                "lost state reported",
+            )
             pub.publish(tenant, StepCommitted(execution_id="r", step_id="two"))
             _wait(lambda: len(seen) == 2, 10, "event after the group was recreated")
             assert sub.stats.groups_recreated == 1
 
 
-def test_sigterm_stops_a_consumer_process_gracefully(tmp_path: Path, valkey_url: str, tenant: str) -> None:
-    proc = _spawn(valkey_url, tenant, "solo", tmp_path / "solo.out", tmp_path, fail_rate=0.0, seed=0)
+def test_sigterm_stops_a_consumer_process_gracefully(
+    tmp_path: Path, valkey_url: str, tenant: str
+) -> None:
+    proc = _spawn(
+        valkey_url, tenant, "solo", tmp_path / "solo.out", tmp_path, fail_rate=0.0, seed=0
+    )
     ExecutionEventPublisher(make_client(valkey_url, retries=0)).publish_many(
-        tenant, [StepCommitted(execution_id="r", step_id=f"s{i}") for i in range(20)])
+        tenant, [StepCommitted(execution_id="r", step_id=f"s{i}") for i in range(20)]
+    )
     _wait(lambda: len(_handled(tmp_path)) == 20, 10, "20 events handled")
     started = time.monotonic()
     proc.send_signal(signal.SIGTERM)
@@ -235,8 +305,9 @@ def test_tail_resumes_after_a_server_restart() -> None:
         got: list[str] = []
 
         def follow() -> None:
-            for stream_id, _ in tail("tailed", client=make_client(server.url), from_id="0",
-                                     block_ms=100, stop=stop):
+            for stream_id, _ in tail(
+                "tailed", client=make_client(server.url), from_id="0", block_ms=100, stop=stop
+            ):
                 got.append(stream_id)
                 if len(got) == 2:
                     stop.set()
@@ -256,11 +327,15 @@ def test_async_loop_rides_out_a_server_outage() -> None:
         seen: list[str] = []
 
         async def main() -> None:
-            sub = AsyncExecutionEventSubscriber(make_async_client(server.url), group="g",
-                                                handle_signals=False, claim_interval_s=0.2)
+            sub = AsyncExecutionEventSubscriber(
+                make_async_client(server.url), group="g", handle_signals=False, claim_interval_s=0.2
+            )
             stop = asyncio.Event()
-            task = asyncio.create_task(sub.run_loop("async-outage", lambda e, m: seen.append(m.kind),
-                                                    stop=stop, block_ms=100))
+            task = asyncio.create_task(
+                sub.run_loop(
+                    "async-outage", lambda e, m: seen.append(m.kind), stop=stop, block_ms=100
+                )
+            )
 
             async def until(predicate, what: str) -> None:  # type: ignore[no-untyped-def]
                 end = time.monotonic() + 15
@@ -320,7 +395,8 @@ def test_loop_notices_a_frozen_server_and_resumes_after_thaw() -> None:
             finally:
                 server.thaw()
             ExecutionEventPublisher(make_client(server.url, retries=0)).publish(
-                tenant, StepCommitted(execution_id="r", step_id="after"))
+                tenant, StepCommitted(execution_id="r", step_id="after")
+            )
             _wait(lambda: seen == ["step.committed"], 15, "event after thaw")
 
 
@@ -333,8 +409,14 @@ def test_loop_waits_out_a_full_server_instead_of_dying() -> None:
         # A script refused half-way (after its XREADGROUP, at its first lease write) leaves
         # the entry pending without a lease: it comes back through XAUTOCLAIM after
         # min_idle_ms, like any entry of a consumer that stalled.
-        sub = ExecutionEventSubscriber(make_client(server.url), group="g", handle_signals=False,
-                                       min_idle_ms=1000, lease_ms=1000, claim_interval_s=0.2)
+        sub = ExecutionEventSubscriber(
+            make_client(server.url),
+            group="g",
+            handle_signals=False,
+            min_idle_ms=1000,
+            lease_ms=1000,
+            claim_interval_s=0.2,
+        )
         pub = ExecutionEventPublisher(make_client(server.url, retries=0))
         seen: list[str] = []
         gate = threading.Event()
@@ -356,10 +438,16 @@ def test_loop_waits_out_a_full_server_instead_of_dying() -> None:
                 assert "OutOfMemoryError" in (sub.health.last_error or "")
                 assert runner.is_alive()
                 admin.config_set("maxmemory", 0)
-                _wait(lambda: len(seen) == 2 and sub.health.state == "ok", 15,
-                      "resumed after memory freed")
-                _wait(lambda: admin.xpending(keys.events_key(tenant), "g")["pending"] == 0, 10,
-                      "both events acknowledged")
+                _wait(
+                    lambda: len(seen) == 2 and sub.health.state == "ok",
+                    15,
+                    "resumed after memory freed",
+                )
+                _wait(
+                    lambda: admin.xpending(keys.events_key(tenant), "g")["pending"] == 0,
+                    10,
+                    "both events acknowledged",
+                )
                 assert seen == ["step.committed", "step.committed"]  # "one" not handled again
             finally:  # release the handler first, or stopping the loop would wait for it
                 gate.set()

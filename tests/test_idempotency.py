@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 
 from execctx_nb import InvalidKeyError, idempotency_key
 
-inputs = st.tuples(st.text(max_size=12), st.none() | st.text(max_size=12), st.integers(0, 2**53 - 1))
+inputs = st.tuples(
+    st.text(max_size=12), st.none() | st.text(max_size=12), st.integers(0, 2**53 - 1)
+)
 
 
 @given(inputs, inputs)
@@ -52,12 +54,16 @@ def test_bad_attempt(attempt: object) -> None:
         idempotency_key("e", "s", attempt)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("args", "where"), [
-    (("run-\ud800", "s", 0), "execution_id"),
-    (("run", "s\udfff", 0), "step_id"),
-])
-def test_ids_json_cannot_hold_raise_invalid_key_error(args: tuple[str, str, int],
-                                                       where: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "where"),
+    [
+        (("run-\ud800", "s", 0), "execution_id"),
+        (("run", "s\udfff", 0), "step_id"),
+    ],
+)
+def test_ids_json_cannot_hold_raise_invalid_key_error(
+    args: tuple[str, str, int], where: str
+) -> None:
     with pytest.raises(InvalidKeyError, match=rf"surrogate.* - at `{where}`"):
         idempotency_key(*args)
 

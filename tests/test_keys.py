@@ -146,7 +146,9 @@ def test_bad_attempts_are_rejected(attempt: object) -> None:
         keys.cold_step_data_path("o", "e", "s", attempt)  # type: ignore[arg-type]
 
 
-def test_the_cache_of_valid_ids_is_bounded_and_keeps_the_checks(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_cache_of_valid_ids_is_bounded_and_keeps_the_checks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(keys, "_VALID_CACHE_SIZE", 3)
     monkeypatch.setattr(keys, "_VALID_IDS", set())
     for i in range(10):
@@ -161,7 +163,9 @@ def test_the_cache_of_valid_ids_is_bounded_and_keeps_the_checks(monkeypatch: pyt
 
 def test_step_keys_are_the_step_and_attempts_keys() -> None:
     assert keys.step_keys("org_42", "run-1", "clean") == (
-        keys.step_key("org_42", "run-1", "clean"), keys.step_attempts_key("org_42", "run-1", "clean"))
+        keys.step_key("org_42", "run-1", "clean"),
+        keys.step_attempts_key("org_42", "run-1", "clean"),
+    )
     with pytest.raises(InvalidKeyError, match="step id"):
         keys.step_keys("org_42", "run-1", "a:b")
 
@@ -171,7 +175,7 @@ def test_no_tenant_id_can_spell_another_tenants_mongo_database(t: str) -> None:
     # A hashed name must not be reachable as a plain one: a tenant named after the hashed
     # suffix of another would otherwise share its database.
     name = keys.mongo_db_name(t)
-    suffix = name[len("execctx_"):]
+    suffix = name[len("execctx_") :]
     try:
         twin = keys.mongo_db_name(suffix)
     except InvalidTenantError:
@@ -182,4 +186,4 @@ def test_no_tenant_id_can_spell_another_tenants_mongo_database(t: str) -> None:
 
 def test_the_hashed_mongo_name_of_a_mixed_case_tenant_is_not_a_plain_name() -> None:
     hashed = keys.mongo_db_name("A")
-    assert keys.mongo_db_name(hashed[len("execctx_"):]) != hashed
+    assert keys.mongo_db_name(hashed[len("execctx_") :]) != hashed

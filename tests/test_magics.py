@@ -88,7 +88,9 @@ def test_lineage_and_tail_widgets(shell, demo_tenant) -> None:
     while not tail.events and time.monotonic() < end:
         time.sleep(0.02)
     assert [e["stepId"] for e in tail.events] == ["score"]
-    both = run(shell, f"tail {demo_tenant} --kind step.failed execution.status --kind execution.log")
+    both = run(
+        shell, f"tail {demo_tenant} --kind step.failed execution.status --kind execution.log"
+    )
     assert both.kinds == ["step.failed", "execution.status", "execution.log"]  # as the help reads
     run(shell, "tail --stop")
     assert not tail.running and not both.running

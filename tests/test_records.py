@@ -235,7 +235,9 @@ def test_arrow_maps_travel_as_objects_matching_their_schema() -> None:
 
     from execctx_nb import infer_schema
 
-    table = pa.table({"m": pa.array([[("a", 1)], [("b", 2), ("c", 3)]], pa.map_(pa.string(), pa.int64()))})
+    table = pa.table(
+        {"m": pa.array([[("a", 1)], [("b", 2), ("c", 3)]], pa.map_(pa.string(), pa.int64()))}
+    )
     env = StepEnvelope(execution_id="e", step_id="s", data=table)
     rows = json.loads(env.to_json())["data"]
     assert rows == [{"m": {"a": 1}}, {"m": {"b": 2, "c": 3}}]
@@ -244,12 +246,15 @@ def test_arrow_maps_travel_as_objects_matching_their_schema() -> None:
         jsonschema.validate(row, schema)
 
 
-@pytest.mark.parametrize(("data", "says"), [
-    ([{"a": decimal.Decimal("NaN")}], "Decimal"),
-    ([{"a": decimal.Decimal("-Infinity")}], "Decimal"),
-    ([{"a": object()}], "object"),
-    ([{"a": {1, (2, object())}}], "object"),
-])
+@pytest.mark.parametrize(
+    ("data", "says"),
+    [
+        ([{"a": decimal.Decimal("NaN")}], "Decimal"),
+        ([{"a": decimal.Decimal("-Infinity")}], "Decimal"),
+        ([{"a": object()}], "object"),
+        ([{"a": {1, (2, object())}}], "object"),
+    ],
+)
 def test_data_json_cannot_hold_raises_envelope_encode_error(data: Any, says: str) -> None:
     env = StepEnvelope(execution_id="run-1", step_id="clean", data=data)
     with pytest.raises(EnvelopeEncodeError, match=r"at `envelope\.data`") as info:
@@ -267,22 +272,31 @@ def test_data_nested_past_the_encoder_limit_raises_envelope_encode_error() -> No
 
 
 def test_strings_that_look_non_finite_still_encode() -> None:
-    env = StepEnvelope(execution_id="run-1", step_id="clean",
-                       data=[{"a": "NaN", "b": "-Infinity", "c": float("nan")}])
-    assert StepEnvelope.from_json(env.to_json()).data == [{"a": "NaN", "b": "-Infinity",
-                                                           "c": None}]
+    env = StepEnvelope(
+        execution_id="run-1",
+        step_id="clean",
+        data=[{"a": "NaN", "b": "-Infinity", "c": float("nan")}],
+    )
+    assert StepEnvelope.from_json(env.to_json()).data == [{"a": "NaN", "b": "-Infinity", "c": None}]
 
 
 def _deep_envelope(levels: int) -> bytes:
-    return (b'{"executionId":"r","stepId":"s","data":' + b"[" * levels + b"]" * levels + b"}")
+    return b'{"executionId":"r","stepId":"s","data":' + b"[" * levels + b"]" * levels + b"}"
 
 
-@pytest.mark.parametrize("decode", [
-    lambda b: StepEnvelope.from_json(b, where="t:x:exec:r:step:s"),
-    lambda b: events.decode_event(
-        b'{"kind":"execution.log","executionId":"r","fields":' + b"[" * 100_000
-        + b"]" * 100_000 + b"}", where="t:x:exec:r:step:s"),
-])
+@pytest.mark.parametrize(
+    "decode",
+    [
+        lambda b: StepEnvelope.from_json(b, where="t:x:exec:r:step:s"),
+        lambda b: events.decode_event(
+            b'{"kind":"execution.log","executionId":"r","fields":'
+            + b"[" * 100_000
+            + b"]" * 100_000
+            + b"}",
+            where="t:x:exec:r:step:s",
+        ),
+    ],
+)
 def test_hostile_nesting_raises_decode_error_not_recursion_error(decode: Any) -> None:
     with pytest.raises(EnvelopeDecodeError, match=r"at key .t:x:exec:r:step:s.*nested too deeply"):
         decode(_deep_envelope(100_000))
@@ -301,7 +315,9 @@ def test_frames_arrow_cannot_hold_raise_a_named_error() -> None:
     back = StepEnvelope.from_json(env.to_json())
     assert back.to_polars()["a"].to_list() == [2**100, None]
     for e in (env, back):
-        with pytest.raises(EnvelopeEncodeError, match=r"'clean'.* - at `envelope\.data`; .*to_polars"):
+        with pytest.raises(
+            EnvelopeEncodeError, match=r"'clean'.* - at `envelope\.data`; .*to_polars"
+        ):
             e.to_arrow()
 
 

@@ -32,21 +32,28 @@ HASH = "d" * 64
 
 
 def envelope(step: str, data: object, *, attempt: int = 0) -> ec.StepEnvelope:
-    return ec.StepEnvelope(execution_id="run-1", step_id=step, attempt=attempt, data=data, schema={},
-                           schema_hash=HASH)
+    return ec.StepEnvelope(
+        execution_id="run-1", step_id=step, attempt=attempt, data=data, schema={}, schema_hash=HASH
+    )
 
 
-def test_async_and_sync_stores_share_one_layout(valkey_url: str, tenant: str, tmp_path: Path) -> None:
+def test_async_and_sync_stores_share_one_layout(
+    valkey_url: str, tenant: str, tmp_path: Path
+) -> None:
     scope = ec.ExecutionScope(tenant, "run-1")
     frame = pl.DataFrame({"c": pl.Series(["a", "b"], dtype=pl.Categorical)})
 
     async def scenario() -> list[ec.StepEnvelope]:
-        async with create_async_valkey_execution_context_store(valkey_url, cold_store=tmp_path) as store:
+        async with create_async_valkey_execution_context_store(
+            valkey_url, cold_store=tmp_path
+        ) as store:
             await store.put_step(scope, envelope("a", [{"x": 1}]))
             await store.put_step(scope, envelope("a", [{"x": 1}]))  # same write
             with pytest.raises(IdempotencyConflictError):
                 await store.put_step(scope, envelope("a", [{"x": 2}]))
-            await store.put_steps(scope, [envelope("b", frame), envelope("a", [{"x": 3}], attempt=1)])
+            await store.put_steps(
+                scope, [envelope("b", frame), envelope("a", [{"x": 3}], attempt=1)]
+            )
             assert await store.list_steps(scope) == ["a", "b"]
             assert await store.list_executions(tenant) == ["run-1"]
             older = await store.get_step(scope, "a", attempt=0)
@@ -66,10 +73,16 @@ def test_async_and_sync_stores_share_one_layout(valkey_url: str, tenant: str, tm
     assert_frame_equal(from_sync[1].to_polars(), frame)
 
 
-def test_async_restore_without_an_archive_names_it(valkey_url: str, tenant: str, tmp_path: Path) -> None:
+def test_async_restore_without_an_archive_names_it(
+    valkey_url: str, tenant: str, tmp_path: Path
+) -> None:
     async def scenario() -> None:
-        async with create_async_valkey_execution_context_store(valkey_url, cold_store=tmp_path) as store:
-            with pytest.raises(ColdTierError, match=r"No archive of execution `run-9` \(flow `f`\)"):
+        async with create_async_valkey_execution_context_store(
+            valkey_url, cold_store=tmp_path
+        ) as store:
+            with pytest.raises(
+                ColdTierError, match=r"No archive of execution `run-9` \(flow `f`\)"
+            ):
                 await store.restore_execution(tenant, "f", "run-9")
 
     asyncio.run(scenario())
@@ -79,7 +92,9 @@ def test_async_leases_archive_and_delete(valkey_url: str, tenant: str, tmp_path:
     scope = ec.ExecutionScope(tenant, "run-1")
 
     async def scenario() -> None:
-        async with create_async_valkey_execution_context_store(valkey_url, cold_store=tmp_path) as store:
+        async with create_async_valkey_execution_context_store(
+            valkey_url, cold_store=tmp_path
+        ) as store:
             lease = await store.acquire_lease(scope, "w1", 5000)  # no expiry during the checks
             assert lease is not None and await store.acquire_lease(scope, "w2", 100) is None
             await store.renew_lease(lease, 100)  # now it expires
@@ -105,10 +120,14 @@ def test_every_async_method_is_a_twin_of_a_sync_one() -> None:
     def public(cls: type) -> set[str]:
         return {n for n, _ in inspect.getmembers(cls, inspect.isfunction) if not n.startswith("_")}
 
-    assert public(AsyncExecutionContextStore) - {"aclose"} == public(ec.ExecutionContextStore) - {"close"}
+    assert public(AsyncExecutionContextStore) - {"aclose"} == public(ec.ExecutionContextStore) - {
+        "close"
+    }
 
 
-def test_async_dead_server_raises_mapped_errors(valkey_url: str, tenant: str, tmp_path: Path) -> None:
+def test_async_dead_server_raises_mapped_errors(
+    valkey_url: str, tenant: str, tmp_path: Path
+) -> None:
     scope = ec.ExecutionScope(tenant, "run-1")
     with ec.create_valkey_execution_context_store(valkey_url, cold_store=tmp_path) as live:
         live.put_step(scope, envelope("a", [{"x": 1}]))
@@ -133,18 +152,25 @@ def test_async_dead_server_raises_mapped_errors(valkey_url: str, tenant: str, tm
         "restore_execution": lambda s: s.restore_execution(tenant, "flow", "run-1"),
         "check_health": lambda s: s.check_health(),
     }
-    public = {n for n, _ in inspect.getmembers(AsyncExecutionContextStore, inspect.isfunction)
-              if not n.startswith("_")}
+    public = {
+        n
+        for n, _ in inspect.getmembers(AsyncExecutionContextStore, inspect.isfunction)
+        if not n.startswith("_")
+    }
     assert set(calls) == public - {"aclose"}, "a public method is missing from this test"
     dead = f"redis://127.0.0.1:{free_port()}"
 
     async def scenario() -> None:
-        async with create_async_valkey_execution_context_store(dead, cold_store=tmp_path, timeout=0.3) as store:
+        async with create_async_valkey_execution_context_store(
+            dead, cold_store=tmp_path, timeout=0.3
+        ) as store:
             for name, call in calls.items():
                 start = time.monotonic()
                 with pytest.raises(StoreUnavailableError) as info:
                     await call(store)
-                assert isinstance(info.value.__cause__, valkey.exceptions.ValkeyError | OSError), name
+                assert isinstance(info.value.__cause__, valkey.exceptions.ValkeyError | OSError), (
+                    name
+                )
                 assert time.monotonic() - start <= 0.3 + 0.6, name
                 assert store.health is ec.HealthState.UNAVAILABLE
 
@@ -155,8 +181,9 @@ def test_async_frozen_server_is_bounded_and_recovers(tenant: str, tmp_path: Path
     scope = ec.ExecutionScope(tenant, "run-1")
 
     async def scenario(server: ControlledServer) -> None:
-        async with create_async_valkey_execution_context_store(server.url, cold_store=tmp_path,
-                                                               timeout=0.5) as store:
+        async with create_async_valkey_execution_context_store(
+            server.url, cold_store=tmp_path, timeout=0.5
+        ) as store:
             await store.put_step(scope, envelope("a", [{"x": 1}]))
             server.freeze()
             try:
@@ -177,8 +204,9 @@ def test_async_frozen_server_is_bounded_and_recovers(tenant: str, tmp_path: Path
         asyncio.run(scenario(server))
 
 
-def test_async_batches_and_wrong_types_behave_as_in_the_sync_store(valkey_url: str, tenant: str,
-                                                                    tmp_path: Path) -> None:
+def test_async_batches_and_wrong_types_behave_as_in_the_sync_store(
+    valkey_url: str, tenant: str, tmp_path: Path
+) -> None:
     from execctx_nb import keys
     from execctx_nb._store_common import PUT_BATCH_ENVELOPES
     from execctx_nb.errors import EnvelopeDecodeError
@@ -192,7 +220,9 @@ def test_async_batches_and_wrong_types_behave_as_in_the_sync_store(valkey_url: s
         raw.hset(bad, "x", "y")
 
     async def scenario() -> None:
-        async with create_async_valkey_execution_context_store(valkey_url, cold_store=tmp_path) as store:
+        async with create_async_valkey_execution_context_store(
+            valkey_url, cold_store=tmp_path
+        ) as store:
             stored = await store.put_steps(scope, batch)
             assert await store.put_steps(scope, batch) == stored
             got = await store.get_steps(scope, [e.step_id for e in batch] + ["missing"])

@@ -29,8 +29,9 @@ SLACK = 0.6  # a loaded 2-core machine schedules late; the design bound is BOUND
 
 
 def envelope(i: int, execution: str = "run-1") -> ec.StepEnvelope:
-    return ec.StepEnvelope(execution_id=execution, step_id=f"s{i:05d}", data=[{"i": i}], schema={},
-                           schema_hash=HASH)
+    return ec.StepEnvelope(
+        execution_id=execution, step_id=f"s{i:05d}", data=[{"i": i}], schema={}, schema_hash=HASH
+    )
 
 
 @pytest.fixture
@@ -51,7 +52,9 @@ def timed_put(store: ec.ExecutionContextStore, scope: ec.ExecutionScope, i: int)
     return landed
 
 
-FAULTS: dict[str, tuple[bool, Callable[[ControlledServer], None], Callable[[ControlledServer], None]]] = {
+FAULTS: dict[
+    str, tuple[bool, Callable[[ControlledServer], None], Callable[[ControlledServer], None]]
+] = {
     # name: (aof, cause, recover)
     "stop": (False, lambda s: s.stop(), lambda s: s.start()),
     "freeze": (False, lambda s: s.freeze(), lambda s: s.thaw()),
@@ -61,11 +64,14 @@ FAULTS: dict[str, tuple[bool, Callable[[ControlledServer], None], Callable[[Cont
 
 
 @pytest.mark.parametrize("fault", list(FAULTS))
-def test_writes_land_or_raise_within_the_bound(fault: str, scope: ec.ExecutionScope, tmp_path: Path) -> None:
+def test_writes_land_or_raise_within_the_bound(
+    fault: str, scope: ec.ExecutionScope, tmp_path: Path
+) -> None:
     aof, cause, recover = FAULTS[fault]
-    with ControlledServer(aof=aof) as server, ec.create_valkey_execution_context_store(
-        server.url, cold_store=tmp_path
-    ) as store:
+    with (
+        ControlledServer(aof=aof) as server,
+        ec.create_valkey_execution_context_store(server.url, cold_store=tmp_path) as store,
+    ):
         assert store.check_health() is ec.HealthState.HEALTHY
         outcome: dict[int, bool] = {}
         for i in range(5):
@@ -103,10 +109,13 @@ def test_writes_land_or_raise_within_the_bound(fault: str, scope: ec.ExecutionSc
 
 
 @pytest.mark.parametrize("aof", [True, False], ids=["aof", "no-aof"])
-def test_kill_and_restart_during_a_stream_of_writes(aof: bool, scope: ec.ExecutionScope, tmp_path: Path) -> None:
-    with ControlledServer(aof=aof) as server, ec.create_valkey_execution_context_store(
-        server.url, cold_store=tmp_path
-    ) as store:
+def test_kill_and_restart_during_a_stream_of_writes(
+    aof: bool, scope: ec.ExecutionScope, tmp_path: Path
+) -> None:
+    with (
+        ControlledServer(aof=aof) as server,
+        ec.create_valkey_execution_context_store(server.url, cold_store=tmp_path) as store,
+    ):
         restarted = threading.Event()
 
         def crash() -> None:
@@ -138,14 +147,20 @@ def test_kill_and_restart_during_a_stream_of_writes(aof: bool, scope: ec.Executi
 
 
 def test_frozen_server_bounds_reads_too(scope: ec.ExecutionScope, tmp_path: Path) -> None:
-    with ControlledServer() as server, ec.create_valkey_execution_context_store(
-        server.url, cold_store=tmp_path, timeout=0.5
-    ) as store:
+    with (
+        ControlledServer() as server,
+        ec.create_valkey_execution_context_store(
+            server.url, cold_store=tmp_path, timeout=0.5
+        ) as store,
+    ):
         store.put_step(scope, envelope(1))
         server.freeze()
         try:
-            for call in (lambda: store.get_step(scope, "s00001"), lambda: store.list_steps(scope),
-                         lambda: store.get_execution(scope)):
+            for call in (
+                lambda: store.get_step(scope, "s00001"),
+                lambda: store.list_steps(scope),
+                lambda: store.get_execution(scope),
+            ):
                 start = time.monotonic()
                 with pytest.raises(StoreUnavailableError, match="did not answer") as info:
                     call()
@@ -163,8 +178,11 @@ def test_frozen_server_bounds_reads_too(scope: ec.ExecutionScope, tmp_path: Path
 
 
 def _public_methods() -> set[str]:
-    return {name for name, member in inspect.getmembers(ec.ExecutionContextStore, inspect.isfunction)
-            if not name.startswith("_")} - {"close"}
+    return {
+        name
+        for name, member in inspect.getmembers(ec.ExecutionContextStore, inspect.isfunction)
+        if not name.startswith("_")
+    } - {"close"}
 
 
 @pytest.fixture
@@ -214,9 +232,10 @@ def test_no_valkey_exception_escapes_any_public_method(archived: Path, tenant: s
 
 
 def test_read_only_replica_is_named(scope: ec.ExecutionScope, tmp_path: Path) -> None:
-    with ControlledServer() as server, ec.create_valkey_execution_context_store(
-        server.url, cold_store=tmp_path
-    ) as store:
+    with (
+        ControlledServer() as server,
+        ec.create_valkey_execution_context_store(server.url, cold_store=tmp_path) as store,
+    ):
         admin = valkey.Valkey.from_url(server.url, socket_timeout=5)
         admin.replicaof("127.0.0.1", free_port())  # a replica of nothing: refuses writes
         with pytest.raises(StoreUnavailableError, match="read_only"):
@@ -230,9 +249,10 @@ def test_read_only_replica_is_named(scope: ec.ExecutionScope, tmp_path: Path) ->
 
 
 def test_out_of_memory_is_named(scope: ec.ExecutionScope, tmp_path: Path) -> None:
-    with ControlledServer() as server, ec.create_valkey_execution_context_store(
-        server.url, cold_store=tmp_path
-    ) as store:
+    with (
+        ControlledServer() as server,
+        ec.create_valkey_execution_context_store(server.url, cold_store=tmp_path) as store,
+    ):
         admin = valkey.Valkey.from_url(server.url, socket_timeout=5)
         admin.config_set("maxmemory-policy", "noeviction")
         admin.config_set("maxmemory", "1")
@@ -249,8 +269,9 @@ def test_acl_denial_is_forbidden(scope: ec.ExecutionScope, tmp_path: Path, tenan
     with ControlledServer() as server:
         admin = valkey.Valkey.from_url(server.url, socket_timeout=5)
         # This user may only touch another tenant's keys.
-        admin.acl_setuser("other", enabled=True, passwords=["+pw"], keys=["t:someone_else:*"],
-                          commands=["+@all"])
+        admin.acl_setuser(
+            "other", enabled=True, passwords=["+pw"], keys=["t:someone_else:*"], commands=["+@all"]
+        )
         url = server.url.replace("redis://", "redis://other:pw@")
         with ec.create_valkey_execution_context_store(url, cold_store=tmp_path) as store:
             with pytest.raises(StoreUnavailableError, match=r"forbidden.*ACL"):
@@ -278,14 +299,18 @@ def test_loading_dataset_is_named(scope: ec.ExecutionScope, tmp_path: Path) -> N
     seed.close()
     first.stop()
     # Loading sleeps 1 ms per key and answers LOADING meanwhile.
-    second = ValkeyServer(port=port, data_dir=data_dir, persist=True,
-                          config={"save": "", "key-load-delay": 1000,
-                                  "loading-process-events-interval-bytes": 1024})
+    second = ValkeyServer(
+        port=port,
+        data_dir=data_dir,
+        persist=True,
+        config={"save": "", "key-load-delay": 1000, "loading-process-events-interval-bytes": 1024},
+    )
     starter = threading.Thread(target=second.start)
     starter.start()
     try:
-        with ec.create_valkey_execution_context_store(f"redis://127.0.0.1:{port}", cold_store=tmp_path,
-                                                      timeout=0.5) as store:
+        with ec.create_valkey_execution_context_store(
+            f"redis://127.0.0.1:{port}", cold_store=tmp_path, timeout=0.5
+        ) as store:
             seen = None
             for _ in range(50):
                 try:
@@ -304,14 +329,19 @@ def test_loading_dataset_is_named(scope: ec.ExecutionScope, tmp_path: Path) -> N
         kill_and_reap(second)
 
 
-def test_health_transitions_are_logged_once(scope: ec.ExecutionScope, tmp_path: Path,
-                                            caplog: pytest.LogCaptureFixture) -> None:
+def test_health_transitions_are_logged_once(
+    scope: ec.ExecutionScope, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     import logging
 
     logger = logging.getLogger("test.store.health")
-    with ControlledServer() as server, ec.create_valkey_execution_context_store(
-        server.url, cold_store=tmp_path, logger=logger, timeout=0.5
-    ) as store, caplog.at_level(logging.INFO, logger="test.store.health"):
+    with (
+        ControlledServer() as server,
+        ec.create_valkey_execution_context_store(
+            server.url, cold_store=tmp_path, logger=logger, timeout=0.5
+        ) as store,
+        caplog.at_level(logging.INFO, logger="test.store.health"),
+    ):
         store.put_step(scope, envelope(1))
         server.stop()
         for _ in range(3):
@@ -320,7 +350,9 @@ def test_health_transitions_are_logged_once(scope: ec.ExecutionScope, tmp_path: 
         server.start()
         store.get_step(scope, "s00001")
         store.get_step(scope, "s00001")
-    transitions = [r.getMessage().split("health ", 1)[1] for r in caplog.records if "health " in r.getMessage()]
+    transitions = [
+        r.getMessage().split("health ", 1)[1] for r in caplog.records if "health " in r.getMessage()
+    ]
     states = [t.split(" (")[0] for t in transitions]
     # Three failures, one transition; back to healthy (via degraded if a retry was needed).
     assert states[0] == "healthy -> unavailable" and states.count("healthy -> unavailable") == 1

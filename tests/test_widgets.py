@@ -273,7 +273,9 @@ def test_graph_follows_step_events_live(store, publisher, tenant) -> None:
     assert graph.status == "stopped"
 
 
-def test_graph_keeps_following_when_its_store_is_closed(store, publisher, tenant, valkey_url) -> None:
+def test_graph_keeps_following_when_its_store_is_closed(
+    store, publisher, tenant, valkey_url
+) -> None:
     # connect() is shared in a kernel: a later cell's `with connect() as s:` closes the
     # graph's store; live updates must go on (reading through a reopened store).
     from execctx_nb import create_valkey_execution_context_store

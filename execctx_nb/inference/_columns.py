@@ -26,8 +26,9 @@ from execctx_nb.inference._strategies import (
 
 __all__ = ["ColumnWalker"]
 
-_SCALAR = frozenset({"boolean", "integer", "number", "decimal", "binary", "temporal", "enum",
-                     "string"})
+_SCALAR = frozenset(
+    {"boolean", "integer", "number", "decimal", "binary", "temporal", "enum", "string"}
+)
 
 #: A dictionary (categorical) column becomes an enum of its dictionary up to this size.
 CATEGORY_MAX = 1000
@@ -59,8 +60,9 @@ class ColumnWalker:
     def _lengths(self, lists: Any) -> tuple[int, int]:
         """Shortest and longest list of a (null-free) list array."""
         types = self._pa.types
-        if len(lists) <= SMALL_ARRAY and (types.is_list(lists.type)
-                                          or types.is_large_list(lists.type)):
+        if len(lists) <= SMALL_ARRAY and (
+            types.is_list(lists.type) or types.is_large_list(lists.type)
+        ):
             offsets = lists.offsets.to_pylist()
             sizes = [b - a for a, b in itertools.pairwise(offsets)]
             return min(sizes), max(sizes)
@@ -160,8 +162,10 @@ class ColumnWalker:
         if self._pa.types.is_string_view(uniq.type):  # few kernels take views yet
             uniq = uniq.cast(self._pa.large_string())
         node.add_cardinality(len(uniq))
-        if uniq.nbytes > SMALL_TEXT and (
-                self.pc.max(self.pc.utf8_length(uniq)).as_py() or 0) > MAX_FORMAT_LEN:
+        if (
+            uniq.nbytes > SMALL_TEXT
+            and (self.pc.max(self.pc.utf8_length(uniq)).as_py() or 0) > MAX_FORMAT_LEN
+        ):
             strings.add_opaque(rule)  # no format or enum value is this long
         else:
             # Python's regexes over the joined values beat per-call RE2 compilation here

@@ -48,8 +48,9 @@ class SchemaDiff(msgspec.Struct, frozen=True, kw_only=True):
         if not self.changes:
             return "no schema change"
         head = "breaking schema change" if self.breaking else "compatible schema change"
-        return "\n".join([f"{head} ({len(self.changes)} change(s)):",
-                          *(f"  {c}" for c in self.changes)])
+        return "\n".join(
+            [f"{head} ({len(self.changes)} change(s)):", *(f"  {c}" for c in self.changes)]
+        )
 
 
 def _types(schema: Any) -> set[str] | None:
@@ -72,8 +73,9 @@ def _covers(old: set[str], new: set[str]) -> bool:
 
 class _Differ:
     def __init__(self) -> None:
-        self.lists: dict[str, list[str]] = {k: [] for k in (
-            "added", "removed", "retyped", "newly_nullable", "newly_optional")}
+        self.lists: dict[str, list[str]] = {
+            k: [] for k in ("added", "removed", "retyped", "newly_nullable", "newly_optional")
+        }
         self.lines: list[tuple[str, str]] = []
         self.breaking = False
 
@@ -123,8 +125,7 @@ class _Differ:
             self.note("added", f"{path}/{key}", f"+ {path}/{key}", False)
         for key in sorted(op.keys() & np_.keys()):
             if key in oreq and key not in nreq:
-                self.note("newly_optional", f"{path}/{key}", f"? {path}/{key}: now optional",
-                          True)
+                self.note("newly_optional", f"{path}/{key}", f"? {path}/{key}: now optional", True)
             self.walk(op[key], np_[key], f"{path}/{key}")
         oa, na = old.get("additionalProperties"), new.get("additionalProperties")
         if isinstance(oa, dict) and isinstance(na, dict):
@@ -146,5 +147,6 @@ def schema_diff(old: dict[str, Any], new: dict[str, Any]) -> SchemaDiff:
     differ = _Differ()
     differ.walk(old, new, "")
     lists = {k: tuple(sorted(v)) for k, v in differ.lists.items()}
-    return SchemaDiff(**lists, breaking=differ.breaking,
-                      changes=tuple(line for _, line in sorted(differ.lines)))
+    return SchemaDiff(
+        **lists, breaking=differ.breaking, changes=tuple(line for _, line in sorted(differ.lines))
+    )

@@ -56,15 +56,16 @@ _BODIES = {
     # a scheme plus "//authority", or a common authority-less scheme; bare "word:rest" is
     # too often a label ("note:abc") to be called a URI
     "uri": rf"(?:[A-Za-z][A-Za-z0-9+.-]*://{_AUTH}+(?:[/?#]{_URIC}*)?"
-           rf"|(?:mailto|urn|tel|data):{_URIC}+)",
+    rf"|(?:mailto|urn|tel|data):{_URIC}+)",
     "local-date-time": LOCAL_PATTERNS["local-date-time"][1:-1],
     "local-time": LOCAL_PATTERNS["local-time"][1:-1],
 }
 # Atomic groups: once a value matched, a later failure never re-splits earlier values
 # (without them an ambiguous body could backtrack exponentially across the joined text).
 # re.ASCII: \d is 0-9 only, as in the format checkers.
-_JOINED = {name: re.compile(rf"(?:(?>{body})\n)*+(?>{body})", re.ASCII)
-           for name, body in _BODIES.items()}
+_JOINED = {
+    name: re.compile(rf"(?:(?>{body})\n)*+(?>{body})", re.ASCII) for name, body in _BODIES.items()
+}
 # One pass over the first value finds the first format it could be (most text is none).
 _NAMES = list(_BODIES)
 _SINGLE = {name: re.compile(body, re.ASCII) for name, body in _BODIES.items()}
@@ -131,7 +132,7 @@ def _candidates(first: str) -> list[str]:
     if m is None or m.lastindex is None:
         return []
     start = m.lastindex - 1
-    return [_NAMES[start]] + [n for n in _NAMES[start + 1:] if _SINGLE[n].fullmatch(first)]
+    return [_NAMES[start]] + [n for n in _NAMES[start + 1 :] if _SINGLE[n].fullmatch(first)]
 
 
 def looks_numeric(s: str) -> bool:

@@ -29,8 +29,11 @@ _NAMED = frozenset({"properties", "patternProperties", "$defs", "definitions", "
 def _canon(value: Any, named: bool = False) -> Any:
     """Drop annotations; ``named``: ``value`` maps property names (kept as they are)."""
     if isinstance(value, dict):
-        return {k: _canon(v, k in _NAMED and not named) for k, v in value.items()
-                if named or not (isinstance(k, str) and k.startswith(_ANNOTATION))}
+        return {
+            k: _canon(v, k in _NAMED and not named)
+            for k, v in value.items()
+            if named or not (isinstance(k, str) and k.startswith(_ANNOTATION))
+        }
     if isinstance(value, (list, tuple)):
         return [_canon(v) for v in value]
     return value
@@ -59,7 +62,8 @@ def canonical_bytes(schema: dict[str, Any]) -> bytes:
     if not isinstance(schema, dict):
         raise SchemaInferenceError(
             f"Cannot hash a schema: expected a dict, got `{type(schema).__name__}` - at "
-            f"`schema_hash(schema)`")
+            f"`schema_hash(schema)`"
+        )
     try:
         return bytes(rfc8785.dumps(_sort_sets(_canon(schema))))
     except (rfc8785.CanonicalizationError, TypeError, ValueError, RecursionError) as exc:

@@ -76,8 +76,11 @@ def infer_schema(
     module = type(obj).__module__ or ""
     if module.startswith("polars"):
         return _polars(obj, opts)
-    if module.startswith("pyarrow") or hasattr(obj, "__arrow_c_stream__") or hasattr(
-            obj, "__arrow_c_array__"):
+    if (
+        module.startswith("pyarrow")
+        or hasattr(obj, "__arrow_c_stream__")
+        or hasattr(obj, "__arrow_c_array__")
+    ):
         return _arrow(obj, opts)
     if isinstance(obj, (list, tuple)):
         idx = even_indices(len(obj), sample_size)
@@ -89,22 +92,31 @@ def infer_schema(
         return schema_from_rows([obj], 1, opts)
     raise SchemaInferenceError(
         f"Cannot infer a schema: expected an Arrow or Polars frame, a list of rows or a JSON "
-        f"document, got `{type(obj).__name__}` - at `infer_schema(obj)`")
+        f"document, got `{type(obj).__name__}` - at `infer_schema(obj)`"
+    )
 
 
-def make_options(sample_size: int = 200, max_depth: int = 8, enum_max: int = 16,
-                 enum_min_count: int = 10, seed: int = 0, lazy_blocks: int = 2) -> Options:
+def make_options(
+    sample_size: int = 200,
+    max_depth: int = 8,
+    enum_max: int = 16,
+    enum_min_count: int = 10,
+    seed: int = 0,
+    lazy_blocks: int = 2,
+) -> Options:
     """Checked :class:`Options` (raises :class:`SchemaInferenceError` naming the argument)."""
-    for name, value, low, high in (("sample_size", sample_size, 1, None),
-                                   ("max_depth", max_depth, 0, _MAX_DEPTH_LIMIT),
-                                   ("enum_max", enum_max, 0, None),
-                                   ("enum_min_count", enum_min_count, 1, None),
-                                   ("lazy_blocks", lazy_blocks, 1, None)):
+    for name, value, low, high in (
+        ("sample_size", sample_size, 1, None),
+        ("max_depth", max_depth, 0, _MAX_DEPTH_LIMIT),
+        ("enum_max", enum_max, 0, None),
+        ("enum_min_count", enum_min_count, 1, None),
+        ("lazy_blocks", lazy_blocks, 1, None),
+    ):
         if type(value) is not int or value < low or (high is not None and value > high):
             bound = f"{low}..{high}" if high is not None else f">= {low}"
             raise SchemaInferenceError(
-                f"Invalid {name} {value!r}: expected an int {bound} - at "
-                f"`infer_schema({name}=...)`")
+                f"Invalid {name} {value!r}: expected an int {bound} - at `infer_schema({name}=...)`"
+            )
     return Options(sample_size, max_depth, EnumRule(enum_max, enum_min_count), seed, lazy_blocks)
 
 
@@ -140,7 +152,8 @@ def _table_root(columns: list[tuple[str, Any, Spec]], opts: Options) -> Node:
 def _translate(exc: Exception, what: str) -> SchemaInferenceError:
     return SchemaInferenceError(
         f"Cannot read {what}: expected a readable frame, got {type(exc).__name__}: {exc} - "
-        f"at `infer_schema(obj)`; check the source (file, query) and retry")
+        f"at `infer_schema(obj)`; check the source (file, query) and retry"
+    )
 
 
 def _polars(obj: Any, opts: Options) -> dict[str, Any]:
@@ -172,14 +185,20 @@ def _polars(obj: Any, opts: Options) -> dict[str, Any]:
         else:
             raise SchemaInferenceError(
                 f"Cannot infer a schema: expected a Polars DataFrame, LazyFrame or Series, got "
-                f"`{type(obj).__name__}` - at `infer_schema(obj)`")
-        casts: dict[Any, Any] = {name: new for name, dtype in frame.schema.items()
-                 if (new := exportable_dtype(dtype)) is not None}
+                f"`{type(obj).__name__}` - at `infer_schema(obj)`"
+            )
+        casts: dict[Any, Any] = {
+            name: new
+            for name, dtype in frame.schema.items()
+            if (new := exportable_dtype(dtype)) is not None
+        }
         table = (frame.cast(casts) if casts else frame).to_arrow()
     except (pl.exceptions.PolarsError, pa.ArrowException, OSError) as exc:
         raise _translate(exc, "the Polars input") from exc
-    columns = [(name, _one_chunk(table.column(name)),
-                spec_from_polars(dtype, 2, opts.max_depth)) for name, dtype in schema.items()]
+    columns = [
+        (name, _one_chunk(table.column(name)), spec_from_polars(dtype, 2, opts.max_depth))
+        for name, dtype in schema.items()
+    ]
     return _render(_table_root(columns, opts), table.num_rows, total)
 
 
@@ -191,8 +210,9 @@ def _arrow(obj: Any, opts: Options) -> dict[str, Any]:
 
     k = opts.sample_size
     try:
-        if not isinstance(obj, (pa.Table, pa.RecordBatch, pa.Array, pa.ChunkedArray,
-                                pa.RecordBatchReader)):
+        if not isinstance(
+            obj, (pa.Table, pa.RecordBatch, pa.Array, pa.ChunkedArray, pa.RecordBatchReader)
+        ):
             obj = _from_stream(obj) if hasattr(obj, "__arrow_c_stream__") else pa.array(obj)
         if isinstance(obj, pa.RecordBatchReader):
             table, total = _sample_stream(obj, k, opts.seed)
@@ -209,8 +229,13 @@ def _arrow(obj: Any, opts: Options) -> dict[str, Any]:
         raise _translate(exc, "the Arrow input") from exc
     columns = []
     for i, field in enumerate(table.schema):
-        columns.append((field.name, _one_chunk(table.column(i)),
-                        spec_from_arrow(field.type, 2, opts.max_depth)))
+        columns.append(
+            (
+                field.name,
+                _one_chunk(table.column(i)),
+                spec_from_arrow(field.type, 2, opts.max_depth),
+            )
+        )
     return _render(_table_root(columns, opts), table.num_rows, total)
 
 
@@ -260,6 +285,7 @@ def _sample_stream(reader: Any, k: int, seed: int) -> tuple[Any, int]:
             else:
                 slots[slot] = row
     rows = [slots[i] for i in res.order()]
-    table = (pa.Table.from_batches(rows, schema=reader.schema) if rows
-             else reader.schema.empty_table())
+    table = (
+        pa.Table.from_batches(rows, schema=reader.schema) if rows else reader.schema.empty_table()
+    )
     return table, res.seen

@@ -32,7 +32,8 @@ def merge_schemas(*schemas: dict[str, Any], enum_max: int = 16) -> dict[str, Any
     """
     if not schemas:
         raise SchemaInferenceError(
-            "Cannot merge: expected at least one schema, got none - at `merge_schemas()`")
+            "Cannot merge: expected at least one schema, got none - at `merge_schemas()`"
+        )
     rule = EnumRule(max_values=enum_max)
     root = Node()
     sampled = rows = 0
@@ -40,7 +41,8 @@ def merge_schemas(*schemas: dict[str, Any], enum_max: int = 16) -> dict[str, Any
         if not isinstance(schema, dict):
             raise SchemaInferenceError(
                 f"Cannot merge: expected a schema dict, got `{type(schema).__name__}` - at "
-                f"`merge_schemas(...)[{i}]`")
+                f"`merge_schemas(...)[{i}]`"
+            )
         try:
             root.add_schema(schema, rule)
             sampled += int(schema.get(SAMPLED, 0))
@@ -48,5 +50,6 @@ def merge_schemas(*schemas: dict[str, Any], enum_max: int = 16) -> dict[str, Any
         except (TypeError, ValueError, AttributeError) as exc:
             raise SchemaInferenceError(
                 f"Cannot merge: expected a schema from infer_schema, got one that fails with "
-                f"{type(exc).__name__}: {exc} - at `merge_schemas(...)[{i}]`") from exc
+                f"{type(exc).__name__}: {exc} - at `merge_schemas(...)[{i}]`"
+            ) from exc
     return {"$schema": DIALECT, **root.to_schema(), SAMPLED: sampled, ROWS: rows}

@@ -45,11 +45,16 @@ def spec_from_polars(dtype: Any, depth: int, max_depth: int) -> Spec:
     if isinstance(dtype, (pl.Struct, pl.List, pl.Array)) and depth > max_depth:
         return CUT
     if isinstance(dtype, pl.Struct):
-        return Spec("struct", fields=tuple(
-            (f.name, spec_from_polars(f.dtype, depth + 1, max_depth)) for f in dtype.fields))
+        return Spec(
+            "struct",
+            fields=tuple(
+                (f.name, spec_from_polars(f.dtype, depth + 1, max_depth)) for f in dtype.fields
+            ),
+        )
     if isinstance(dtype, pl.Array):
-        return Spec("list", item=spec_from_polars(dtype.inner, depth + 1, max_depth),
-                    fixed=dtype.size)
+        return Spec(
+            "list", item=spec_from_polars(dtype.inner, depth + 1, max_depth), fixed=dtype.size
+        )
     if isinstance(dtype, pl.List):
         return Spec("list", item=spec_from_polars(dtype.inner, depth + 1, max_depth))
     return Spec("unknown", dtype=str(dtype))
@@ -70,8 +75,12 @@ def exportable_dtype(dtype: Any) -> Any:
         fields = [(f.name, exportable_dtype(f.dtype)) for f in dtype.fields]
         if all(new is None for _, new in fields):
             return None
-        return pl.Struct({f.name: new if new is not None else f.dtype
-                          for f, (_, new) in zip(dtype.fields, fields, strict=True)})
+        return pl.Struct(
+            {
+                f.name: new if new is not None else f.dtype
+                for f, (_, new) in zip(dtype.fields, fields, strict=True)
+            }
+        )
     if isinstance(dtype, (pl.List, pl.Array)):
         inner = exportable_dtype(dtype.inner)
         if inner is None:

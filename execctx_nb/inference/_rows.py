@@ -35,11 +35,25 @@ __all__ = ["RowWalker"]
 
 # What each Python type becomes on the JSON wire (msgspec's encoding, as the envelope uses).
 _KINDS: dict[type, str] = {
-    type(None): "null", bool: "boolean", int: "integer", float: "float", str: "string",
-    dict: "object", list: "array", tuple: "array",
-    _dt.datetime: "datetime", _dt.date: "date", _dt.time: "time", _dt.timedelta: "duration",
-    uuid.UUID: "uuid", decimal.Decimal: "decimal", bytes: "binary", bytearray: "binary",
-    memoryview: "binary", set: "array", frozenset: "array",
+    type(None): "null",
+    bool: "boolean",
+    int: "integer",
+    float: "float",
+    str: "string",
+    dict: "object",
+    list: "array",
+    tuple: "array",
+    _dt.datetime: "datetime",
+    _dt.date: "date",
+    _dt.time: "time",
+    _dt.timedelta: "duration",
+    uuid.UUID: "uuid",
+    decimal.Decimal: "decimal",
+    bytes: "binary",
+    bytearray: "binary",
+    memoryview: "binary",
+    set: "array",
+    frozenset: "array",
 }
 
 
@@ -85,7 +99,8 @@ class RowWalker:
                 raise SchemaInferenceError(
                     f"Cannot infer a JSON type: expected JSON values (dict, list, str, int, "
                     f"float, bool, None, date/time, bytes), got `{t.__name__}` - at "
-                    f"`{path or '/'}`; convert it to one of those first")
+                    f"`{path or '/'}`; convert it to one of those first"
+                )
             if kind in groups:
                 groups[kind].extend(bucket)
             else:
@@ -130,8 +145,9 @@ class RowWalker:
                 # too long for a format or an enum; hashing megabytes per value to count
                 # them exactly is not worth it: tell long values apart by length and ends
                 node.get(StringStrategy).add_opaque(rule)
-                return len({(len(v), v[:256], v[-256:]) if len(v) > MAX_FORMAT_LEN else v
-                            for v in vals})
+                return len(
+                    {(len(v), v[:256], v[-256:]) if len(v) > MAX_FORMAT_LEN else v for v in vals}
+                )
             uniq = list(set(vals))
             node.get(StringStrategy).add_distinct(len(vals), uniq, rule)
             return len(uniq)
@@ -204,7 +220,8 @@ class RowWalker:
                             raise CyclicDataError(
                                 f"Cyclic data: expected a tree of JSON values, got a "
                                 f"`{type(child).__name__}` that contains itself - below "
-                                f"`{path or '/'}`; break the reference cycle before inferring")
+                                f"`{path or '/'}`; break the reference cycle before inferring"
+                            )
                         if cid not in done:
                             on_stack.add(cid)
                             stack.append((child, iter(_children(child))))

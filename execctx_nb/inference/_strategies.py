@@ -43,8 +43,20 @@ MAX_ITEMS = X + "max-items"
 DECIMAL = X + "decimal"
 DTYPE = X + "dtype"
 # Keywords that constrain nothing: a schema made only of these (and annotations) is ``{}``.
-_NOTES = frozenset({"$schema", "$id", "$comment", "title", "description", "examples",
-                    "default", "deprecated", "readOnly", "writeOnly"})
+_NOTES = frozenset(
+    {
+        "$schema",
+        "$id",
+        "$comment",
+        "title",
+        "description",
+        "examples",
+        "default",
+        "deprecated",
+        "readOnly",
+        "writeOnly",
+    }
+)
 
 
 class EnumRule:
@@ -133,8 +145,14 @@ class StringStrategy(Strategy):
         self.encoding: str | None = None
         self._fresh = True
 
-    def _fold(self, enum: set[str] | None, fmt: str | None, pattern: str | None,
-              encoding: str | None, rule: EnumRule) -> None:
+    def _fold(
+        self,
+        enum: set[str] | None,
+        fmt: str | None,
+        pattern: str | None,
+        encoding: str | None,
+        rule: EnumRule,
+    ) -> None:
         if self._fresh:
             self.enum, self.format, self.pattern, self.encoding = enum, fmt, pattern, encoding
             self._fresh = False
@@ -151,8 +169,9 @@ class StringStrategy(Strategy):
         """Observed non-null strings: their count and their distinct values."""
         self.add_observed(count, detect_format(distinct), distinct, rule)
 
-    def add_observed(self, count: int, name: str | None, distinct: list[str] | None,
-                     rule: EnumRule) -> None:
+    def add_observed(
+        self, count: int, name: str | None, distinct: list[str] | None, rule: EnumRule
+    ) -> None:
         """Observed strings whose format (``name``) is known; ``distinct`` when enum-sized."""
         fmt = pattern = None
         if name in LOCAL_PATTERNS:
@@ -160,8 +179,7 @@ class StringStrategy(Strategy):
         else:
             fmt = name
         enum = None
-        if name is None and distinct is not None and rule.allows(count, distinct,
-                                                                  len(distinct)):
+        if name is None and distinct is not None and rule.allows(count, distinct, len(distinct)):
             enum = set(distinct)
         self._fold(enum, fmt, pattern, None, rule)
 
@@ -169,17 +187,24 @@ class StringStrategy(Strategy):
         """Strings too long to be a format or an enum value: only their type is known."""
         self._fold(None, None, None, None, rule)
 
-    def add_declared(self, *, fmt: str | None = None, pattern: str | None = None,
-                     encoding: str | None = None, enum: Iterable[str] | None = None,
-                     rule: EnumRule) -> None:
+    def add_declared(
+        self,
+        *,
+        fmt: str | None = None,
+        pattern: str | None = None,
+        encoding: str | None = None,
+        enum: Iterable[str] | None = None,
+        rule: EnumRule,
+    ) -> None:
         """A type that a dtype declares (temporal, binary, categorical, enum)."""
         self._fold(set(enum) if enum is not None else None, fmt, pattern, encoding, rule)
 
     def add_schema(self, schema: dict[str, Any], rule: EnumRule) -> None:
         enum = schema.get("enum")
         values = {v for v in enum if isinstance(v, str)} if isinstance(enum, list) else None
-        self._fold(values, schema.get("format"), schema.get("pattern"),
-                   schema.get("contentEncoding"), rule)
+        self._fold(
+            values, schema.get("format"), schema.get("pattern"), schema.get("contentEncoding"), rule
+        )
 
     def to_schema(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -322,8 +347,14 @@ class ArrayStrategy(Strategy):
 
 _FAMILIES: dict[str, type[Strategy]] = {
     cls.type_name: cls
-    for cls in (BooleanStrategy, IntegerStrategy, NumberStrategy, StringStrategy,
-                ObjectStrategy, ArrayStrategy)
+    for cls in (
+        BooleanStrategy,
+        IntegerStrategy,
+        NumberStrategy,
+        StringStrategy,
+        ObjectStrategy,
+        ArrayStrategy,
+    )
 }
 
 
@@ -353,8 +384,7 @@ class Node:
         self.has_null = self.has_null or self.nulls > 0
 
     def add_cardinality(self, distinct: int) -> None:
-        self.cardinality = distinct if self.cardinality is None else max(self.cardinality,
-                                                                         distinct)
+        self.cardinality = distinct if self.cardinality is None else max(self.cardinality, distinct)
 
     def add_schema(self, schema: dict[str, Any], rule: EnumRule) -> None:
         """Fold in a schema this package emitted; unknown keywords widen to permissive."""
@@ -362,8 +392,9 @@ class Node:
             self.cut = True
             return
         types = schema.get("type")
-        if schema.get(CUT) or (types is None and any(
-                not k.startswith(X) and k not in _NOTES for k in schema)):
+        if schema.get(CUT) or (
+            types is None and any(not k.startswith(X) and k not in _NOTES for k in schema)
+        ):
             self.cut = True  # permissive, or keywords we do not model: stay permissive
             types = []
         elif types is None:
@@ -403,8 +434,11 @@ class Node:
                 if name != "null" and name in names:
                     out.update(self.strategies[name].to_schema())
             string = self.strategies.get("string")
-            if isinstance(string, StringStrategy) and string.enum is not None and (
-                    names <= {"string", "null"}):
+            if (
+                isinstance(string, StringStrategy)
+                and string.enum is not None
+                and (names <= {"string", "null"})
+            ):
                 enum: list[Any] = sorted(string.enum)
                 out["enum"] = [*enum, None] if self.has_null else enum
         if self.cardinality is not None:

@@ -231,8 +231,10 @@ class LineageGraph(anywidget.AnyWidget):  # type: ignore[misc,unused-ignore]
                 env = _fetch(self._store, self._scope, step_id)
             except ExecctxError as exc:  # e.g. the server is briefly down: keep following
                 self._unread[step_id] = event
-                self.notice = (f"Could not read step `{step_id}` ({type(exc).__name__}: {exc});"
-                               " it is read again at the next step event")
+                self.notice = (
+                    f"Could not read step `{step_id}` ({type(exc).__name__}: {exc});"
+                    " it is read again at the next step event"
+                )
                 continue
             if env is None and event.kind == "step.failed":
                 env = StepEnvelope(

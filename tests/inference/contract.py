@@ -42,7 +42,9 @@ def assert_contract(schema: dict[str, Any], rows: list[Any], *, encode: bool = T
     validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
     for i, row in enumerate(to_wire(rows) if encode else rows):
         errors = sorted(validator.iter_errors(row), key=lambda e: list(e.absolute_path))
-        assert not errors, f"row {i} rejected: {[(list(e.absolute_path), e.message) for e in errors]}"
+        assert not errors, (
+            f"row {i} rejected: {[(list(e.absolute_path), e.message) for e in errors]}"
+        )
     digest = schema_hash(schema)
     assert len(digest) == 64 and digest == digest.lower()
     int(digest, 16)

@@ -15,8 +15,15 @@ from pyarrow import feather, ipc
 from execctx_nb import schema_hash
 from execctx_nb.cli import COMMANDS, main
 
-ROWS = [{"id": i, "kind": "ab"[i % 2], "score": None if i % 3 == 0 else i / 4,
-         "at": "2024-01-01T00:00:00Z"} for i in range(30)]
+ROWS = [
+    {
+        "id": i,
+        "kind": "ab"[i % 2],
+        "score": None if i % 3 == 0 else i / 4,
+        "at": "2024-01-01T00:00:00Z",
+    }
+    for i in range(30)
+]
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -47,10 +54,10 @@ def write(tmp_path: Path, kind: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("kind", ["parquet", "arrow", "feather", "arrows", "csv", "ndjson",
-                                  "json"])
-def test_infer_prints_schema_and_its_hash(tmp_path: Path, kind: str,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("kind", ["parquet", "arrow", "feather", "arrows", "csv", "ndjson", "json"])
+def test_infer_prints_schema_and_its_hash(
+    tmp_path: Path, kind: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, out, err = run(capsys, "infer", str(write(tmp_path, kind)))
     assert code == 0, err
     doc: dict[str, Any] = json.loads(out)
@@ -61,8 +68,9 @@ def test_infer_prints_schema_and_its_hash(tmp_path: Path, kind: str,
     assert schema["properties"]["kind"]["enum"] == ["a", "b"]
 
 
-def test_same_data_same_hash_across_formats(tmp_path: Path,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_same_data_same_hash_across_formats(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     hashes = set()
     for kind in ("parquet", "ndjson", "json"):
         code, out, _ = run(capsys, "infer", "--hash-only", str(write(tmp_path, kind)))
@@ -71,8 +79,9 @@ def test_same_data_same_hash_across_formats(tmp_path: Path,
     assert len(hashes) == 1 and len(hashes.pop()) == 64
 
 
-def test_errors_name_the_file_and_exit_2(tmp_path: Path,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_errors_name_the_file_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, _, err = run(capsys, "infer", str(tmp_path / "missing.parquet"))
     assert code == 2 and "missing.parquet" in err and "expected an existing file" in err
     odd = tmp_path / "data.xyz"
@@ -94,22 +103,26 @@ def test_subcommands_are_a_registry() -> None:
 def test_console_script_runs(tmp_path: Path) -> None:
     path = write(tmp_path, "parquet")
     script = Path(sys.executable).with_name("execctx")
-    out = subprocess.run([str(script), "infer", "--compact", str(path)], capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run(
+        [str(script), "infer", "--compact", str(path)], capture_output=True, text=True, check=True
+    )
     assert json.loads(out.stdout)["schema"]["type"] == "object"
 
 
-@pytest.mark.parametrize(("name", "content", "says"), [
-    ("bad.parquet", b"garbage", "parquet"),
-    ("empty.parquet", b"", "parquet"),
-    ("bad.arrow", b"garbage", "ipc"),
-    ("empty.csv", b"", "csv"),
-    ("bad.ndjson", b'{"a": 1}\n\n{"a":\n', "line 3"),
-    ("rows.json", b'{"a": 1}\n{"a": 2}\n', "--format ndjson"),
-])
+@pytest.mark.parametrize(
+    ("name", "content", "says"),
+    [
+        ("bad.parquet", b"garbage", "parquet"),
+        ("empty.parquet", b"", "parquet"),
+        ("bad.arrow", b"garbage", "ipc"),
+        ("empty.csv", b"", "csv"),
+        ("bad.ndjson", b'{"a": 1}\n\n{"a":\n', "line 3"),
+        ("rows.json", b'{"a": 1}\n{"a": 2}\n', "--format ndjson"),
+    ],
+)
 def test_unreadable_files_of_every_format_name_the_file(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, content: bytes,
-        says: str) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, content: bytes, says: str
+) -> None:
     path = tmp_path / name
     path.write_bytes(content)
     code, out, err = run(capsys, "infer", str(path))

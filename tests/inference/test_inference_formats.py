@@ -13,14 +13,29 @@ from execctx_nb import infer_schema
 from execctx_nb.inference._formats import LOCAL_PATTERNS, detect_format, looks_numeric
 
 CHECKER = Draft202012Validator.FORMAT_CHECKER
-SEEDS = ["2024-01-31T23:59:59Z", "2024-02-29T00:00:00.5+05:30", "2023-02-29", "2024-12-31",
-         "23:59:59Z", "00:00:00.1-01:00", "123e4567-e89b-12d3-a456-426614174000",
-         "192.168.0.1", "255.0.0.0", "user@example.com", "https://example.com/a?b=c#d",
-         "urn:isbn:0451450523", "mailto:a@b.co", "2024-01-01T10:00:00", "2024-01-01 10:00",
-         "10:30", "10:30:00"]
+SEEDS = [
+    "2024-01-31T23:59:59Z",
+    "2024-02-29T00:00:00.5+05:30",
+    "2023-02-29",
+    "2024-12-31",
+    "23:59:59Z",
+    "00:00:00.1-01:00",
+    "123e4567-e89b-12d3-a456-426614174000",
+    "192.168.0.1",
+    "255.0.0.0",
+    "user@example.com",
+    "https://example.com/a?b=c#d",
+    "urn:isbn:0451450523",
+    "mailto:a@b.co",
+    "2024-01-01T10:00:00",
+    "2024-01-01 10:00",
+    "10:30",
+    "10:30:00",
+]
 # mutations that break formats in ways checkers notice (Unicode digits, spaces, non-ASCII)
-NOISE = st.sampled_from(["", " ", "é", "٣", "%", "%zz", "Z", "T", ":", "-", "0", "9", "\n",
-                         "@", ".", "/"])
+NOISE = st.sampled_from(
+    ["", " ", "é", "٣", "%", "%zz", "Z", "T", ":", "-", "0", "9", "\n", "@", ".", "/"]
+)
 
 
 @st.composite
@@ -60,9 +75,17 @@ def test_rows_and_arrow_agree(values: list[str]) -> None:
 
 
 def test_each_format_is_found_by_both_paths() -> None:
-    groups = {"date-time": SEEDS[0:2], "date": [SEEDS[3]], "time": SEEDS[4:6],
-              "uuid": [SEEDS[6]], "ipv4": SEEDS[7:9], "email": [SEEDS[9]],
-              "uri": SEEDS[10:12], "local-date-time": SEEDS[13:15], "local-time": SEEDS[15:17]}
+    groups = {
+        "date-time": SEEDS[0:2],
+        "date": [SEEDS[3]],
+        "time": SEEDS[4:6],
+        "uuid": [SEEDS[6]],
+        "ipv4": SEEDS[7:9],
+        "email": [SEEDS[9]],
+        "uri": SEEDS[10:12],
+        "local-date-time": SEEDS[13:15],
+        "local-time": SEEDS[15:17],
+    }
     for name, values in groups.items():
         assert detect_format(values) == name
 
@@ -83,6 +106,16 @@ def test_email_is_the_ascii_addr_spec_strict_validators_accept() -> None:
     # Other engines validate with strict checkers (ajv-formats "full"): a non-ASCII local
     # part is idn-email, a bracketed IP or a label starting with "-" is not a hostname.
     assert detect_format(["first.last+tag@sub.example.co", "o'neil@x.io"]) == "email"
-    for near in ["é@example.com", "a@[1.2.3.4]", "x@-a.io", "x@a-.io", "x@a..io",
-                 ".a@x.io", "a.@x.io", "a..b@x.io", "a@x_y.io", "a(b)@x.io"]:
+    for near in [
+        "é@example.com",
+        "a@[1.2.3.4]",
+        "x@-a.io",
+        "x@a-.io",
+        "x@a..io",
+        ".a@x.io",
+        "a.@x.io",
+        "a..b@x.io",
+        "a@x_y.io",
+        "a(b)@x.io",
+    ]:
         assert detect_format(["a@example.com", near]) is None, near

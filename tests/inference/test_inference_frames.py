@@ -39,8 +39,9 @@ def all_types_table() -> pa.Table:
         "b": pa.array([i % 2 == 0 for i in range(n)]),
         "s": pa.array(["ab"[i % 2] for i in range(n)], pa.large_string()),
         "sv": pa.array([f"v{i}" for i in range(n)], pa.string_view()),
-        "ts": pa.array([dt.datetime(2024, 1, 1, i, tzinfo=utc) for i in range(n)],
-                       pa.timestamp("us", "UTC")),
+        "ts": pa.array(
+            [dt.datetime(2024, 1, 1, i, tzinfo=utc) for i in range(n)], pa.timestamp("us", "UTC")
+        ),
         "naive": pa.array([dt.datetime(2024, 1, 1, i) for i in range(n)], pa.timestamp("ms")),
         "d": pa.array([dt.date(2024, 1, i + 1) for i in range(n)], pa.date32()),
         "t": pa.array([dt.time(i) for i in range(n)], pa.time64("us")),
@@ -70,7 +71,9 @@ def test_arrow_dtypes_map_to_json_schema() -> None:
     assert prop(s, "bin")["contentEncoding"] == "base64"
     assert prop(s, "cat")["enum"] == ["x", "y", "z"]
     assert prop(s, "st", "b")["type"] == ["null", "string"] and prop(s, "st")["required"] == [
-        "a", "b"]
+        "a",
+        "b",
+    ]
     assert prop(s, "lst")["x-execctx-max-items"] == 3 and "maxItems" not in prop(s, "lst")
     assert (prop(s, "fix")["minItems"], prop(s, "fix")["maxItems"]) == (2, 2)
     assert prop(s, "mp")["additionalProperties"]["type"] == "integer"
@@ -80,15 +83,17 @@ def test_arrow_dtypes_map_to_json_schema() -> None:
 
 
 def test_polars_dtypes_map_directly() -> None:
-    df = pl.DataFrame({
-        "e": pl.Series(["lo", "hi", "lo"], dtype=pl.Enum(["lo", "mid", "hi"])),
-        "c": pl.Series(["a", None, "b"], dtype=pl.Categorical),
-        "arr": pl.Series([[1, 2], [3, 4], [5, 6]], dtype=pl.Array(pl.Int16, 2)),
-        "st": [{"x": 1, "y": [1.5]}, {"x": None, "y": []}, None],
-        "tz": pl.Series([dt.datetime(2024, 1, 1)] * 3).dt.replace_time_zone("Europe/Paris"),
-        "dec": pl.Series([decimal.Decimal("1.5")] * 3, dtype=pl.Decimal(8, 3)),
-        "n": pl.Series([None, None, None], dtype=pl.Int64),
-    })
+    df = pl.DataFrame(
+        {
+            "e": pl.Series(["lo", "hi", "lo"], dtype=pl.Enum(["lo", "mid", "hi"])),
+            "c": pl.Series(["a", None, "b"], dtype=pl.Categorical),
+            "arr": pl.Series([[1, 2], [3, 4], [5, 6]], dtype=pl.Array(pl.Int16, 2)),
+            "st": [{"x": 1, "y": [1.5]}, {"x": None, "y": []}, None],
+            "tz": pl.Series([dt.datetime(2024, 1, 1)] * 3).dt.replace_time_zone("Europe/Paris"),
+            "dec": pl.Series([decimal.Decimal("1.5")] * 3, dtype=pl.Decimal(8, 3)),
+            "n": pl.Series([None, None, None], dtype=pl.Int64),
+        }
+    )
     s = infer(df)
     assert prop(s, "e")["enum"] == ["hi", "lo", "mid"]  # the declared domain, not the sample
     assert prop(s, "c")["enum"] == ["a", "b", None]
@@ -101,8 +106,12 @@ def test_polars_dtypes_map_directly() -> None:
 
 
 def test_nullability_comes_from_data_not_the_nullable_flag() -> None:
-    schema = pa.schema([pa.field("declared_nullable", pa.int64(), nullable=True),
-                        pa.field("declared_not_null", pa.int64(), nullable=False)])
+    schema = pa.schema(
+        [
+            pa.field("declared_nullable", pa.int64(), nullable=True),
+            pa.field("declared_not_null", pa.int64(), nullable=False),
+        ]
+    )
     # Arrow does not enforce the flag: build a column with nulls under nullable=False
     t = pa.Table.from_arrays([pa.array([1, 2]), pa.array([None, 2])], schema=schema)
     s = infer(t)
@@ -123,11 +132,20 @@ def test_sliced_and_chunked_inputs() -> None:
 
 
 def test_frames_and_rows_agree_on_the_contract() -> None:
-    rows = [{"id": i, "kind": "ab"[i % 2], "at": dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
-             "tags": ["x"] * (i % 3), "user": {"n": f"u{i}", "age": None if i % 4 else i}}
-            for i in range(40)]
-    hashes = {schema_hash(infer_schema(x)) for x in (
-        rows, pa.Table.from_pylist(rows), pl.DataFrame(rows), pl.LazyFrame(rows))}
+    rows = [
+        {
+            "id": i,
+            "kind": "ab"[i % 2],
+            "at": dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
+            "tags": ["x"] * (i % 3),
+            "user": {"n": f"u{i}", "age": None if i % 4 else i},
+        }
+        for i in range(40)
+    ]
+    hashes = {
+        schema_hash(infer_schema(x))
+        for x in (rows, pa.Table.from_pylist(rows), pl.DataFrame(rows), pl.LazyFrame(rows))
+    }
     assert len(hashes) == 1
 
 
@@ -156,7 +174,8 @@ def test_arrow_streams_and_pycapsule_objects() -> None:
 def test_sampling_spreads_over_frames() -> None:
     n = 50_000
     df = pl.DataFrame({"i": range(n)}).with_columns(
-        late=pl.when(pl.col("i") == n - 1).then(pl.lit("x")).otherwise(None))
+        late=pl.when(pl.col("i") == n - 1).then(pl.lit("x")).otherwise(None)
+    )
     for frame in (df, df.to_arrow(), df.lazy()):
         s = infer_schema(frame)
         assert prop(s, "late")["type"] == ["null", "string"], type(frame)
@@ -165,8 +184,9 @@ def test_sampling_spreads_over_frames() -> None:
 
 def test_lazy_parquet_sample_reads_blocks_and_counts_all_rows(tmp_path: Path) -> None:
     path = tmp_path / "f.parquet"
-    pq.write_table(pa.table({"i": range(30_000), "s": ["a", "b", "c"] * 10_000}), path,
-                   row_group_size=5_000)
+    pq.write_table(
+        pa.table({"i": range(30_000), "s": ["a", "b", "c"] * 10_000}), path, row_group_size=5_000
+    )
     s = infer_schema(pl.scan_parquet(path), lazy_blocks=4)
     assert s["x-execctx-rows"] == 30_000 and s["x-execctx-sampled"] == 200
     assert prop(s, "s")["enum"] == ["a", "b", "c"]
@@ -198,12 +218,14 @@ def test_unreadable_lazy_sources_raise_schema_errors(tmp_path: Path) -> None:
 
 
 def test_extension_dictionary_and_view_types() -> None:
-    t = pa.table({
-        "u": pa.array([b"\x00" * 16, b"\x01" * 16], pa.uuid()),
-        "di": pa.array([1, 2]).dictionary_encode(),
-        "lv": pa.array([[1], [2, 3]], pa.list_view(pa.int64())),
-        "ll": pa.array([["a"], []], pa.large_list(pa.string())),
-    })
+    t = pa.table(
+        {
+            "u": pa.array([b"\x00" * 16, b"\x01" * 16], pa.uuid()),
+            "di": pa.array([1, 2]).dictionary_encode(),
+            "lv": pa.array([[1], [2, 3]], pa.list_view(pa.int64())),
+            "ll": pa.array([["a"], []], pa.large_list(pa.string())),
+        }
+    )
     s = infer(t)
     assert prop(s, "u")["format"] == "uuid"
     assert prop(s, "di")["type"] == "integer"
@@ -221,18 +243,20 @@ def test_polars_unknown_dtypes_are_permissive_and_series_are_sampled() -> None:
 
 def test_sliced_nested_arrays_read_only_their_rows() -> None:
     n = 8
-    t = pa.table({
-        "m": pa.array([[("k", None if i < 4 else i)] for i in range(n)],
-                      pa.map_(pa.string(), pa.int64())),
-        "s": pa.array([{"a": None if i < 4 else i} for i in range(n)]),
-        "l": pa.array([[None] if i < 4 else [i] for i in range(n)], pa.list_(pa.int64())),
-    }).slice(4, 4)
+    t = pa.table(
+        {
+            "m": pa.array(
+                [[("k", None if i < 4 else i)] for i in range(n)], pa.map_(pa.string(), pa.int64())
+            ),
+            "s": pa.array([{"a": None if i < 4 else i} for i in range(n)]),
+            "l": pa.array([[None] if i < 4 else [i] for i in range(n)], pa.list_(pa.int64())),
+        }
+    ).slice(4, 4)
     s = infer(t)
     assert prop(s, "s", "a")["type"] == "integer"  # the nulls are outside the slice
     assert prop(s, "l", "[]")["type"] == "integer"
     assert prop(s, "l")["x-execctx-max-items"] == 1
-    assert prop(s, "m")["additionalProperties"] == {"type": "integer",
-                                                    "x-execctx-cardinality": 4}
+    assert prop(s, "m")["additionalProperties"] == {"type": "integer", "x-execctx-cardinality": 4}
 
 
 def test_pycapsule_streams_of_plain_arrays_describe_their_values() -> None:
@@ -251,10 +275,13 @@ def test_pycapsule_streams_of_plain_arrays_describe_their_values() -> None:
 
 def test_polars_128_bit_integers() -> None:
     big = 2**100
-    df = pl.DataFrame({"i": pl.Series([big, None, -big], dtype=pl.Int128),
-                       "u": pl.Series([big, 1, None], dtype=pl.UInt128),
-                       "n": pl.Series([{"x": big}, None, {"x": 1}],
-                                      dtype=pl.Struct({"x": pl.Int128}))})
+    df = pl.DataFrame(
+        {
+            "i": pl.Series([big, None, -big], dtype=pl.Int128),
+            "u": pl.Series([big, 1, None], dtype=pl.UInt128),
+            "n": pl.Series([{"x": big}, None, {"x": 1}], dtype=pl.Struct({"x": pl.Int128})),
+        }
+    )
     s = infer_schema(df)
     assert_contract(s, df.to_dicts())
     assert prop(s, "i")["type"] == ["integer", "null"]

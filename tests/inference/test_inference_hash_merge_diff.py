@@ -14,8 +14,15 @@ from execctx_nb.errors import SchemaInferenceError
 from execctx_nb.inference import canonical_bytes
 from tests.inference.contract import assert_contract
 
-ROWS = [{"id": i, "kind": "abc"[i % 3], "score": None if i % 4 == 0 else i / 2,
-         "user": {"name": f"u{i}", "tags": ["x"] * (i % 2)}} for i in range(30)]
+ROWS = [
+    {
+        "id": i,
+        "kind": "abc"[i % 3],
+        "score": None if i % 4 == 0 else i / 2,
+        "user": {"name": f"u{i}", "tags": ["x"] * (i % 2)},
+    }
+    for i in range(30)
+]
 
 
 class TestHash:
@@ -51,26 +58,42 @@ class TestHash:
 
     def test_stable_across_processes(self) -> None:
         schema = infer_schema(ROWS)
-        code = ("import json,sys; from execctx_nb import schema_hash; "
-                "print(schema_hash(json.loads(sys.stdin.read())))")
-        out = subprocess.run([sys.executable, "-c", code], input=json.dumps(schema),
-                             capture_output=True, text=True, check=True,
-                             env={"PYTHONHASHSEED": "123"})
+        code = (
+            "import json,sys; from execctx_nb import schema_hash; "
+            "print(schema_hash(json.loads(sys.stdin.read())))"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            input=json.dumps(schema),
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PYTHONHASHSEED": "123"},
+        )
         assert out.stdout.strip() == schema_hash(schema)
 
     def test_inference_itself_is_stable_across_processes(self) -> None:
         # Inference collects values in sets; string hashing is salted per process, so
         # only a fresh interpreter per seed shows whether that order leaks into the output.
-        code = ("import json; import pyarrow as pa; "
-                "from execctx_nb import infer_schema, schema_hash; "
-                "rows = [{'a': 'pqrstuvw'[i % 8], 'b': [1, 'x', None, {'q': i}][i % 4], "
-                "'c': {'z': 'k', 'y': None}} for i in range(200)]; "
-                "s = infer_schema(rows); "
-                "t = infer_schema(pa.Table.from_pylist([{'a': r['a'], 'c': r['c']} for r in rows])); "
-                "print(json.dumps([s, t, schema_hash(s), schema_hash(t)]))")
-        outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                               check=True, env={"PYTHONHASHSEED": seed}).stdout
-                for seed in ("1", "2", "3")}
+        code = (
+            "import json; import pyarrow as pa; "
+            "from execctx_nb import infer_schema, schema_hash; "
+            "rows = [{'a': 'pqrstuvw'[i % 8], 'b': [1, 'x', None, {'q': i}][i % 4], "
+            "'c': {'z': 'k', 'y': None}} for i in range(200)]; "
+            "s = infer_schema(rows); "
+            "t = infer_schema(pa.Table.from_pylist([{'a': r['a'], 'c': r['c']} for r in rows])); "
+            "print(json.dumps([s, t, schema_hash(s), schema_hash(t)]))"
+        )
+        outs = {
+            subprocess.run(
+                [sys.executable, "-c", code],
+                capture_output=True,
+                text=True,
+                check=True,
+                env={"PYTHONHASHSEED": seed},
+            ).stdout
+            for seed in ("1", "2", "3")
+        }
         assert len(outs) == 1
         s, t, hs, ht = json.loads(outs.pop())
         assert s["properties"]["a"]["enum"] == list("pqrstuvw") and hs == schema_hash(s)
@@ -153,8 +176,10 @@ class TestDiff:
         assert d.added == ("/b",) and not d.breaking and "+ /b" in str(d)
 
     def test_removed_retyped_nullable_optional_break(self) -> None:
-        d = diff([{"a": 1, "b": "x", "c": 1, "d": 1}, {"a": 2, "b": "y", "c": 2, "d": 2}],
-                 [{"b": 1, "c": None, "d": 1}, {"b": 2, "c": 3}])
+        d = diff(
+            [{"a": 1, "b": "x", "c": 1, "d": 1}, {"a": 2, "b": "y", "c": 2, "d": 2}],
+            [{"b": 1, "c": None, "d": 1}, {"b": 2, "c": 3}],
+        )
         assert d.removed == ("/a",) and d.retyped == ("/b",)
         assert d.newly_nullable == ("/c",) and d.newly_optional == ("/d",) and d.breaking
         text = str(d)

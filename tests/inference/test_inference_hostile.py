@@ -28,8 +28,9 @@ def nested_lists(depth: int) -> list[Any]:
     return doc
 
 
-@pytest.mark.parametrize("doc", [nested_dicts(DEPTH), {"l": nested_lists(DEPTH)}],
-                         ids=["dicts", "lists"])
+@pytest.mark.parametrize(
+    "doc", [nested_dicts(DEPTH), {"l": nested_lists(DEPTH)}], ids=["dicts", "lists"]
+)
 def test_ten_thousand_levels_are_cut_without_recursion_error(doc: Any) -> None:
     s = infer_schema([doc, doc])
     assert_contract(s, [doc], encode=False)  # the encoder itself cannot go 10,000 deep
@@ -55,8 +56,10 @@ def test_two_thousand_keys() -> None:
 
 
 def test_all_null_and_non_finite_columns() -> None:
-    df = pl.DataFrame({"a": [None] * 30, "f": [float("nan"), float("inf"), None] * 10},
-                      schema={"a": pl.Null, "f": pl.Float64})
+    df = pl.DataFrame(
+        {"a": [None] * 30, "f": [float("nan"), float("inf"), None] * 10},
+        schema={"a": pl.Null, "f": pl.Float64},
+    )
     s = infer_schema(df)
     assert s["properties"]["a"] == {"type": "null", "x-execctx-nulls": 30}
     assert s["properties"]["f"]["type"] == ["null", "number"]

@@ -14,12 +14,26 @@ from execctx_nb import infer_schema, merge_schemas, schema_hash
 from tests.inference.contract import assert_contract
 
 KEYS = st.sampled_from(["a", "b", "c", "id", "name", "tags", "é", "x-y"])
-SCALARS = (st.none() | st.booleans() | st.integers(-(2**40), 2**40)
-           | st.floats(allow_nan=True, allow_infinity=True)
-           | st.sampled_from(["2024-01-01", "2024-01-01T00:00:00Z", "a@b.io", "10.0.0.1",
-                              "https://x.io/p", "00000000-0000-0000-0000-000000000001", "12",
-                              "ok", "failed"])
-           | st.text(max_size=8))
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**40), 2**40)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.sampled_from(
+        [
+            "2024-01-01",
+            "2024-01-01T00:00:00Z",
+            "a@b.io",
+            "10.0.0.1",
+            "https://x.io/p",
+            "00000000-0000-0000-0000-000000000001",
+            "12",
+            "ok",
+            "failed",
+        ]
+    )
+    | st.text(max_size=8)
+)
 JSON = st.recursive(
     SCALARS,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(KEYS, inner, max_size=5),
@@ -27,7 +41,11 @@ JSON = st.recursive(
 )
 ROWS = st.lists(st.dictionaries(KEYS, JSON, max_size=6), max_size=25)
 # EXECCTX_HYPOTHESIS_EXAMPLES=1000 for a longer hunt; 60 keeps the suite fast
-FAST = settings(max_examples=int(os.environ.get("EXECCTX_HYPOTHESIS_EXAMPLES", "60")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(
+    max_examples=int(os.environ.get("EXECCTX_HYPOTHESIS_EXAMPLES", "60")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 
 def shuffled(rows: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
@@ -58,25 +76,35 @@ def test_piecewise_inference_merges_soundly(rows: list[dict[str, Any]], cut: int
     assert schema_hash(merged) == schema_hash(merge_schemas(right, left))
 
 
-RECORD = st.fixed_dictionaries({
-    "i": st.none() | st.integers(-1000, 1000),
-    "f": st.none() | st.floats(allow_nan=True),
-    "s": st.none() | st.sampled_from(["a", "b", "2024-01-01", "x@y.io"]),
-    "l": st.none() | st.lists(st.integers(0, 9), max_size=3),
-    "st": st.none() | st.fixed_dictionaries({"k": st.none() | st.text(max_size=3)}),
-    "m": st.none() | st.dictionaries(st.sampled_from(["p", "q"]), st.none() | st.booleans(),
-                                     max_size=2),
-})
+RECORD = st.fixed_dictionaries(
+    {
+        "i": st.none() | st.integers(-1000, 1000),
+        "f": st.none() | st.floats(allow_nan=True),
+        "s": st.none() | st.sampled_from(["a", "b", "2024-01-01", "x@y.io"]),
+        "l": st.none() | st.lists(st.integers(0, 9), max_size=3),
+        "st": st.none() | st.fixed_dictionaries({"k": st.none() | st.text(max_size=3)}),
+        "m": st.none()
+        | st.dictionaries(st.sampled_from(["p", "q"]), st.none() | st.booleans(), max_size=2),
+    }
+)
 
 
 @FAST
 @given(st.lists(RECORD, max_size=30), st.integers(0, 2**32))
 def test_arrow_tables_are_sound_and_order_free(rows: list[dict[str, Any]], seed: int) -> None:
-    schema = pa.schema([("i", pa.int64()), ("f", pa.float64()), ("s", pa.string()),
-                        ("l", pa.list_(pa.int64())), ("st", pa.struct([("k", pa.string())])),
-                        ("m", pa.map_(pa.string(), pa.bool_()))])
-    table = pa.Table.from_pylist([{**r, "m": None if r["m"] is None else list(r["m"].items())}
-                                  for r in rows], schema=schema)
+    schema = pa.schema(
+        [
+            ("i", pa.int64()),
+            ("f", pa.float64()),
+            ("s", pa.string()),
+            ("l", pa.list_(pa.int64())),
+            ("st", pa.struct([("k", pa.string())])),
+            ("m", pa.map_(pa.string(), pa.bool_())),
+        ]
+    )
+    table = pa.Table.from_pylist(
+        [{**r, "m": None if r["m"] is None else list(r["m"].items())} for r in rows], schema=schema
+    )
     s = infer_schema(table)
     assert_contract(s, rows)
     cut = seed % (len(rows) + 1)

@@ -96,23 +96,27 @@ class TestEnums:
         assert "enum" not in prop(infer(rows, enum_max=4), "s")
 
 
-@pytest.mark.parametrize(("values", "fmt"), [
-    (["2024-01-01T10:00:00Z", "2023-12-31T23:59:59.5+02:00"], "date-time"),
-    (["2024-01-01", "2024-02-29"], "date"),
-    (["10:00:00Z", "23:59:59.25+01:00"], "time"),
-    ([str(uuid.UUID(int=i)) for i in range(1, 4)], "uuid"),
-    (["a@example.com", "b.c@d.org"], "email"),
-    (["10.0.0.1", "255.255.255.255"], "ipv4"),
-    (["https://example.com/a?b=1", "urn:isbn:0451450523"], "uri"),
-])
+@pytest.mark.parametrize(
+    ("values", "fmt"),
+    [
+        (["2024-01-01T10:00:00Z", "2023-12-31T23:59:59.5+02:00"], "date-time"),
+        (["2024-01-01", "2024-02-29"], "date"),
+        (["10:00:00Z", "23:59:59.25+01:00"], "time"),
+        ([str(uuid.UUID(int=i)) for i in range(1, 4)], "uuid"),
+        (["a@example.com", "b.c@d.org"], "email"),
+        (["10.0.0.1", "255.255.255.255"], "ipv4"),
+        (["https://example.com/a?b=1", "urn:isbn:0451450523"], "uri"),
+    ],
+)
 def test_formats_found_when_every_value_matches(values: list[str], fmt: str) -> None:
     assert prop(infer([{"v": v} for v in values]), "v")["format"] == fmt
     spoiled = [*values, "not one"]
     assert "format" not in prop(infer([{"v": v} for v in spoiled]), "v")
 
 
-@pytest.mark.parametrize("value", ["2024-02-30", "2024-01-01T25:00:00Z", "256.1.1.1",
-                                   "01.2.3.4", "note:abc", "12:30"])
+@pytest.mark.parametrize(
+    "value", ["2024-02-30", "2024-01-01T25:00:00Z", "256.1.1.1", "01.2.3.4", "note:abc", "12:30"]
+)
 def test_near_misses_get_no_format(value: str) -> None:
     assert "format" not in prop(infer([{"v": value}]), "v")
 
@@ -125,10 +129,20 @@ def test_local_timestamps_get_a_pattern_not_date_time() -> None:
 
 def test_python_values_are_typed_as_the_wire_writes_them() -> None:
     aware = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
-    rows = [{"at": aware, "naive": dt.datetime(2024, 1, 1), "day": dt.date(2024, 1, 1),
-             "clock": dt.time(1, 2), "took": dt.timedelta(seconds=3), "id": uuid.UUID(int=7),
-             "price": decimal.Decimal("1.50"), "blob": b"\x00\x01", "pair": (1, 2),
-             "tags": {"a"}}]
+    rows = [
+        {
+            "at": aware,
+            "naive": dt.datetime(2024, 1, 1),
+            "day": dt.date(2024, 1, 1),
+            "clock": dt.time(1, 2),
+            "took": dt.timedelta(seconds=3),
+            "id": uuid.UUID(int=7),
+            "price": decimal.Decimal("1.50"),
+            "blob": b"\x00\x01",
+            "pair": (1, 2),
+            "tags": {"a"},
+        }
+    ]
     s = infer(rows)
     assert prop(s, "at")["format"] == "date-time"
     assert "pattern" in prop(s, "naive") and "pattern" in prop(s, "clock")
@@ -211,8 +225,9 @@ def test_unsupported_values_name_the_path() -> None:
         infer_schema([{"a": [object()]}])
 
 
-@pytest.mark.parametrize("kw", [{"sample_size": 0}, {"max_depth": -1}, {"max_depth": 10_000},
-                                {"enum_max": "3"}])
+@pytest.mark.parametrize(
+    "kw", [{"sample_size": 0}, {"max_depth": -1}, {"max_depth": 10_000}, {"enum_max": "3"}]
+)
 def test_invalid_options_are_named(kw: dict[str, Any]) -> None:
     with pytest.raises(SchemaInferenceError, match=next(iter(kw))):
         infer_schema([{"a": 1}], **kw)
