@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 from execctx_nb import ExecutionEventPublisher, ExecutionEventSubscriber, keys
 from execctx_nb._connection import make_client, resolve_url
-from execctx_nb._publisher import entry_fields
+from execctx_nb._events._publisher import entry_fields
 from execctx_nb.events import StepCommitted, decode_event
 
 N = 20_000

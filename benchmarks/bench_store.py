@@ -167,7 +167,7 @@ def small_envelopes(
 def context_floors(raw: valkey.Valkey) -> list[tuple[str, float, float]]:
     """Raw floors, against pipelined SET / GET x100: the put script alone (two keys per
     envelope, atomically), MGET alone and MGET plus decoding."""
-    from execctx_nb._store_common import PUT_SCRIPT
+    from execctx_nb._store._write import PUT_SCRIPT
 
     wire = _small("s", "run-0").to_json()
     sha = raw.script_load(PUT_SCRIPT)

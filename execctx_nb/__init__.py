@@ -19,20 +19,24 @@ The table of contents:
 from __future__ import annotations
 
 from execctx_nb import demo, display, errors, events, inference, keys
-from execctx_nb._async_subscriber import AsyncExecutionEventSubscriber
-from execctx_nb._health import HealthState
+from execctx_nb._connection._health import HealthState
+from execctx_nb._events._async_subscriber import AsyncExecutionEventSubscriber
+from execctx_nb._events._core import EventMeta
+from execctx_nb._events._publisher import ExecutionEventPublisher
+from execctx_nb._events._subscriber import ExecutionEventSubscriber
+from execctx_nb._events._tail import TailEntry, tail
 from execctx_nb._idempotency import idempotency_key
-from execctx_nb._publisher import ExecutionEventPublisher
 from execctx_nb._records import DataRef, ExecutionScope, LineageEntry, StepEnvelope, StepMetadata
-from execctx_nb._store import ExecutionContextStore, connect, create_valkey_execution_context_store
-from execctx_nb._store_async import (
+from execctx_nb._store._async import (
     AsyncExecutionContextStore,
     create_async_valkey_execution_context_store,
 )
-from execctx_nb._store_common import Lease
-from execctx_nb._stream_core import EventMeta
-from execctx_nb._subscriber import ExecutionEventSubscriber
-from execctx_nb._tail import tail
+from execctx_nb._store._common import Lease
+from execctx_nb._store._session import connect, disconnect
+from execctx_nb._store._sync import (
+    ExecutionContextStore,
+    create_valkey_execution_context_store,
+)
 from execctx_nb.errors import (
     EnvelopeDecodeError,
     ExecctxError,
@@ -78,11 +82,13 @@ __all__ = [
     "StepEnvelope",
     "StepMetadata",
     "StoreUnavailableError",
+    "TailEntry",
     "__version__",
     "connect",
     "create_async_valkey_execution_context_store",
     "create_valkey_execution_context_store",
     "demo",
+    "disconnect",
     "display",
     "errors",
     "events",

@@ -1,15 +1,25 @@
-"""Idempotency keys for store writes and event publishes."""
+"""Idempotency keys: the protocol rule for store writes, and the default key of each event."""
 
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
+import msgspec
 import rfc8785
 
 from execctx_nb import keys
+from execctx_nb._events._records import Event, ExecutionLog, ExecutionStatus
 from execctx_nb.errors import InvalidKeyError
 
-__all__ = ["idempotency_key"]
+__all__ = ["event_idempotency_key", "idempotency_key"]
+
+
+_JCS = msgspec.json.Encoder()
+# msgspec's JSON for a list of strings, ints (|n| < 2**53) and null is byte for byte the RFC
+# 8785 canonical form (checked for every code point in tests/test_events_publisher.py) and
+# ~4x faster than the reference implementation used by execctx_nb.idempotency_key.
+_SAFE_INT = 2**53
 
 
 def idempotency_key(
@@ -60,3 +70,41 @@ def idempotency_key(
             f"at `idempotency_key`"
         ) from exc
     return hashlib.sha256(canonical).hexdigest()
+
+
+def event_idempotency_key(event: Event) -> str:
+    """The default idempotency key of an event (64 lowercase hex characters).
+
+    ``sha256(JCS(parts))`` where ``parts`` is ``[executionId, stepId, attempt, kind]`` (stepId
+    null for execution-level events) followed by what tells two events of one attempt apart:
+
+    - ``step.committed``, ``step.failed``: nothing, so the key equals
+      ``idempotency_key(executionId, stepId, attempt, kind=kind)``;
+    - ``execution.status``: ``status`` (one ``running`` and one ``succeeded`` per attempt);
+    - ``execution.log``: ``ts`` (its wire string), ``level`` and ``message``, since an attempt
+      logs many lines. Republish the same record (same ``ts``) to retry a log line.
+
+    Examples
+    --------
+    >>> from execctx_nb.events import StepCommitted
+    >>> from execctx_nb import idempotency_key
+    >>> ev = StepCommitted(execution_id="run-1", step_id="clean", attempt=2)
+    >>> event_idempotency_key(ev) == idempotency_key("run-1", "clean", 2, kind="step.committed")
+    True
+    """
+    parts: list[Any] = [
+        event.execution_id,
+        getattr(event, "step_id", None),
+        event.attempt,
+        event.kind,
+    ]
+    if isinstance(event, ExecutionStatus):
+        parts.append(event.status)
+    elif isinstance(event, ExecutionLog):
+        parts.extend((msgspec.to_builtins(event.ts), event.level, event.message))
+    if event.attempt >= _SAFE_INT:  # JCS numbers are IEEE doubles: larger ints are not exact
+        raise InvalidKeyError(
+            f"Invalid attempt {event.attempt}: expected < 2**53 for an"
+            " idempotency key - at `event.attempt`"
+        )
+    return hashlib.sha256(_JCS.encode(parts)).hexdigest()

@@ -25,6 +25,8 @@ __all__ = [
     "StepEnvelope",
     "StepMetadata",
     "StepStatus",
+    "TenantOrScope",
+    "resolve_tenant",
 ]
 
 StepStatus = Literal["success", "failed"]
@@ -52,6 +54,19 @@ class ExecutionScope(msgspec.Struct, frozen=True):
     def __post_init__(self) -> None:
         keys.validate_tenant(self.tenant_id, where="scope.tenant_id")
         keys.validate_id(self.execution_id, kind="execution id", where="scope.execution_id")
+
+
+TenantOrScope = str | ExecutionScope
+"""A tenant id, or an :class:`ExecutionScope` (one execution of a tenant)."""
+
+
+def resolve_tenant(
+    tenant_or_scope: TenantOrScope, *, where: str = "tenant_or_scope"
+) -> tuple[str, str | None]:
+    """``(tenant_id, execution_id or None)`` of a tenant id or an :class:`ExecutionScope`."""
+    if isinstance(tenant_or_scope, ExecutionScope):
+        return tenant_or_scope.tenant_id, tenant_or_scope.execution_id
+    return keys.validate_tenant(tenant_or_scope, where=where), None
 
 
 class StepMetadata(_Wire, frozen=True, kw_only=True):

@@ -37,7 +37,7 @@ from typing import Any
 
 import msgspec
 
-from execctx_nb._event_records import (
+from execctx_nb._events._records import (
     Event,
     ExecutionLog,
     ExecutionStatus,

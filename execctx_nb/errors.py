@@ -4,6 +4,7 @@ Every error the package raises is an :class:`ExecctxError`; leaves also subclass
 that fits, so ``except ValueError`` keeps working for bad input::
 
     ExecctxError
+    ├── InvalidArgumentError (ValueError)    an argument is out of range or of the wrong kind
     ├── InvalidTenantError (ValueError)      tenant id fails ^[a-zA-Z0-9_-]{1,64}$
     ├── InvalidKeyError (ValueError)         execution / step / flow id or attempt is unusable
     ├── EnvelopeDecodeError (ValueError)     bytes are not a valid envelope, event or stream entry
@@ -34,6 +35,7 @@ __all__ = [
     "ExecctxError",
     "HandlerError",
     "IdempotencyConflictError",
+    "InvalidArgumentError",
     "InvalidKeyError",
     "InvalidTenantError",
     "LeaseError",
@@ -45,6 +47,10 @@ __all__ = [
 
 class ExecctxError(Exception):
     """Root of every error raised by execctx_nb."""
+
+
+class InvalidArgumentError(ExecctxError, ValueError):
+    """An argument is out of range or of the wrong kind (``block_ms``, ``timeout``, a kind name)."""
 
 
 class InvalidTenantError(ExecctxError, ValueError):

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from execctx_nb._event_records import (
+from execctx_nb._events._records import (
     EVENT_KINDS,
     Event,
     ExecutionLog,

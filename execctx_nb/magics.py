@@ -15,7 +15,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import MagicArgumentParser
 
-from execctx_nb._event_records import EVENT_KINDS
+from execctx_nb._events._records import EVENT_KINDS
 from execctx_nb.errors import ExecctxError
 
 __all__ = ["ExecctxMagics", "load_ipython_extension", "shift_assign"]

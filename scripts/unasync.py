@@ -59,7 +59,7 @@ SUBS: list[tuple[str, str]] = [
     (r"\basync_(\w+)", r"\1"),
     (r"\b(\w+)_async_(\w+)", r"\1_\2"),
     # Docstring phrases that name the API.
-    (r"\(asyncio\)", "(threads)"),
+    (r" \(a coroutine function is awaited\)", ""),
 ]
 
 # What must not survive into a sync module (a missed rule, or a new shim without its twin).
@@ -94,14 +94,14 @@ def unasync(text: str, source: str, target: str) -> str:
     """The sync module generated from the async ``text``."""
     for pattern, repl in SUBS:
         text = re.sub(pattern, repl, text)
+    text = _ruff(["check", "--fix-only", "--select", "F401,I", "--quiet"], text, target)
     leftovers = [
-        f"{source}:{n}: {line.strip()}"
+        f"{target}:{n}: {line.strip()}"
         for n, line in enumerate(text.splitlines(), 1)
         if FORBIDDEN.search(line.split("#", 1)[0])
     ]
     if leftovers:
         raise SystemExit("async tokens left after rewriting:\n" + "\n".join(leftovers))
-    text = _ruff(["check", "--fix-only", "--select", "F401,I", "--quiet"], text, target)
     text = _ruff(["format", "--quiet"], text, target)
     return header(source) + text
 

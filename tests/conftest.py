@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import valkey
 
-from execctx_nb._embedded import EmbeddedServer
+from execctx_nb._connection._embedded import EmbeddedServer
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ from execctx_nb._connection import (
     remaining,
     resolve_url,
 )
-from execctx_nb._embedded import embedded_server
+from execctx_nb._connection._embedded import embedded_server
 
 # A loaded 2-core CI machine wakes threads late; the bound under test is the timeout itself.
 SLACK = 0.6

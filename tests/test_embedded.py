@@ -14,7 +14,7 @@ import time
 CHILD = """
 import sys, time
 import valkey
-from execctx_nb._embedded import embedded_server
+from execctx_nb._connection._embedded import embedded_server
 
 time.sleep(max(0.0, float(sys.argv[1]) - time.time()))
 server = embedded_server()

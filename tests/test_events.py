@@ -30,8 +30,8 @@ from execctx_nb import (
     tail,
 )
 from execctx_nb._connection import make_async_client, make_client
-from execctx_nb._publisher import event_idempotency_key
-from execctx_nb._retention import TRIM_STEP, trim_events
+from execctx_nb._events._retention import TRIM_STEP, trim_events
+from execctx_nb._idempotency import event_idempotency_key
 from execctx_nb.errors import (
     EnvelopeDecodeError,
     EventStreamError,

@@ -8,7 +8,8 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from execctx_nb._layout import (
+from execctx_nb._records import LineageEntry, StepEnvelope, StepMetadata
+from execctx_nb.display._layout import (
     GAP_X,
     NODE_W,
     Graph,
@@ -17,7 +18,6 @@ from execctx_nb._layout import (
     layout,
     render_svg,
 )
-from execctx_nb._records import LineageEntry, StepEnvelope, StepMetadata
 
 PIPELINE = Graph(
     nodes=tuple(

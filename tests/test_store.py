@@ -339,12 +339,28 @@ def test_closed_store_refuses_calls(
         store.get_step(scope, "s")
 
 
-def test_connect_is_memoised_per_url(valkey_url: str, tmp_path: Path) -> None:
+def test_connect_lends_handles_on_one_store_per_url_and_settings(
+    valkey_url: str, tmp_path: Path, scope: ec.ExecutionScope
+) -> None:
     a = ec.connect(valkey_url, cold_store=str(tmp_path))
-    assert ec.connect(valkey_url, cold_store=str(tmp_path)) is a
+    b = ec.connect(valkey_url, cold_store=str(tmp_path))
+    assert a is not b and a.client is b.client  # two handles, one set of connections
     assert a.url == valkey_url and isinstance(a.client, valkey.Valkey)
-    a.close()
-    assert ec.connect(valkey_url, cold_store=str(tmp_path)) is not a
+    other = ec.connect(valkey_url, cold_store=str(tmp_path / "other"))
+    assert other.client is not a.client  # other settings, another store
+    other.close()
+    a.close()  # closes only this handle
+    assert a.closed and not b.closed
+    with pytest.raises(ec.errors.StoreError, match="closed"):
+        a.get_step(scope, "s")
+    assert b.get_step(scope, "s") is None
+    assert ec.disconnect(valkey_url, cold_store=str(tmp_path)) is True
+    assert b.closed  # closed for good, for every handle
+    assert ec.disconnect(valkey_url, cold_store=str(tmp_path)) is False
+    fresh = ec.connect(valkey_url, cold_store=str(tmp_path))
+    assert fresh.client is not a.client and fresh.get_step(scope, "s") is None
+    ec.disconnect(valkey_url, cold_store=str(tmp_path / "other"))
+    ec.disconnect(valkey_url, cold_store=str(tmp_path))
 
 
 def test_url_resolution_prefers_the_environment(
@@ -504,7 +520,7 @@ def test_get_steps_names_a_key_of_the_wrong_type(
 def test_a_batch_larger_than_one_script_call(
     store: ec.ExecutionContextStore, scope: ec.ExecutionScope, valkey_client: valkey.Valkey
 ) -> None:
-    from execctx_nb._store_common import PUT_BATCH_ENVELOPES
+    from execctx_nb._store._write import PUT_BATCH_ENVELOPES
 
     n = PUT_BATCH_ENVELOPES + 10  # two script calls, pipelined
     batch = [envelope(f"s{i:04d}", [{"v": i}]) for i in range(n)]
@@ -541,7 +557,7 @@ def test_latest_attempt_rule_holds_within_one_batch(
 def test_batch_decoding_restores_the_garbage_collector_and_names_the_bad_key() -> None:
     import gc
 
-    from execctx_nb._store_common import decode_envelopes
+    from execctx_nb._store._common import decode_envelopes
 
     good = envelope("a", [{"v": 1}]).to_json()
     assert gc.isenabled()

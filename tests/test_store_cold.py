@@ -15,7 +15,8 @@ from polars.testing import assert_frame_equal
 from polars.testing.parametric import dataframes
 
 import execctx_nb as ec
-from execctx_nb import _cold, keys
+from execctx_nb import keys
+from execctx_nb._store import _cold
 from execctx_nb.errors import ColdTierError, IdempotencyConflictError
 
 HASH = "b" * 64

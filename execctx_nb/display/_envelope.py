@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from execctx_nb._layout import graph_from_envelopes, layout, render_svg
 from execctx_nb.display._html import (
     CSS,
     badge,
@@ -19,6 +18,7 @@ from execctx_nb.display._html import (
     fmt_value,
     kv_table,
 )
+from execctx_nb.display._layout import graph_from_envelopes, layout, render_svg
 from execctx_nb.display._schema import SchemaView
 
 if TYPE_CHECKING:

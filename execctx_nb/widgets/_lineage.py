@@ -11,7 +11,9 @@ from typing import Any
 import anywidget
 import traitlets as t
 
-from execctx_nb._layout import (
+from execctx_nb._records import ExecutionScope, StepEnvelope
+from execctx_nb.display._html import CSS
+from execctx_nb.display._layout import (
     STATUS_COLOURS,
     Graph,
     graph_from_envelopes,
@@ -19,8 +21,6 @@ from execctx_nb._layout import (
     node_caption,
     render_svg,
 )
-from execctx_nb._records import ExecutionScope, StepEnvelope
-from execctx_nb.display._html import CSS
 from execctx_nb.widgets._runner import Batch, QuietLog, TailRunner, stream_tip
 
 __all__ = ["LineageGraph"]

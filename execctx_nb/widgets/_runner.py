@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from execctx_nb._event_records import Event
+from execctx_nb._events._records import Event
 
 __all__ = ["QuietLog", "TailRunner", "TailSource", "stream_tip"]
 

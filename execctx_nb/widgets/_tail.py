@@ -14,8 +14,8 @@ import anywidget
 import traitlets as t
 
 from execctx_nb import keys
-from execctx_nb._event_records import EVENT_KINDS, Event
-from execctx_nb._publisher import event_idempotency_key
+from execctx_nb._events._records import EVENT_KINDS, Event
+from execctx_nb._idempotency import event_idempotency_key
 from execctx_nb.widgets._runner import Batch, QuietLog, TailRunner, stream_tip
 
 __all__ = ["EventTail", "event_row"]

@@ -1,13 +1,27 @@
-"""AsyncExecutionContextStore: the asyncio twin of :class:`ExecutionContextStore`.
+"""The execution context store: step envelopes, flow vars and leases on Valkey, data in Parquet.
 
-Same methods, same keys, same script, same errors and health states, awaited; ``aclose``
-instead of ``close`` and ``async with``. Cold-tier work (Parquet encoding, object-store
-transfers) runs in a worker thread so the event loop stays responsive (widgets, services).
+Storage layout (keys from :mod:`execctx_nb.keys`): the latest envelope of a step as a JSON
+string at ``step_key`` (what other engines read), every attempt in the hash
+``step_attempts_key`` (field = attempt number). One Lua script writes an attempt
+idempotently and updates the latest envelope atomically (the rule is in
+:mod:`execctx_nb._store._write`). Data too large for an inline JSON envelope, or whose
+dtypes JSON cannot keep, goes to the cold tier as Parquet *before* the envelope that
+references it is written, so a reader never meets a dangling reference.
+
+Every public method either completes or raises within ``timeout`` seconds per Valkey
+phase; valkey errors never escape: they become :class:`StoreUnavailableError` (server
+down, hung, loading, read-only, out of memory, forbidden), :class:`EnvelopeDecodeError`
+(malformed value, naming the key) or :class:`StoreError`. Cold-tier work (Parquet,
+object-store transfers) runs in a worker thread when awaited, so an event loop stays
+responsive.
+
+This module is the one source of both APIs: ``scripts/unasync.py`` generates the sync
+store (:mod:`execctx_nb._store._sync`) from it.
 """
 
 from __future__ import annotations
 
-import asyncio
+import copy
 import datetime as dt
 import functools
 import os
@@ -17,47 +31,51 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import msgspec
-import valkey
 import valkey.asyncio
 
 from execctx_nb import keys
-from execctx_nb._cold import ColdTier, default_cold_location
-from execctx_nb._connection import (
+from execctx_nb._concurrency import async_run_blocking
+from execctx_nb._connection._async import make_async_client
+from execctx_nb._connection._common import (
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
-    make_async_client,
     pop_deadline,
     push_deadline,
     resolve_url,
 )
-from execctx_nb._health import HealthMonitor, HealthState, translate
+from execctx_nb._connection._health import HealthMonitor, HealthState, translate
 from execctx_nb._log import LoggerLike, get_logger
 from execctx_nb._records import ExecutionScope, StepEnvelope
-from execctx_nb._store_common import (
+from execctx_nb._store._cold import ColdTier
+from execctx_nb._store._common import (
     ACQUIRE_SCRIPT,
-    DEFAULT_INLINE_LIMIT,
-    PUT_SCRIPT,
+    EVICT_BATCH,
     Archive,
     Lease,
-    check_conflict,
+    SharedState,
     check_envelope_at,
-    check_scope,
     client_or_error,
-    cold_envelope,
-    data_parquet,
     decode_envelopes,
     decode_flow_vars,
     encode_flow_vars,
-    envelope_json,
-    fill_envelope,
-    fits_inline,
     new_lease_token,
     no_archive,
     parse_probe,
+    validate_ttl,
+)
+from execctx_nb._store._write import (
+    DEFAULT_INLINE_LIMIT,
+    PUT_SCRIPT,
+    check_conflict,
+    check_scope,
+    cold_envelope,
+    data_parquet,
+    envelope_json,
+    fill_envelope,
+    fits_inline,
     put_args,
     put_chunks,
     put_results,
-    validate_ttl,
 )
 from execctx_nb.errors import EnvelopeDecodeError, LeaseError, StoreError
 
@@ -65,16 +83,38 @@ __all__ = ["AsyncExecutionContextStore", "create_async_valkey_execution_context_
 
 T = TypeVar("T")
 _VALKEY_ERRORS = (valkey.exceptions.ValkeyError, OSError)
-_Plan = tuple[str, str, int, bytes, StepEnvelope]
+_Plan = tuple[str, str, int, bytes, StepEnvelope]  # step key, attempts key, attempt, JSON, envelope
 
 
 class AsyncExecutionContextStore:
-    """The execution context store for asyncio code; see :class:`ExecutionContextStore`.
+    """The execution context of a workflow engine, stored in Valkey.
+
+    Create it with :func:`create_async_valkey_execution_context_store` (or, in a notebook,
+    :func:`~execctx_nb.connect`). A context manager; thread-safe (valkey-py pools
+    connections). Whoever creates a store owns it: :meth:`borrow` lends a handle that
+    shares its connections and settings and whose ``close`` closes only the handle.
+
+    Attributes
+    ----------
+    url
+        The server URL.
+    client
+        The underlying valkey-py client. It retries after connection errors, which is
+        safe for idempotent commands only: send ``XADD *`` and the like once (as the event
+        publisher does) or through ``_connection.make_client(url, retries=0)``.
+    timeout
+        Seconds within which each Valkey phase of a call completes or raises.
+    inline_limit_bytes
+        Envelopes larger than this keep their data in the cold tier.
 
     Examples
     --------
-    >>> async with create_async_valkey_execution_context_store() as store:  # doctest: +SKIP
-    ...     await store.get_step(ExecutionScope("org_42", "run-1"), "clean")
+    >>> import execctx_nb as ec
+    >>> async with ec.create_async_valkey_execution_context_store() as store:  # doctest: +SKIP
+    ...     scope = ec.ExecutionScope("org_42", "run-1")
+    ...     env = ec.StepEnvelope(execution_id="run-1", step_id="clean", data=[{"a": 1}])
+    ...     await store.put_step(scope, env)
+    ...     (await store.get_step(scope, "clean")).to_polars()
     """
 
     def __init__(
@@ -93,10 +133,7 @@ class AsyncExecutionContextStore:
         self.inline_limit_bytes = inline_limit_bytes
         self._logger = get_logger(logger)
         self._health = HealthMonitor(self._logger, url)
-        self._cold_location = (
-            cold_store if cold_store is not None else default_cold_location(data_dir)
-        )
-        self._cold: ColdTier | None = None
+        self._shared = SharedState(cold_store, data_dir)
         self.client: valkey.asyncio.Valkey = client_or_error(
             make_async_client,
             url,
@@ -105,32 +142,42 @@ class AsyncExecutionContextStore:
             on_retry=self._health.on_retry,
             client_name="execctx_nb",
         )
-        self._r: Any = self.client  # see ExecutionContextStore: valkey-py's annotations
+        # valkey-py annotates commands as "Awaitable[T] | T" for its sync and async clients
+        # alike; an Any view keeps the calls below readable under mypy strict.
+        self._r: Any = self.client
         self._put_sha = self.client.register_script(PUT_SCRIPT).sha
         self._acquire_script = self.client.register_script(ACQUIRE_SCRIPT)
-        self._run_id: str | None = None
+        self._owner = True
         self._closed = False
 
     # -- plumbing ----------------------------------------------------------------------
     @property
     def cold(self) -> ColdTier:
-        if self._cold is None:
-            self._cold = ColdTier(self._cold_location)
-        return self._cold
+        """The cold tier (opened on first use, shared with every borrowed handle)."""
+        return self._shared.cold()
 
     @property
     def health(self) -> HealthState:
-        """The health state seen by the last call."""
+        """The health state seen by the last call (see :meth:`check_health` for a probe)."""
         return self._health.state
 
     @property
     def health_reason(self) -> str:
+        """Why the store is in its health state (the last error, or "ok")."""
         return self._health.reason
 
+    @property
+    def closed(self) -> bool:
+        """True once this handle, or the store it was borrowed from, was closed."""
+        return self._closed or self._shared.closed
+
     async def _run(self, op: str, where: str, fn: Callable[[], Awaitable[T]]) -> T:
-        """The async boundary for valkey exceptions, under the call deadline."""
-        if self._closed:
-            raise StoreError(f"The store for {self.url} is closed - at `{op}`; create a new one")
+        """Run Valkey calls under the deadline; the one boundary for valkey exceptions."""
+        if self.closed:
+            raise StoreError(
+                f"The store for {self.url} is closed - at `{op}`; create a new one"
+                " (or call execctx_nb.connect() again in a notebook)"
+            )
         token = self._health.begin()
         started = time.monotonic()
         bound = push_deadline(self.timeout)
@@ -153,7 +200,8 @@ class AsyncExecutionContextStore:
         return result
 
     def __repr__(self) -> str:
-        return f"AsyncExecutionContextStore({self.url!r}, health={self.health.value!r})"
+        kind = "" if self._owner else ", borrowed"
+        return f"{type(self).__name__}({self.url!r}, health={self.health.value!r}{kind})"
 
     async def __aenter__(self) -> AsyncExecutionContextStore:
         return self
@@ -166,17 +214,42 @@ class AsyncExecutionContextStore:
     ) -> None:
         await self.aclose()
 
+    def borrow(self) -> AsyncExecutionContextStore:
+        """A handle on this store: same connections, cold tier and settings.
+
+        Closing the handle closes only the handle; closing the store (its owner) closes
+        the connections for every handle. Widgets and magics borrow the store they are
+        given, so a cell's ``with store:`` block never closes theirs.
+
+        Raises
+        ------
+        StoreError
+            This store is closed.
+        """
+        if self.closed:
+            raise StoreError(f"The store for {self.url} is closed - at `borrow`; create a new one")
+        handle = copy.copy(self)
+        handle._owner = False
+        handle._closed = False
+        return handle
+
     async def aclose(self) -> None:
-        """Close the connections; the store cannot be used afterwards."""
-        if not self._closed:
-            self._closed = True
+        """Close this handle; the store's owner also closes its connections."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._owner and self._shared.close():
             await self._r.aclose()
 
     async def check_health(self) -> HealthState:
-        """Probe the server (PING and INFO); see ExecutionContextStore.check_health."""
+        """Probe the server (PING and INFO) and return the state it is in.
+
+        Reports ``degraded`` when the server reports a failed AOF or RDB write, or when it
+        restarted without persistence since the last probe (its data is gone).
+        """
         info = await self._run("INFO", "server", lambda: self._r.info("everything"))
-        state, reason, run_id = parse_probe(info, self._run_id)
-        self._run_id = run_id
+        state, reason, run_id = parse_probe(info, self._shared.run_id)
+        self._shared.run_id = run_id
         self._health.set(state, reason)
         return state
 
@@ -185,13 +258,33 @@ class AsyncExecutionContextStore:
 
     # -- steps -------------------------------------------------------------------------
     async def put_step(self, scope: ExecutionScope, envelope: StepEnvelope) -> StepEnvelope:
-        """Store one attempt of a step idempotently; return the envelope as stored."""
+        """Store one attempt of a step idempotently; return the envelope as stored.
+
+        Raises
+        ------
+        IdempotencyConflictError
+            The attempt is stored with a different payload.
+        StoreUnavailableError
+            The write did not land in time (nothing is ever dropped silently).
+        """
         return (await self.put_steps(scope, [envelope]))[0]
 
     async def put_steps(
         self, scope: ExecutionScope, envelopes: list[StepEnvelope]
     ) -> list[StepEnvelope]:
-        """Store several envelopes of one execution in one round trip (see the sync store)."""
+        """Store several envelopes of one execution in one round trip.
+
+        One script call per :data:`~execctx_nb._store._write.PUT_BATCH_ENVELOPES`
+        envelopes, pipelined. Each envelope is written or refused on its own: a conflict
+        raises after the others were written.
+
+        Raises
+        ------
+        IdempotencyConflictError
+            An attempt is stored with a different payload.
+        StoreUnavailableError
+            The writes did not land in time (nothing is ever dropped silently).
+        """
         plans = [await self._plan(scope, envelope) for envelope in envelopes]
         if not plans:
             return []
@@ -204,10 +297,14 @@ class AsyncExecutionContextStore:
         return put_results(plans, replies, envelopes)
 
     async def _send_put(self, plans: list[_Plan]) -> list[Any]:
-        chunks = put_chunks(plans)  # EVALSHA by hand: see the sync store
+        # EVALSHA by hand rather than through valkey-py Script objects: those cost a Python
+        # layer per call and, in a pipeline, a SCRIPT EXISTS round trip per batch.
+        chunks = put_chunks(plans)
         try:
             return await self._eval_put(chunks)
         except valkey.exceptions.NoScriptError:
+            # The server does not know the script yet (first use, or it restarted): load it
+            # and send the batch again; every write of it is idempotent.
             await self._r.script_load(PUT_SCRIPT)
             return await self._eval_put(chunks)
 
@@ -234,20 +331,43 @@ class AsyncExecutionContextStore:
                 return key, akey, env.attempt, wire, env
         if env.data is None:
             return key, akey, env.attempt, envelope_json(env), env
-        payload, rows = await asyncio.to_thread(data_parquet, env)
+        return await self._plan_cold(scope, env, key, akey)
+
+    async def _plan_cold(
+        self, scope: ExecutionScope, env: StepEnvelope, key: str, akey: str
+    ) -> _Plan:
+        payload, rows = await async_run_blocking(data_parquet, env)
         path = keys.cold_step_data_path(scope.tenant_id, env.execution_id, env.step_id, env.attempt)
+        # Never overwrite the Parquet object of an attempt stored with other data: check first.
         existing = await self._run("HGET", akey, lambda: self._r.hget(akey, str(env.attempt)))
-        if existing is not None:  # see the sync store: never overwrite other data
+        if existing is not None:
             wire, stored = cold_envelope(env, self.cold.uri(path), payload, rows)
-            check_conflict(existing, wire, key=akey, attempt=env.attempt)
-        digest = await asyncio.to_thread(self.cold.put_hashed, path, payload)
+            check_conflict(existing, wire, key=akey, attempt=env.attempt)  # raises unless same
+        # Upload (again, for the same write: it repairs a lost object) while hashing.
+        digest = await async_run_blocking(self.cold.put_hashed, path, payload)
         wire, stored = cold_envelope(env, self.cold.uri(path), payload, rows, digest)
         return key, akey, env.attempt, wire, stored
 
     async def get_step(
-        self, scope: ExecutionScope, step_id: str, attempt: int | None = None
+        self,
+        scope: ExecutionScope,
+        step_id: str,
+        attempt: int | None = None,
+        *,
+        data: bool = True,
     ) -> StepEnvelope | None:
-        """The latest attempt of a step (or ``attempt``), data loaded; None when absent."""
+        """The latest attempt of a step (or ``attempt``); None when absent.
+
+        With ``data=False`` cold-tier data is not read (``data`` stays None and
+        ``data_ref`` says where it is): for listings and graphs.
+
+        Raises
+        ------
+        EnvelopeDecodeError
+            The key holds something that is not an envelope of this step (names the key).
+        ColdTierError
+            The envelope's cold data is missing, altered or outside the cold tier.
+        """
         key = keys.step_key(scope.tenant_id, scope.execution_id, step_id)
         if attempt is None:
             raw = await self._run("GET", key, lambda: self._r.get(key))
@@ -255,29 +375,32 @@ class AsyncExecutionContextStore:
         else:
             keys.validate_attempt(attempt)
             akey = keys.step_attempts_key(scope.tenant_id, scope.execution_id, step_id)
-
-            async def both() -> list[Any]:
-                pipe = self._r.pipeline(transaction=False)
-                pipe.hget(akey, str(attempt))
-                pipe.get(key)
-                replies: list[Any] = await pipe.execute()
-                return replies
-
-            raw, latest = await self._run("HGET", akey, both)
+            raw, latest = await self._run(
+                "HGET", akey, lambda: self._get_attempt(key, akey, attempt)
+            )
             where = f"{akey}#{attempt}"
             if raw is None and latest is not None:
-                raw, where = latest, key
+                raw, where = latest, key  # written by an engine that keeps only the latest
         if raw is None:
             return None
         env = check_envelope_at(StepEnvelope.from_json(raw, where=where), scope, step_id, where)
         if attempt is not None and env.attempt != attempt:
             return None
-        return await self._load(env)
+        return await self._load(env) if data else env
+
+    async def _get_attempt(
+        self, key: str, akey: str, attempt: int
+    ) -> tuple[bytes | None, bytes | None]:
+        pipe = self._r.pipeline(transaction=False)
+        pipe.hget(akey, str(attempt))
+        pipe.get(key)
+        raw, latest = await pipe.execute()
+        return raw, latest
 
     async def _load(self, env: StepEnvelope) -> StepEnvelope:
         if env.data is None and env.data_ref is not None:
-            data = await asyncio.to_thread(self.cold.read_frame, env.data_ref)
-            return msgspec.structs.replace(env, data=data)
+            frame = await async_run_blocking(self.cold.read_frame, env.data_ref)
+            return msgspec.structs.replace(env, data=frame)
         return env
 
     async def list_steps(self, scope: ExecutionScope) -> list[str]:
@@ -288,9 +411,12 @@ class AsyncExecutionContextStore:
         return sorted({k.decode()[skip:] for k in found})
 
     async def get_steps(
-        self, scope: ExecutionScope, step_ids: list[str]
+        self, scope: ExecutionScope, step_ids: list[str], *, data: bool = True
     ) -> list[StepEnvelope | None]:
-        """The latest attempt of each of ``step_ids`` in one round trip (None where absent)."""
+        """The latest attempt of each of ``step_ids`` in one round trip (None where absent).
+
+        ``data=False`` leaves cold-tier data unread, as in :meth:`get_step`.
+        """
         step_keys = [keys.step_key(scope.tenant_id, scope.execution_id, s) for s in step_ids]
         if not step_keys:
             return []
@@ -303,21 +429,24 @@ class AsyncExecutionContextStore:
                 if raws[i] is None:
                     raws[i] = await self._run("GET", key, functools.partial(self._r.get, key))
         out: list[StepEnvelope | None] = []
-        for step, key, env in zip(
-            step_ids, step_keys, decode_envelopes(raws, step_keys), strict=True
-        ):
-            out.append(
-                None if env is None else await self._load(check_envelope_at(env, scope, step, key))
-            )
+        decoded = decode_envelopes(raws, step_keys)
+        for step, key, env in zip(step_ids, step_keys, decoded, strict=True):
+            if env is None:
+                out.append(None)
+                continue
+            checked = check_envelope_at(env, scope, step, key)
+            out.append(await self._load(checked) if data else checked)
         return out
 
-    async def get_execution(self, scope: ExecutionScope) -> list[StepEnvelope]:
-        """The latest attempt of every step (sorted by step id), data loaded."""
-        return [
-            env
-            for env in await self.get_steps(scope, await self.list_steps(scope))
-            if env is not None
-        ]
+    async def get_execution(
+        self, scope: ExecutionScope, *, data: bool = True
+    ) -> list[StepEnvelope]:
+        """The latest attempt of every step (sorted by step id).
+
+        ``data=False`` leaves cold-tier data unread, as in :meth:`get_step`.
+        """
+        steps = await self.list_steps(scope)
+        return [env for env in await self.get_steps(scope, steps, data=data) if env is not None]
 
     async def list_executions(self, tenant_id: str) -> list[str]:
         """Sorted ids of the executions of one tenant (a SCAN bounded to its prefix)."""
@@ -328,30 +457,25 @@ class AsyncExecutionContextStore:
 
     async def delete_execution(self, scope: ExecutionScope) -> int:
         """Delete every key of an execution and its cold objects; return the keys deleted."""
-        removed = await self._run(
-            "UNLINK",
-            keys.execution_pattern(scope.tenant_id, scope.execution_id),
-            lambda: self._evict(scope),
-        )
-        await asyncio.to_thread(
-            self.cold.delete_prefix, keys.cold_execution_prefix(scope.tenant_id, scope.execution_id)
-        )
+        pattern = keys.execution_pattern(scope.tenant_id, scope.execution_id)
+        removed = await self._run("UNLINK", pattern, lambda: self._evict(scope))
+        prefix = keys.cold_execution_prefix(scope.tenant_id, scope.execution_id)
+        await async_run_blocking(self.cold.delete_prefix, prefix)
         return removed
 
     async def _evict(self, scope: ExecutionScope) -> int:
         found = await self._scan(keys.execution_pattern(scope.tenant_id, scope.execution_id))
         removed = 0
-        for i in range(0, len(found), 500):
-            removed += int(await self._r.unlink(*found[i : i + 500]))
+        for i in range(0, len(found), EVICT_BATCH):  # bounded commands: no huge UNLINK
+            removed += int(await self._r.unlink(*found[i : i + EVICT_BATCH]))
         return removed
 
     # -- flow vars ---------------------------------------------------------------------
     async def get_flow_vars(self, tenant_id: str, flow_id: str) -> dict[str, Any]:
         """A flow's variables (JSON values), sorted by name; {} when none."""
         key = keys.flow_vars_key(tenant_id, flow_id)
-        return decode_flow_vars(
-            await self._run("HGETALL", key, lambda: self._r.hgetall(key)), key=key
-        )
+        raw = await self._run("HGETALL", key, lambda: self._r.hgetall(key))
+        return decode_flow_vars(raw, key=key)
 
     async def set_flow_vars(self, tenant_id: str, flow_id: str, mapping: dict[str, Any]) -> None:
         """Set (merge) flow variables; values must be JSON-encodable."""
@@ -367,7 +491,9 @@ class AsyncExecutionContextStore:
         key = keys.flow_vars_key(tenant_id, flow_id)
         if names is None:
             return int(await self._run("DEL", key, lambda: self._r.delete(key)))
-        return int(await self._run("HDEL", key, lambda: self._r.hdel(key, *names))) if names else 0
+        if not names:
+            return 0
+        return int(await self._run("HDEL", key, lambda: self._r.hdel(key, *names)))
 
     # -- leases ------------------------------------------------------------------------
     async def acquire_lease(self, scope: ExecutionScope, owner: str, ttl_ms: int) -> Lease | None:
@@ -388,7 +514,13 @@ class AsyncExecutionContextStore:
         )
 
     async def renew_lease(self, lease: Lease, ttl_ms: int | None = None) -> Lease:
-        """Extend a held lease (SET IFEQ); raise LeaseError if it expired or was taken."""
+        """Extend a held lease (SET IFEQ).
+
+        Raises
+        ------
+        LeaseError
+            The lease expired or was taken: stop the work it protected.
+        """
         ttl = validate_ttl(lease.ttl_ms if ttl_ms is None else ttl_ms)
         key = lease.key
         ok = await self._run(
@@ -400,39 +532,36 @@ class AsyncExecutionContextStore:
         )
         if not ok:
             raise LeaseError(
-                f"Lease on execution {lease.execution_id!r} held by {lease.owner!r} was lost (expired"
-                f" or taken) - at `{key}`; stop the work it protected and acquire it again"
+                f"Lease on execution {lease.execution_id!r} held by {lease.owner!r} was lost"
+                f" (expired or taken) - at `{key}`; stop the work it protected and acquire it"
+                " again"
             )
         return msgspec.structs.replace(lease, ttl_ms=ttl)
 
     async def release_lease(self, lease: Lease) -> bool:
         """Release a held lease (DELIFEQ); False when it had already expired or been taken."""
         key = lease.key
-        return bool(
-            await self._run(
-                "DELIFEQ", key, lambda: self._r.execute_command("DELIFEQ", key, lease.token)
-            )
+        released = await self._run(
+            "DELIFEQ", key, lambda: self._r.execute_command("DELIFEQ", key, lease.token)
         )
+        return bool(released)
 
     # -- archive -----------------------------------------------------------------------
     async def archive_execution(
         self, scope: ExecutionScope, flow_id: str, *, evict: bool = False
     ) -> str:
-        """Write every attempt of every step to the archive path; return its URI."""
+        """Write every attempt of every step to the archive path; return its URI.
+
+        Cold data stays where it is (the archived envelopes reference it). With ``evict``
+        the execution's hot keys are deleted once the archive is written.
+        """
         path = keys.cold_archive_path(scope.tenant_id, flow_id, scope.execution_id)
         pattern = keys.step_attempts_pattern(scope.tenant_id, scope.execution_id)
-
-        async def collect() -> list[tuple[bytes, dict[bytes, bytes]]]:
-            found = await self._scan(pattern)
-            pipe = self._r.pipeline(transaction=False)
-            for key in found:
-                pipe.hgetall(key)
-            return list(zip(found, await pipe.execute(), strict=True))
-
+        hashes = await self._run("HGETALL", pattern, lambda: self._collect_attempts(pattern))
         envelopes = [
             StepEnvelope.from_json(raw, where=f"{k.decode()}#{f.decode()}")
-            for k, hashes in await self._run("HGETALL", pattern, collect)
-            for f, raw in hashes.items()
+            for k, fields in hashes
+            for f, raw in fields.items()
         ]
         envelopes.sort(key=lambda e: (e.step_id, e.attempt))
         archive = Archive(
@@ -442,18 +571,34 @@ class AsyncExecutionContextStore:
             archived_at=dt.datetime.now(dt.UTC),
             envelopes=tuple(envelopes),
         )
-        await asyncio.to_thread(self.cold.put_bytes, path, msgspec.json.encode(archive))
+        await async_run_blocking(self.cold.put_bytes, path, msgspec.json.encode(archive))
         if evict:
             await self._run("UNLINK", scope.execution_id, lambda: self._evict(scope))
         return self.cold.uri(path)
 
+    async def _collect_attempts(self, pattern: str) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        found = await self._scan(pattern)
+        pipe = self._r.pipeline(transaction=False)
+        for key in found:
+            pipe.hgetall(key)
+        return list(zip(found, await pipe.execute(), strict=True))
+
     async def restore_execution(
         self, tenant_id: str, flow_id: str, execution_id: str
     ) -> list[StepEnvelope]:
-        """Write an archived execution back (idempotently); return its latest envelopes."""
+        """Write an archived execution back (idempotently); return its latest envelopes.
+
+        Raises
+        ------
+        ColdTierError
+            There is no archive for this flow and execution.
+        EnvelopeDecodeError
+            The archive is malformed or holds another execution.
+        """
         path = keys.cold_archive_path(tenant_id, flow_id, execution_id)
-        raw = await asyncio.to_thread(
-            self.cold.get_bytes, path, missing=no_archive(self.cold, path, flow_id, execution_id)
+        missing = no_archive(self.cold, path, flow_id, execution_id)
+        raw = await async_run_blocking(
+            functools.partial(self.cold.get_bytes, missing=missing), path
         )
         try:
             archive = msgspec.json.decode(raw, type=Archive)
@@ -461,8 +606,8 @@ class AsyncExecutionContextStore:
             raise EnvelopeDecodeError(f"Invalid archive at {self.cold.uri(path)!r}: {exc}") from exc
         if archive.tenant_id != tenant_id or archive.execution_id != execution_id:
             raise EnvelopeDecodeError(
-                f"Archive at {self.cold.uri(path)!r} holds {archive.tenant_id}/{archive.execution_id}:"
-                f" expected {tenant_id}/{execution_id}"
+                f"Archive at {self.cold.uri(path)!r} holds"
+                f" {archive.tenant_id}/{archive.execution_id}: expected {tenant_id}/{execution_id}"
             )
         scope = ExecutionScope(tenant_id, execution_id)
         if archive.envelopes:
@@ -480,7 +625,27 @@ def create_async_valkey_execution_context_store(
     inline_limit_bytes: int = DEFAULT_INLINE_LIMIT,
     data_dir: str | os.PathLike[str] | None = None,
 ) -> AsyncExecutionContextStore:
-    """Open the asyncio store; the parameters are those of create_valkey_execution_context_store."""
+    """Open the execution context store; the caller owns it (close it when done).
+
+    Parameters
+    ----------
+    url
+        Valkey URL; else ``$VALKEY_URL``; else an embedded server started on demand
+        (persistent with ``data_dir``).
+    logger
+        Any logger with debug/info/warning/error; health transitions are logged to it.
+    timeout
+        Seconds within which each call completes or raises StoreUnavailableError.
+    retries
+        Retries of a failed connection or timeout, within ``timeout``.
+    cold_store
+        Local directory, object-store URL or obstore store for large data; default
+        ``$EXECCTX_COLD_STORE``, else ``{data_dir}/cold``, else ``~/.cache/execctx_nb/cold``.
+    inline_limit_bytes
+        Envelopes larger than this keep their data in the cold tier.
+    data_dir
+        Data directory for the embedded server (AOF) and the default cold tier.
+    """
     return AsyncExecutionContextStore(
         resolve_url(url, data_dir=data_dir),
         logger=logger,

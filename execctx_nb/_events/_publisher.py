@@ -12,94 +12,35 @@ receiving side (:class:`~execctx_nb.ExecutionEventSubscriber`) drops the duplica
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import msgspec
 import valkey
 
 from execctx_nb import keys
-from execctx_nb._event_records import (
+from execctx_nb._events._records import (
     Event,
-    ExecutionLog,
-    ExecutionStatus,
     encode_event,
     event_from_dict,
 )
+from execctx_nb._events._retention import TrimResult, trim_events
+from execctx_nb._idempotency import event_idempotency_key
 from execctx_nb._log import LoggerLike, get_logger
-from execctx_nb._records import ExecutionScope
-from execctx_nb._retention import TrimResult, trim_events
+from execctx_nb._records import TenantOrScope, resolve_tenant
 from execctx_nb.errors import EventStreamError, InvalidKeyError, StoreUnavailableError
 
 __all__ = [
     "ENTRY_FIELDS",
     "ExecutionEventPublisher",
-    "TenantOrScope",
     "entry_fields",
-    "event_idempotency_key",
-    "resolve_tenant",
 ]
 
-TenantOrScope = str | ExecutionScope
 ENTRY_FIELDS: tuple[str, str, str] = ("kind", "idem", "event")
 """The fields of every event stream entry, in the order they are written."""
 
-_JCS = msgspec.json.Encoder()
-# msgspec's JSON for a list of strings, ints (|n| < 2**53) and null is byte for byte the RFC
-# 8785 canonical form (checked for every code point in tests/test_events_publisher.py) and
-# ~4x faster than the reference implementation used by execctx_nb.idempotency_key.
-_SAFE_INT = 2**53
 # Sending many entries in one round trip; bounded so one reply buffer stays small.
 _CHUNK = 1000
 _CONNECTION_ERRORS = (valkey.exceptions.ConnectionError, valkey.exceptions.TimeoutError, OSError)
-
-
-def resolve_tenant(
-    tenant_or_scope: TenantOrScope, *, where: str = "tenant_or_scope"
-) -> tuple[str, str | None]:
-    """``(tenant_id, execution_id or None)`` of a tenant id or an :class:`ExecutionScope`."""
-    if isinstance(tenant_or_scope, ExecutionScope):
-        return tenant_or_scope.tenant_id, tenant_or_scope.execution_id
-    return keys.validate_tenant(tenant_or_scope, where=where), None
-
-
-def event_idempotency_key(event: Event) -> str:
-    """The default idempotency key of an event (64 lowercase hex characters).
-
-    ``sha256(JCS(parts))`` where ``parts`` is ``[executionId, stepId, attempt, kind]`` (stepId
-    null for execution-level events) followed by what tells two events of one attempt apart:
-
-    - ``step.committed``, ``step.failed``: nothing, so the key equals
-      ``idempotency_key(executionId, stepId, attempt, kind=kind)``;
-    - ``execution.status``: ``status`` (one ``running`` and one ``succeeded`` per attempt);
-    - ``execution.log``: ``ts`` (its wire string), ``level`` and ``message``, since an attempt
-      logs many lines. Republish the same record (same ``ts``) to retry a log line.
-
-    Examples
-    --------
-    >>> from execctx_nb.events import StepCommitted
-    >>> from execctx_nb import idempotency_key
-    >>> ev = StepCommitted(execution_id="run-1", step_id="clean", attempt=2)
-    >>> event_idempotency_key(ev) == idempotency_key("run-1", "clean", 2, kind="step.committed")
-    True
-    """
-    parts: list[Any] = [
-        event.execution_id,
-        getattr(event, "step_id", None),
-        event.attempt,
-        event.kind,
-    ]
-    if isinstance(event, ExecutionStatus):
-        parts.append(event.status)
-    elif isinstance(event, ExecutionLog):
-        parts.extend((msgspec.to_builtins(event.ts), event.level, event.message))
-    if event.attempt >= _SAFE_INT:  # JCS numbers are IEEE doubles: larger ints are not exact
-        raise InvalidKeyError(
-            f"Invalid attempt {event.attempt}: expected < 2**53 for an"
-            " idempotency key - at `event.attempt`"
-        )
-    return hashlib.sha256(_JCS.encode(parts)).hexdigest()
 
 
 def entry_fields(

@@ -9,12 +9,12 @@ from typing import Any
 
 import msgspec
 
-from execctx_nb._stream_core import (
+from execctx_nb._events._core import (
     Backoff,
     EventMeta,
-    HealthState,
     SubscriberConfig,
     SubscriberHealth,
+    SubscriberState,
     SubscriberStats,
     default_consumer_name,
     new_token,
@@ -75,7 +75,7 @@ class SubscriberBase:
         """This consumer's name in the group."""
         return self.cfg.consumer
 
-    def _set_health(self, state: HealthState, **changes: Any) -> None:
+    def _set_health(self, state: SubscriberState, **changes: Any) -> None:
         self._health = msgspec.structs.replace(self._health, state=state, **changes)
 
     def _mark_lost(self, stream: str) -> None:

