@@ -77,13 +77,9 @@ def baseline_latency(url: str, rate: int, seconds: float) -> list[float]:
     n = int(rate * seconds)
 
     def consume() -> None:
-        from execctx_nb._connection import make_client
-        from execctx_nb.widgets._runner import stream_tip
-
-        with make_client(url) as client:
-            tip = stream_tip(client, tenant)
+        entries = tail(tenant, url=url, from_id="$", block_ms=500, stop=stop)  # tip resolved now
         ready.set()
-        for _, event in tail(tenant, url=url, from_id=tip, block_ms=500, stop=stop):
+        for _, event in entries:
             seen[int(event.message)] = time.perf_counter()  # type: ignore[union-attr]
             if len(seen) == n:
                 return

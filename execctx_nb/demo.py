@@ -398,7 +398,7 @@ def run_execution(
     ``delay`` seconds are slept after each step's event, so a live widget can be watched
     following along (tutorial 04 runs this on a thread).
     """
-    from execctx_nb import ExecutionEventPublisher
+    from execctx_nb._events._publisher import ExecutionEventPublisher
 
     pub = publisher if publisher is not None else ExecutionEventPublisher(client=store.client)
     scope = ExecutionScope(tenant, execution_id)

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import argparse
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import MagicArgumentParser
 
 from execctx_nb._events._records import EVENT_KINDS
+from execctx_nb._records import ExecutionScope, StepEnvelope
 from execctx_nb.errors import ExecctxError
+
+if TYPE_CHECKING:
+    from execctx_nb._store._sync import ExecutionContextStore
 
 __all__ = ["ExecctxMagics", "load_ipython_extension", "shift_assign"]
 
@@ -111,30 +115,26 @@ class ExecctxMagics(Magics):
 
     def __init__(self, shell: Any = None) -> None:
         super().__init__(shell)
-        self.store: Any = None
+        self.store: ExecutionContextStore | None = None
+        self._url: str | None = None  # what `%execctx connect` was given
         self._parser = _parser()
 
     # -- helpers ------------------------------------------------------------------------
-    def _store(self) -> Any:
-        from execctx_nb import connect
+    def _store(self) -> ExecutionContextStore:
+        from execctx_nb._store._session import connect
 
-        if self.store is None:
-            self.store = connect()
-        elif self.store._closed:
-            # connect() hands the same store to every caller in the kernel, so a cell's
-            # `with execctx_nb.connect() as store:` closes ours too: reopen it on its URL.
-            self.store = connect(self.store.url)
+        # connect() lends a handle on the kernel's shared store: a cell's
+        # `with execctx_nb.connect() as store:` closes its own handle, never this one. A new
+        # handle is needed only after execctx_nb.disconnect() closed the store for good.
+        if self.store is None or self.store.closed:
+            self.store = connect(self._url)
         return self.store
 
-    def _envelope(self, tenant: str, execution: str, step: str, attempt: int | None) -> Any:
-        from execctx_nb import ExecutionScope
-
+    def _envelope(
+        self, tenant: str, execution: str, step: str, attempt: int | None
+    ) -> StepEnvelope:
         scope = ExecutionScope(tenant, execution)
-        store = self._store()
-        try:
-            env = store.get_step(scope, step, attempt)
-        except KeyError:
-            env = None
+        env = self._store().get_step(scope, step, attempt)
         if env is None:
             which = f" attempt {attempt}" if attempt is not None else ""
             raise UsageError(
@@ -145,7 +145,7 @@ class ExecctxMagics(Magics):
 
     # -- subcommands --------------------------------------------------------------------
     def _connect(self, a: argparse.Namespace) -> Any:
-        from execctx_nb import connect
+        from execctx_nb._store._session import connect
         from execctx_nb.errors import StoreError
 
         try:
@@ -155,7 +155,7 @@ class ExecctxMagics(Magics):
             store.check_health()
         except StoreError as exc:  # a malformed URL, or nothing answering at it
             raise UsageError(f"Cannot connect: {exc}") from None
-        self.store = store
+        self.store, self._url = store, a.url
         return store
 
     def _infer(self, a: argparse.Namespace) -> Any:
@@ -172,10 +172,10 @@ class ExecctxMagics(Magics):
         return sorted(self._store().list_executions(a.tenant))
 
     def _steps(self, a: argparse.Namespace) -> Any:
-        from execctx_nb import ExecutionScope
         from execctx_nb.display import ExecutionView
 
-        envs = self._store().get_execution(ExecutionScope(a.tenant, a.execution))
+        # The steps table shows metadata: no cold-tier data is read.
+        envs = self._store().get_execution(ExecutionScope(a.tenant, a.execution), data=False)
         if not envs:
             raise UsageError(
                 f"No execution `{a.execution}` for tenant `{a.tenant}`:"
@@ -215,7 +215,7 @@ class ExecctxMagics(Magics):
         from execctx_nb.widgets import LineageGraph
 
         store = self._store()
-        if not store.list_steps(_scope(a.tenant, a.execution)):
+        if not store.list_steps(ExecutionScope(a.tenant, a.execution)):
             raise UsageError(
                 f"No execution `{a.execution}` for tenant `{a.tenant}`:"
                 f" `%execctx executions {a.tenant}` lists them"
@@ -259,12 +259,6 @@ class ExecctxMagics(Magics):
             raise
 
     execctx.__doc__ = _HELP
-
-
-def _scope(tenant: str, execution: str) -> Any:
-    from execctx_nb import ExecutionScope
-
-    return ExecutionScope(tenant, execution)
 
 
 _SHIFT_RE = re.compile(r"^(\s*)([A-Za-z_][\w.]*)\s*<<\s*(%execctx\b.*)$")

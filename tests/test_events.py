@@ -8,7 +8,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import msgspec
@@ -18,6 +18,7 @@ import valkey
 import valkey.asyncio
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from twins import APIS, async_subscriber, close_all
 
 from execctx_nb import (
     AsyncExecutionEventSubscriber,
@@ -60,7 +61,14 @@ def publisher(valkey_url: str) -> Any:
     pub.client.close()
 
 
-def _subscriber(url: str, **kw: Any) -> ExecutionEventSubscriber:
+@pytest.fixture(params=APIS)
+def api(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Subscriber tests run against the sync subscriber, then its async twin."""
+    yield str(request.param)
+    close_all()
+
+
+def _subscriber(api: str, url: str, **kw: Any) -> Any:
     options: dict[str, Any] = {
         "group": "g",
         "consumer": "c1",
@@ -70,6 +78,8 @@ def _subscriber(url: str, **kw: Any) -> ExecutionEventSubscriber:
         "handle_signals": False,
     }
     options.update(kw)
+    if api == "async":
+        return async_subscriber(url, **options)
     return ExecutionEventSubscriber(make_client(url), **options)
 
 
@@ -232,12 +242,16 @@ def test_publish_to_a_dead_server_says_nothing_was_sent() -> None:
 
 # -- subscribing --------------------------------------------------------------------------------
 def test_each_key_is_handled_once_and_duplicates_are_acked(
-    publisher: ExecutionEventPublisher, valkey_url: str, valkey_client: valkey.Valkey, tenant: str
+    publisher: ExecutionEventPublisher,
+    valkey_url: str,
+    valkey_client: valkey.Valkey,
+    tenant: str,
+    api: str,
 ) -> None:
     events = [_step(i) for i in range(30)]
     publisher.publish_many(tenant, events + events[:10])  # ten published twice
     seen: list[EventMeta] = []
-    sub = _subscriber(valkey_url)
+    sub = _subscriber(api, valkey_url)
     _run(
         sub,
         tenant,
@@ -260,7 +274,11 @@ def test_each_key_is_handled_once_and_duplicates_are_acked(
 
 
 def test_a_failed_handler_is_retried_with_a_higher_delivery_count(
-    publisher: ExecutionEventPublisher, valkey_url: str, valkey_client: valkey.Valkey, tenant: str
+    publisher: ExecutionEventPublisher,
+    valkey_url: str,
+    valkey_client: valkey.Valkey,
+    tenant: str,
+    api: str,
 ) -> None:
     publisher.publish(tenant, _step(1))
     calls: list[EventMeta] = []
@@ -270,7 +288,7 @@ def test_a_failed_handler_is_retried_with_a_higher_delivery_count(
         if len(calls) == 1:
             raise RuntimeError("transient")
 
-    sub = _subscriber(valkey_url)
+    sub = _subscriber(api, valkey_url)
     _run(sub, tenant, flaky, lambda: sub.stats.handled == 1)
     assert [m.delivery_count for m in calls] == [1, 2]
     assert calls[1].redelivered and not calls[0].redelivered
@@ -279,7 +297,11 @@ def test_a_failed_handler_is_retried_with_a_higher_delivery_count(
 
 
 def test_poison_and_malformed_entries_go_to_the_dead_letter_stream(
-    publisher: ExecutionEventPublisher, valkey_url: str, valkey_client: valkey.Valkey, tenant: str
+    publisher: ExecutionEventPublisher,
+    valkey_url: str,
+    valkey_client: valkey.Valkey,
+    tenant: str,
+    api: str,
 ) -> None:
     stream = keys.events_key(tenant)
     poison = publisher.publish(tenant, _step(1))
@@ -295,7 +317,7 @@ def test_poison_and_malformed_entries_go_to_the_dead_letter_stream(
             raise ValueError("cannot handle this one")
         handled.append(meta.stream_id)
 
-    sub = _subscriber(valkey_url, max_deliveries=2)
+    sub = _subscriber(api, valkey_url, max_deliveries=2)
     _run(sub, tenant, handler, lambda: sub.stats.dead_lettered == 2)
     letters = {f[b"origId"].decode(): f for _, f in valkey_client.xrange(keys.dlq_key(tenant))}
     assert set(letters) == {poison, bad}
@@ -309,14 +331,18 @@ def test_poison_and_malformed_entries_go_to_the_dead_letter_stream(
 
 
 def test_entries_of_a_dead_consumer_are_reclaimed(
-    publisher: ExecutionEventPublisher, valkey_url: str, valkey_client: valkey.Valkey, tenant: str
+    publisher: ExecutionEventPublisher,
+    valkey_url: str,
+    valkey_client: valkey.Valkey,
+    tenant: str,
+    api: str,
 ) -> None:
     stream = keys.events_key(tenant)
     publisher.publish_many(tenant, [_step(i) for i in range(250)])
     valkey_client.xgroup_create(stream, "g", "0")
     valkey_client.xreadgroup("g", "dead", {stream: ">"}, count=250)  # read, never acked
     metas: list[EventMeta] = []
-    sub = _subscriber(valkey_url)
+    sub = _subscriber(api, valkey_url)
     _run(sub, tenant, lambda e, m: metas.append(m), lambda: sub.stats.handled == 250, count=20)
     assert {m.delivery_count for m in metas} == {2}
     assert sub.stats.reclaimed == 250  # XAUTOCLAIM followed its cursor over several calls
@@ -324,14 +350,18 @@ def test_entries_of_a_dead_consumer_are_reclaimed(
 
 
 def test_an_event_leased_by_another_consumer_is_left_pending(
-    publisher: ExecutionEventPublisher, valkey_url: str, valkey_client: valkey.Valkey, tenant: str
+    publisher: ExecutionEventPublisher,
+    valkey_url: str,
+    valkey_client: valkey.Valkey,
+    tenant: str,
+    api: str,
 ) -> None:
     event = _step(1)
     publisher.publish(tenant, event)
     dedup = keys.dedup_key(tenant, "g", event_idempotency_key(event))
     valkey_client.set(dedup, "i:other:abc", px=2000)  # another consumer is running its handler
     seen: list[str] = []
-    sub = _subscriber(valkey_url)
+    sub = _subscriber(api, valkey_url)
     _run(sub, tenant, lambda e, m: seen.append(m.stream_id), lambda: sub.stats.busy >= 1)
     assert seen == [] and _pending(valkey_client, tenant) == 1
     metas: list[EventMeta] = []
@@ -343,11 +373,11 @@ def test_an_event_leased_by_another_consumer_is_left_pending(
 
 
 def test_a_scope_hands_over_only_its_execution(
-    publisher: ExecutionEventPublisher, valkey_url: str, tenant: str
+    publisher: ExecutionEventPublisher, valkey_url: str, tenant: str, api: str
 ) -> None:
     publisher.publish_many(tenant, [_step(1, "run-a"), _step(2, "run-b"), _step(3, "run-a")])
     seen: list[str] = []
-    sub = _subscriber(valkey_url)
+    sub = _subscriber(api, valkey_url)
     _run(
         sub,
         ExecutionScope(tenant, "run-a"),
@@ -358,9 +388,13 @@ def test_a_scope_hands_over_only_its_execution(
 
 
 def test_a_deleted_group_is_recreated_and_reported(
-    publisher: ExecutionEventPublisher, valkey_url: str, valkey_client: valkey.Valkey, tenant: str
+    publisher: ExecutionEventPublisher,
+    valkey_url: str,
+    valkey_client: valkey.Valkey,
+    tenant: str,
+    api: str,
 ) -> None:
-    sub = _subscriber(valkey_url)
+    sub = _subscriber(api, valkey_url)
     seen: list[str] = []
     publisher.publish(tenant, _step(1))
     _run(sub, tenant, lambda e, m: seen.append(m.stream_id), lambda: len(seen) == 1)
@@ -385,7 +419,7 @@ def test_an_interrupted_batch_records_what_finished_and_releases_the_rest(
         calls.append(meta.idempotency_key)
 
     with pytest.raises(KeyboardInterrupt):
-        _subscriber(valkey_url).run_loop(tenant, handler, block_ms=100)
+        _subscriber("sync", valkey_url).run_loop(tenant, handler, block_ms=100)
     marks = [
         valkey_client.get(keys.dedup_key(tenant, "g", event_idempotency_key(e))) for e in events
     ]
@@ -400,8 +434,8 @@ def test_an_interrupted_batch_records_what_finished_and_releases_the_rest(
     assert _pending(valkey_client, tenant) == 3
 
 
-def test_run_loop_returns_soon_after_stop(valkey_url: str, tenant: str) -> None:
-    sub = _subscriber(valkey_url)
+def test_run_loop_returns_soon_after_stop(valkey_url: str, tenant: str, api: str) -> None:
+    sub = _subscriber(api, valkey_url)
     stop = threading.Event()
     runner = threading.Thread(
         target=sub.run_loop,
@@ -417,22 +451,26 @@ def test_run_loop_returns_soon_after_stop(valkey_url: str, tenant: str) -> None:
 
 
 def test_server_refusals_are_translated(
-    publisher: ExecutionEventPublisher, valkey_url: str, valkey_client: valkey.Valkey, tenant: str
+    publisher: ExecutionEventPublisher,
+    valkey_url: str,
+    valkey_client: valkey.Valkey,
+    tenant: str,
+    api: str,
 ) -> None:
     valkey_client.set(keys.events_key(tenant), "not a stream")
     with pytest.raises(EventStreamError, match="refused XADD") as info:
         publisher.publish(tenant, _step(1))
     assert isinstance(info.value.__cause__, valkey.exceptions.ResponseError)
     with pytest.raises(EventStreamError, match="refused a command"):
-        _subscriber(valkey_url).run_loop(tenant, lambda e, m: None, block_ms=50)
+        _subscriber(api, valkey_url).run_loop(tenant, lambda e, m: None, block_ms=50)
     with pytest.raises(EventStreamError, match="refused a command"):
         next(tail(tenant, client=valkey_client, from_id="0", block_ms=50))
     with pytest.raises(EventStreamError, match="refused to trim"):
         trim_events(valkey_client, tenant, maxlen=0)
 
 
-def test_one_loop_at_a_time_per_subscriber(valkey_url: str, tenant: str) -> None:
-    sub = _subscriber(valkey_url)
+def test_one_loop_at_a_time_per_subscriber(valkey_url: str, tenant: str, api: str) -> None:
+    sub = _subscriber(api, valkey_url)
     stop = threading.Event()
     runner = threading.Thread(
         target=sub.run_loop, args=(tenant, lambda e, m: None), kwargs={"stop": stop, "block_ms": 50}
@@ -455,13 +493,13 @@ def test_one_loop_at_a_time_per_subscriber(valkey_url: str, tenant: str) -> None
     sub.run_loop(tenant, lambda e, m: None, stop=stop, block_ms=50)  # free again
 
 
-def test_bad_arguments_are_named(valkey_url: str) -> None:
+def test_bad_arguments_are_named(valkey_url: str, api: str) -> None:
     with pytest.raises(InvalidKeyError, match="consumer group"):
-        _subscriber(valkey_url, group="a b")
+        _subscriber(api, valkey_url, group="a b")
     with pytest.raises(ValueError, match="max_deliveries"):
-        _subscriber(valkey_url, max_deliveries=0)
+        _subscriber(api, valkey_url, max_deliveries=0)
     with pytest.raises(ValueError, match="count"):
-        _subscriber(valkey_url).run_loop("org", lambda e, m: None, count=0)
+        _subscriber(api, valkey_url).run_loop("org", lambda e, m: None, count=0)
     for bad in ("bogus", "12-x", "-1", ""):
         with pytest.raises(
             ValueError, match=r"Invalid from_id .*expected '\$', '0' or a stream id"
@@ -685,7 +723,11 @@ def test_async_client_type_is_accepted_by_the_twin(valkey_url: str) -> None:
 
 
 def test_one_batch_mixing_bad_keys_extra_fields_and_duplicates(
-    publisher: ExecutionEventPublisher, valkey_url: str, valkey_client: valkey.Valkey, tenant: str
+    publisher: ExecutionEventPublisher,
+    valkey_url: str,
+    valkey_client: valkey.Valkey,
+    tenant: str,
+    api: str,
 ) -> None:
     # New entries are read and leased in one script call: leases taken for entries that turn
     # out malformed are given back, and a later valid copy of the same key is still handled.
@@ -705,7 +747,7 @@ def test_one_batch_mixing_bad_keys_extra_fields_and_duplicates(
     ]
     ids = [i.decode() for i in ids]
     seen: list[EventMeta] = []
-    sub = _subscriber(valkey_url, lease_ms=60_000)
+    sub = _subscriber(api, valkey_url, lease_ms=60_000)
     _run(sub, tenant, lambda e, m: seen.append(m), lambda: sub.stats.dead_lettered == 4)
     assert [m.stream_id for m in seen] == [ids[1]] and sub.stats.duplicates == 1
     letters = {

@@ -37,11 +37,15 @@ json_scalars = st.one_of(
     st.text(max_size=20),
     st.floats(allow_nan=False, allow_infinity=False),
 )
+
+
+def _json_containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+
+
 json_values = st.recursive(
     json_scalars,
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
-    ),
+    _json_containers,
     max_leaves=20,
 )
 metadata = st.builds(

@@ -7,12 +7,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
 import valkey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from twins import APIS, store_for
 
 import execctx_nb as ec
 from execctx_nb import keys
@@ -49,9 +51,10 @@ def envelope(
     )
 
 
-@pytest.fixture
-def store(valkey_url: str, tmp_path: Path) -> Iterator[ec.ExecutionContextStore]:
-    with ec.create_valkey_execution_context_store(valkey_url, cold_store=tmp_path / "cold") as s:
+@pytest.fixture(params=APIS)
+def store(request: pytest.FixtureRequest, valkey_url: str, tmp_path: Path) -> Iterator[Any]:
+    """The sync store, then its async twin (driven through tests/twins.py): one table, both APIs."""
+    with store_for(request.param, valkey_url, cold_store=tmp_path / "cold") as s:
         yield s
 
 
@@ -456,15 +459,17 @@ def test_unicode_ids_round_trip(store: ec.ExecutionContextStore, tenant: str) ->
     assert [e.step_id for e in store.get_execution(scope)] == ["schritt-ß"]
 
 
+def _json_containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+
+
 _JSON = st.recursive(
     st.none()
     | st.booleans()
     | st.integers(-(2**63), 2**63 - 1)
     | st.text(max_size=8)
     | st.floats(allow_nan=False, allow_infinity=False),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
-    ),
+    _json_containers,
     max_leaves=8,
 )
 

@@ -6,6 +6,7 @@ import datetime as dt
 import decimal
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -13,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from polars.testing import assert_frame_equal
 from polars.testing.parametric import dataframes
+from twins import APIS, store_for
 
 import execctx_nb as ec
 from execctx_nb import keys
@@ -28,10 +30,11 @@ def envelope(step: str, data: object, *, attempt: int = 0) -> ec.StepEnvelope:
     )
 
 
-@pytest.fixture
-def store(valkey_url: str, tmp_path: Path) -> Iterator[ec.ExecutionContextStore]:
-    with ec.create_valkey_execution_context_store(
-        valkey_url, cold_store=tmp_path / "cold", inline_limit_bytes=4096
+@pytest.fixture(params=APIS)
+def store(request: pytest.FixtureRequest, valkey_url: str, tmp_path: Path) -> Iterator[Any]:
+    """The sync store, then its async twin (driven through tests/twins.py): one table, both APIs."""
+    with store_for(
+        request.param, valkey_url, cold_store=tmp_path / "cold", inline_limit_bytes=4096
     ) as s:
         yield s
 

@@ -273,22 +273,57 @@ def test_graph_follows_step_events_live(store, publisher, tenant) -> None:
     assert graph.status == "stopped"
 
 
-def test_graph_keeps_following_when_its_store_is_closed(
-    store, publisher, tenant, valkey_url
+def test_graph_keeps_its_settings_when_the_cells_handle_is_closed(
+    publisher, tenant, valkey_url, tmp_path
 ) -> None:
-    # connect() is shared in a kernel: a later cell's `with connect() as s:` closes the
-    # graph's store; live updates must go on (reading through a reopened store).
+    # The shared store of a kernel is lent as handles: a cell's `with connect() as s:`
+    # closes its own handle only. The graph reads on with the settings the store was opened
+    # with (here a private cold tier and a tiny inline limit: every frame goes cold).
+    import polars as pl
+
+    settings = {"cold_store": str(tmp_path / "cold"), "inline_limit_bytes": 10}
+    cell = store_connect(valkey_url, **settings)
+    scope = ExecutionScope(tenant, "run-1")
+    frame = pl.DataFrame({"x": [1, 2, 3]})
+    cell.put_step(scope, StepEnvelope.from_frame(frame, execution_id="run-1", step_id="ingest"))
+    graph = LineageGraph(tenant, "run-1", store=cell)
+    try:
+        with store_connect(valkey_url, **settings):
+            pass  # another cell's `with` block
+        cell.close()
+        writer = store_connect(valkey_url, **settings)
+        writer.put_step(
+            scope,
+            StepEnvelope.from_frame(
+                frame,
+                execution_id="run-1",
+                step_id="clean",
+                lineage=(LineageEntry(step_id="ingest"),),
+            ),
+        )
+        publisher.publish(tenant, committed("run-1", "clean"))
+        wait_for(lambda: len(graph.nodes) == 2)
+        assert graph.status == "live" and graph.error == "" and graph.notice == ""
+        assert all(e.data is None and e.data_ref is not None for e in graph.envelopes)
+        graph.selected = "clean"  # loads the step's data from the store's own cold tier
+        assert graph.details["rowCount"] == 3 and "<td>3</td>" in graph.details["html"]
+    finally:
+        graph.close()
+        store_connect(valkey_url, **settings).close()
+
+
+def test_graph_reports_a_store_its_owner_closed(store, publisher, tenant, valkey_url) -> None:
     from execctx_nb import create_valkey_execution_context_store
 
     own = create_valkey_execution_context_store(valkey_url)
     put_steps(store, tenant, "run-1", {"ingest": ()})
     graph = LineageGraph(tenant, "run-1", store=own)
     try:
-        own.close()
+        own.close()  # the owner closes its connections: every handle stops
         put_steps(store, tenant, "run-1", {"clean": ("ingest",)})
         publisher.publish(tenant, committed("run-1", "clean"))
-        wait_for(lambda: len(graph.nodes) == 2)
-        assert graph.status == "live" and graph.error == ""
+        wait_for(lambda: "closed" in graph.notice)
+        assert "Could not read step `clean`" in graph.notice and graph.status == "live"
     finally:
         graph.close()
 

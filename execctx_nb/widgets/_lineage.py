@@ -8,20 +8,25 @@ import time
 from pathlib import Path
 from typing import Any
 
-import anywidget
 import traitlets as t
 
+from execctx_nb._events._tail import tail
 from execctx_nb._records import ExecutionScope, StepEnvelope
+from execctx_nb._store._session import connect
+from execctx_nb._store._sync import ExecutionContextStore
 from execctx_nb.display._html import CSS
 from execctx_nb.display._layout import (
     STATUS_COLOURS,
     Graph,
+    Layout,
     graph_from_envelopes,
     layout,
     node_caption,
     render_svg,
 )
-from execctx_nb.widgets._runner import Batch, QuietLog, TailRunner, stream_tip
+from execctx_nb.errors import ExecctxError
+from execctx_nb.widgets._live import LiveWidget, error_text
+from execctx_nb.widgets._runner import Batch
 
 __all__ = ["LineageGraph"]
 
@@ -30,28 +35,7 @@ BLOCK_MS = 500
 _STEP_KINDS = ["step.committed", "step.failed"]
 
 
-def _fetch(store: Any, scope: ExecutionScope, step_id: str) -> StepEnvelope | None:
-    try:
-        env = store.get_step(scope, step_id)
-    except KeyError:
-        return None
-    return env if isinstance(env, StepEnvelope) else None
-
-
-def _open(store: Any) -> Any:
-    """``store``, or a reopened one on its URL if it was closed.
-
-    ``connect()`` hands one store to every caller in a kernel, so a later cell's
-    ``with connect() as s:`` closes the graph's store too.
-    """
-    if getattr(store, "_closed", False):
-        from execctx_nb import connect
-
-        return connect(store.url)
-    return store
-
-
-class LineageGraph(anywidget.AnyWidget):  # type: ignore[misc,unused-ignore]
+class LineageGraph(LiveWidget):
     """The DAG of an execution's steps from envelope lineage.
 
     Parameters
@@ -59,20 +43,25 @@ class LineageGraph(anywidget.AnyWidget):  # type: ignore[misc,unused-ignore]
     tenant, execution_id
         The execution to draw.
     store
-        Where to read envelopes (``execctx_nb.connect()`` when omitted and no ``envelopes``).
+        Where to read envelopes (the graph borrows a handle on it, so closing ``store``'s
+        handle elsewhere leaves the graph working); ``execctx_nb.connect()`` when omitted
+        and no ``envelopes``.
     envelopes
         Draw these envelopes instead of reading them (a static graph unless ``live``).
     live
         Follow ``step.committed`` / ``step.failed`` events of this execution and redraw
         (default: True when reading from a store).
 
-    Clicking a node selects it (``selected``); ``details`` then holds that step's envelope
-    summary and its HTML display. Without a widget front-end (exported HTML, nbval) the
-    output is the same layout as a static SVG.
-    """
+    The graph reads envelopes without their cold-tier data; clicking a node selects it
+    (``selected``) and loads that step's data for ``details`` (its envelope summary and HTML
+    display). Without a widget front-end (exported HTML, nbval) the output is the same
+    layout as a static SVG.
 
-    # A class default: Widget.__del__ calls close() even when __init__ raised early.
-    _runner: TailRunner | None = None
+    Raises
+    ------
+    StoreUnavailableError
+        The server cannot be reached.
+    """
 
     _esm = _HERE / "lineage.js"
     _css = _HERE / "lineage.css"
@@ -83,9 +72,6 @@ class LineageGraph(anywidget.AnyWidget):  # type: ignore[misc,unused-ignore]
     nodes = t.List(t.Dict(), default_value=[]).tag(sync=True)
     selected = t.Unicode("").tag(sync=True)
     details = t.Dict(default_value={}).tag(sync=True)
-    status = t.Unicode("static").tag(sync=True)
-    error = t.Unicode("").tag(sync=True)
-    notice = t.Unicode("").tag(sync=True)
     colours = t.Dict(default_value={k: list(v) for k, v in STATUS_COLOURS.items()}).tag(sync=True)
 
     def __init__(
@@ -93,36 +79,55 @@ class LineageGraph(anywidget.AnyWidget):  # type: ignore[misc,unused-ignore]
         tenant: str,
         execution_id: str,
         *,
-        store: Any = None,
+        store: ExecutionContextStore | None = None,
         envelopes: list[StepEnvelope] | None = None,
         live: bool | None = None,
     ) -> None:
         self._scope = ExecutionScope(tenant, execution_id)
-        super().__init__(tenant=tenant, execution_id=execution_id)
+        super().__init__(tenant=tenant, execution_id=execution_id, status="static")
         if store is None and envelopes is None:
-            from execctx_nb import connect
-
             store = connect()
-        self._store = store
+        self._store = store.borrow() if store is not None else None
         self._lock = threading.RLock()
         self._unread: dict[str, Any] = {}  # step id -> its latest event, envelope not read yet
+        self._loaded: dict[str, StepEnvelope] = {}  # step id -> envelope with its data
         self._graph = Graph()
+        self._layout: Layout | None = None
         self.observe(self._on_select, names=["selected"])
-        live = (store is not None) if live is None else live
-        # The stream tip is read before the envelopes: a step committed in between is seen
-        # by the tail instead of being missed.
-        start_id = stream_tip(store.client, tenant) if live else None
+        live = (self._store is not None) if live is None else live
+        stop = threading.Event()
+        entries = None
+        if live and self._store is not None:
+            # The tail resolves the stream tip before the envelopes are read: a step
+            # committed in between is seen by the tail instead of being missed.
+            entries = tail(
+                tenant,
+                url=self._store.url,
+                from_id="$",
+                block_ms=BLOCK_MS,
+                kinds=_STEP_KINDS,
+                execution_id=execution_id,
+                stop=stop,
+                logger=self._quiet_log(),
+            )
         if envelopes is None:
-            envelopes = list(store.get_execution(self._scope))
+            assert self._store is not None
+            envelopes = self._store.get_execution(self._scope, data=False)
         self._envelopes: dict[str, StepEnvelope] = {e.step_id: e for e in envelopes}
+        if self._store is None:
+            self._loaded = dict(self._envelopes)  # given envelopes: nothing to load
         self._redraw()
-        if live:
-            self._start(start_id or "$")
+        if entries is not None:
+            self._follow(entries, stop, "execctx-lineage")
+
+    def _stream_key(self) -> tuple[str, ...]:
+        url = self._store.url if self._store is not None else ""
+        return (url, self.tenant, self.execution_id)
 
     # -- data ---------------------------------------------------------------------------
     @property
     def envelopes(self) -> list[StepEnvelope]:
-        """The envelopes drawn, by step id."""
+        """The envelopes drawn, by step id (cold-tier data not loaded)."""
         with self._lock:
             return [self._envelopes[k] for k in sorted(self._envelopes)]
 
@@ -132,6 +137,7 @@ class LineageGraph(anywidget.AnyWidget):  # type: ignore[misc,unused-ignore]
         return self._graph
 
     def _redraw(self) -> None:
+        """Lay the graph out again (its steps changed) and draw it."""
         with self._lock:
             graph = graph_from_envelopes(self._envelopes.values(), self.execution_id)
             lay = layout(graph)
@@ -150,17 +156,37 @@ class LineageGraph(anywidget.AnyWidget):  # type: ignore[misc,unused-ignore]
                 }
                 for n in graph.nodes
             ]
-            self._graph = graph
+            self._graph, self._layout = graph, lay
             with self.hold_sync():
                 self.nodes = nodes
-                self.svg = render_svg(graph, lay, selected=self.selected or None)
-                if self.selected:
-                    self.details = self._details(self.selected)
+                self._draw()
+
+    def _draw(self) -> None:
+        """Draw the current layout with the current selection (no layout pass)."""
+        with self._lock, self.hold_sync():
+            self.svg = render_svg(self._graph, self._layout, selected=self.selected or None)
+            if self.selected:
+                self.details = self._details(self.selected)
+
+    def _envelope_with_data(self, step_id: str) -> StepEnvelope | None:
+        env = self._loaded.get(step_id)
+        if env is not None or self._store is None:
+            return env if env is not None else self._envelopes.get(step_id)
+        drawn = self._envelopes.get(step_id)
+        if drawn is None:
+            return None
+        loaded = self._store.get_step(self._scope, step_id, drawn.attempt)
+        env = loaded if loaded is not None else drawn
+        self._loaded[step_id] = env
+        return env
 
     def _details(self, step_id: str) -> dict[str, Any]:
         from execctx_nb.display import envelope_html
 
-        env = self._envelopes.get(step_id)
+        try:
+            env = self._envelope_with_data(step_id)
+        except ExecctxError as exc:
+            return {"stepId": step_id, "status": "error", "html": "", "caption": error_text(exc)}
         if env is None:
             node = next((n for n in self._graph.nodes if n.node_id == step_id), None)
             what = node.status if node is not None else "unknown"
@@ -185,54 +211,28 @@ class LineageGraph(anywidget.AnyWidget):  # type: ignore[misc,unused-ignore]
         }
 
     def _on_select(self, change: dict[str, Any]) -> None:
-        self._redraw()
+        self._draw()
         if not change["new"]:
             self.details = {}
 
     # -- live ---------------------------------------------------------------------------
-    def _start(self, from_id: str) -> None:
-        from execctx_nb import tail
-
-        url, scope, log = self._store.url, self._scope, QuietLog(self._on_notice)
-
-        def source(stop: threading.Event) -> Any:
-            return tail(
-                scope.tenant_id,
-                url=url,
-                from_id=from_id,
-                block_ms=BLOCK_MS,
-                kinds=_STEP_KINDS,
-                execution_id=scope.execution_id,
-                stop=stop,
-                logger=log,
-            )
-
-        self._runner = TailRunner(source, self._on_batch, self._on_error, name="execctx-lineage")
-        self._runner.start()
-        self.status = "live"
-
-    def _on_notice(self, message: str) -> None:
-        self.notice = message
-
     def _on_batch(self, batch: Batch) -> None:
-        from execctx_nb.errors import ExecctxError
-
         changed = False
         # Steps whose envelope could not be read at their event are read again now.
         wanted, self._unread = self._unread, {}
-        for _sid, event in batch:
+        for entry in batch:
+            event = entry.event
             step_id = getattr(event, "step_id", None)
             if event.execution_id != self.execution_id or not step_id:
                 continue
             wanted[step_id] = event
         for step_id, event in wanted.items():
             try:
-                self._store = _open(self._store)
-                env = _fetch(self._store, self._scope, step_id)
+                env = self._read(step_id)
             except ExecctxError as exc:  # e.g. the server is briefly down: keep following
                 self._unread[step_id] = event
                 self.notice = (
-                    f"Could not read step `{step_id}` ({type(exc).__name__}: {exc});"
+                    f"Could not read step `{step_id}` ({error_text(exc)});"
                     " it is read again at the next step event"
                 )
                 continue
@@ -247,15 +247,17 @@ class LineageGraph(anywidget.AnyWidget):  # type: ignore[misc,unused-ignore]
             if env is not None:
                 with self._lock:
                     self._envelopes[step_id] = env
+                    self._loaded.pop(step_id, None)  # a new attempt: load its data anew
                 changed = True
         if not self._unread and self.notice.startswith("Could not read step"):
             self.notice = ""  # every step is read again: the warning is stale
         if changed:
             self._redraw()
 
-    def _on_error(self, exc: BaseException) -> None:
-        self.error = f"{type(exc).__name__}: {exc}"
-        self.status = "error"
+    def _read(self, step_id: str) -> StepEnvelope | None:
+        assert self._store is not None  # live graphs read from a store
+        env: StepEnvelope | None = self._store.get_step(self._scope, step_id, data=False)
+        return env
 
     def wait(self, steps: int, timeout: float = 10.0) -> bool:
         """Block until the graph holds at least ``steps`` written steps (scripts, tutorials).
@@ -270,18 +272,11 @@ class LineageGraph(anywidget.AnyWidget):  # type: ignore[misc,unused-ignore]
             time.sleep(0.01)
         return True
 
-    def stop(self) -> None:
-        """Stop following events (idempotent)."""
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            runner.stop()
-        if self.status == "live":
-            self.status = "stopped"
-
     def close(self) -> None:
-        """Stop following events and close the widget."""
-        self.stop()
+        """Stop following events, close the graph's store handle and the widget."""
         super().close()
+        if self._store is not None:
+            self._store.close()
 
     # -- display ------------------------------------------------------------------------
     def __repr__(self) -> str:

@@ -19,30 +19,15 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from execctx_nb._events._records import Event
+from execctx_nb._events._tail import TailEntry
 
-__all__ = ["QuietLog", "TailRunner", "TailSource", "stream_tip"]
+__all__ = ["QuietLog", "TailRunner", "TailSource"]
 
-Batch = list[tuple[str, Event]]
-TailSource = Callable[[threading.Event], Iterable[tuple[str, Event]]]
-"""Called on the reader thread with the stop flag; yields ``(stream_id, event)``."""
+Batch = list[TailEntry]
+TailSource = Callable[[threading.Event], Iterable[TailEntry]]
+"""Called on the reader thread with the stop flag; yields :class:`TailEntry` items."""
 
 _STOP = object()
-
-
-def stream_tip(client: Any, tenant: str) -> str:
-    """The id of the last entry of a tenant's stream (``"0-0"`` when empty).
-
-    A widget resolves ``"$"`` to this id *before* it returns, then tails after it: events
-    published right after the widget was created are never missed.
-    """
-    from execctx_nb import keys
-
-    last = client.xrevrange(keys.events_key(tenant), count=1)
-    if not last:
-        return "0-0"
-    sid = last[0][0]
-    return sid.decode() if isinstance(sid, bytes) else str(sid)
 
 
 class QuietLog:
@@ -89,6 +74,9 @@ class TailRunner:
         Seconds to collect events after the first of a batch (latency vs update rate).
     max_batch
         Upper bound of one batch (the queue is drained in slices of this size).
+    stop_flag
+        The flag that ends the reader (default: a new one); pass the one a :func:`tail` was
+        started with, so stopping the runner ends the tail too.
     """
 
     def __init__(
@@ -100,6 +88,7 @@ class TailRunner:
         window: float = 0.025,
         max_batch: int = 5000,
         name: str = "execctx-tail",
+        stop_flag: threading.Event | None = None,
     ) -> None:
         self._source = source
         self._on_batch = on_batch
@@ -107,7 +96,7 @@ class TailRunner:
         self._window = window
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self.stop_flag = threading.Event()
+        self.stop_flag = stop_flag if stop_flag is not None else threading.Event()
         self._reader = threading.Thread(target=self._read, name=f"{name}-reader", daemon=True)
         self._flusher = threading.Thread(target=self._flush, name=f"{name}-flusher", daemon=True)
 
@@ -133,7 +122,7 @@ class TailRunner:
 
     def _read(self) -> None:
         try:
-            items: Iterator[tuple[str, Event]] = iter(self._source(self.stop_flag))
+            items: Iterator[TailEntry] = iter(self._source(self.stop_flag))
             for item in items:
                 if self.stop_flag.is_set():
                     break

@@ -5,18 +5,20 @@ from __future__ import annotations
 import html
 import threading
 import time
-import weakref
 from collections import deque
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
-import anywidget
 import traitlets as t
 
 from execctx_nb import keys
+from execctx_nb._connection._common import resolve_url
 from execctx_nb._events._records import EVENT_KINDS, Event
-from execctx_nb._idempotency import event_idempotency_key
-from execctx_nb.widgets._runner import Batch, QuietLog, TailRunner, stream_tip
+from execctx_nb._events._tail import tail
+from execctx_nb._store._sync import ExecutionContextStore
+from execctx_nb.errors import InvalidArgumentError
+from execctx_nb.widgets._live import LiveWidget
+from execctx_nb.widgets._runner import Batch
 
 __all__ = ["EventTail", "event_row"]
 
@@ -56,7 +58,7 @@ def event_row(stream_id: str, event: Event) -> dict[str, Any]:
     }
 
 
-class EventTail(anywidget.AnyWidget):  # type: ignore[misc,unused-ignore]
+class EventTail(LiveWidget):
     """Live tail of a tenant's execution events (``XREAD``; never a consumer group).
 
     Parameters
@@ -85,9 +87,6 @@ class EventTail(anywidget.AnyWidget):  # type: ignore[misc,unused-ignore]
     >>> tail.paused = True                                # doctest: +SKIP
     """
 
-    # A class default: Widget.__del__ calls close() even when __init__ raised early.
-    _runner: TailRunner | None = None
-
     _esm = _HERE / "tail.js"
     _css = _HERE / "tail.css"
 
@@ -95,9 +94,6 @@ class EventTail(anywidget.AnyWidget):  # type: ignore[misc,unused-ignore]
     kinds = t.List(t.Unicode(), default_value=[]).tag(sync=True)
     execution_id = t.Unicode("").tag(sync=True)
     paused = t.Bool(False).tag(sync=True)
-    status = t.Unicode("idle").tag(sync=True)
-    error = t.Unicode("").tag(sync=True)
-    notice = t.Unicode("").tag(sync=True)
     events = t.List(t.Dict(), default_value=[]).tag(sync=True)
     max_events = t.Int(200).tag(sync=True)
     received = t.Int(0).tag(sync=True)
@@ -105,15 +101,12 @@ class EventTail(anywidget.AnyWidget):  # type: ignore[misc,unused-ignore]
     pending = t.Int(0).tag(sync=True)
     all_kinds = t.List(t.Unicode(), default_value=list(EVENT_KINDS)).tag(sync=True)
 
-    _live: ClassVar[dict[tuple[str, str], weakref.ref[EventTail]]] = {}
-    _live_lock: ClassVar[threading.Lock] = threading.Lock()
-
     def __init__(
         self,
         tenant: str,
         *,
         url: str | None = None,
-        store: Any = None,
+        store: ExecutionContextStore | None = None,
         kinds: list[str] | tuple[str, ...] | None = None,
         execution_id: str | None = None,
         max_events: int = 200,
@@ -123,12 +116,12 @@ class EventTail(anywidget.AnyWidget):  # type: ignore[misc,unused-ignore]
         keys.validate_tenant(tenant, where="EventTail(tenant)")
         bad = sorted(set(kinds or ()) - set(EVENT_KINDS))
         if bad:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"Unknown event kind(s) {bad}: expected some of {list(EVENT_KINDS)}"
                 " - at `EventTail(kinds)`"
             )
         if max_events < 1:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"max_events must be >= 1, got {max_events} - at `EventTail(max_events)`"
             )
         super().__init__(
@@ -137,7 +130,7 @@ class EventTail(anywidget.AnyWidget):  # type: ignore[misc,unused-ignore]
             execution_id=execution_id or "",
             max_events=max_events,
         )
-        self._url_arg = url or (getattr(store, "url", None) if store is not None else None)
+        self._url = resolve_url(url or (store.url if store is not None else None))
         self._from_id = from_id
         self._buffer: deque[dict[str, Any]] = deque(maxlen=max_events)
         self._lock = threading.RLock()
@@ -150,60 +143,34 @@ class EventTail(anywidget.AnyWidget):  # type: ignore[misc,unused-ignore]
             self.start()
 
     # -- lifecycle ----------------------------------------------------------------------
+    def _stream_key(self) -> tuple[str, ...]:
+        return (self._url, self.tenant)
+
     def start(self) -> EventTail:
-        """Start tailing (stopping an earlier tail of the same stream); returns self."""
-        from execctx_nb import tail
-        from execctx_nb._connection import make_client, resolve_url
+        """Start tailing (stopping an earlier tail of the same stream); returns self.
 
-        if self._runner is not None and self._runner.running:
+        Raises
+        ------
+        StoreUnavailableError
+            The server cannot be reached (the widget is not started).
+        """
+        if self.running:
             return self
-        url = resolve_url(self._url_arg)
-        stream = (url, self.tenant)
-        with EventTail._live_lock:
-            previous = EventTail._live.get(stream)
-            EventTail._live[stream] = weakref.ref(self)
-        old = previous() if previous is not None else None
-        if old is not None and old is not self:
-            old.stop()
-        from_id = self._from_id
-        if from_id == "$":
-            with make_client(url) as client:
-                from_id = stream_tip(client, self.tenant)
-        tenant, log = self.tenant, QuietLog(self._on_notice)
-
-        def source(stop: threading.Event) -> Any:
-            return tail(tenant, url=url, from_id=from_id, block_ms=BLOCK_MS, stop=stop, logger=log)
-
-        self.error = ""
-        self._runner = TailRunner(source, self._on_batch, self._on_error).start()
-        self.status = "paused" if self.paused else "live"
+        stop = threading.Event()
+        # tail() resolves "$" before it returns: events published right after the widget
+        # was created are never missed.
+        entries = tail(
+            self.tenant,
+            url=self._url,
+            from_id=self._from_id,
+            block_ms=BLOCK_MS,
+            stop=stop,
+            logger=self._quiet_log(),
+        )
+        self._follow(entries, stop, "execctx-tail")
+        if self.paused:
+            self.status = "paused"
         return self
-
-    def stop(self) -> None:
-        """Stop the background threads (idempotent); the view keeps its last events."""
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            runner.stop()
-        if self.status != "error":
-            self.status = "stopped"
-
-    def close(self) -> None:
-        """Stop tailing and close the widget."""
-        self.stop()
-        super().close()
-
-    @classmethod
-    def stop_all(cls) -> int:
-        """Stop every live tail of this kernel; returns how many were running."""
-        with cls._live_lock:
-            tails = [ref() for ref in cls._live.values()]
-            cls._live.clear()
-        stopped = 0
-        for tail in tails:
-            if tail is not None and tail._runner is not None:
-                tail.stop()
-                stopped += 1
-        return stopped
 
     def wait(self, received: int, timeout: float = 10.0) -> bool:
         """Block until at least ``received`` events arrived (scripts, tests, tutorials).
@@ -217,11 +184,6 @@ class EventTail(anywidget.AnyWidget):  # type: ignore[misc,unused-ignore]
             time.sleep(0.01)
         return True
 
-    @property
-    def running(self) -> bool:
-        """True while the background reader runs."""
-        return self._runner is not None and self._runner.running
-
     # -- updates (flusher thread) -------------------------------------------------------
     def _wanted(self, row: dict[str, Any]) -> bool:
         if self.kinds and row["kind"] not in self.kinds:
@@ -229,7 +191,11 @@ class EventTail(anywidget.AnyWidget):  # type: ignore[misc,unused-ignore]
         return not (self.execution_id and row["executionId"] != self.execution_id)
 
     def _on_batch(self, batch: Batch) -> None:
-        rows = [event_row(sid, ev) for sid, ev in batch if self._first_time(ev)]
+        rows = [
+            event_row(entry.stream_id, entry.event)
+            for entry in batch
+            if self._first_time(entry.idempotency_key)
+        ]
         # One comm message for all trait changes of this batch.
         with self._lock, self.hold_sync():
             overflow = max(0, len(self._buffer) + len(rows) - self.max_events)
@@ -242,10 +208,10 @@ class EventTail(anywidget.AnyWidget):  # type: ignore[misc,unused-ignore]
             self.dropped += overflow
             self.received += len(rows)
 
-    def _first_time(self, event: Event) -> bool:
-        # A publisher that retried may have appended an event twice (same idempotency key):
-        # show it once. The memory of keys is bounded like the buffer.
-        key = event_idempotency_key(event)
+    def _first_time(self, key: str) -> bool:
+        # A publisher that retried may have appended an event twice: the entries share
+        # their `idem` field, the key the consumer groups handle once. Show it once too.
+        # The memory of keys is bounded like the buffer.
         if key in self._seen_set:
             return False
         if len(self._seen) == self._seen.maxlen:
@@ -253,9 +219,6 @@ class EventTail(anywidget.AnyWidget):  # type: ignore[misc,unused-ignore]
         self._seen.append(key)
         self._seen_set.add(key)
         return True
-
-    def _on_notice(self, message: str) -> None:
-        self.notice = message
 
     def _publish(self) -> None:
         with self.hold_sync():
@@ -269,10 +232,6 @@ class EventTail(anywidget.AnyWidget):  # type: ignore[misc,unused-ignore]
                 self.status = "paused" if self.paused else "live"
             if not self.paused:
                 self._publish()
-
-    def _on_error(self, exc: BaseException) -> None:
-        self.error = f"{type(exc).__name__}: {exc}"
-        self.status = "error"
 
     # -- display ------------------------------------------------------------------------
     def __repr__(self) -> str:
