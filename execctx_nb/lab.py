@@ -90,8 +90,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the lab; returns JupyterLab's exit code."""
     args = _parse(argv)
-    from execctx_nb._store._session import connect
     from execctx_nb._connection import resolve_url
+    from execctx_nb._store._session import connect
     from execctx_nb.demo import load_demo
 
     url = resolve_url(None, data_dir=args.data_dir)

