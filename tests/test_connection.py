@@ -145,3 +145,44 @@ def test_embedded_server_persists_in_its_data_dir(
     assert client.config_get("appendonly") == {"appendonly": "yes"}
     client.close()
     again.stop()
+
+
+def test_blocking_clients_of_both_apis_share_one_bound(valkey_url: str) -> None:
+    # One source: the pool cap and the twin helper are the same for both APIs.
+    from execctx_nb._connection import (
+        BLOCKING_POOL_SIZE,
+        _async,
+        _sync,
+        make_async_blocking_client,
+        make_blocking_client,
+    )
+
+    sync_client = make_blocking_client(valkey_url, block_ms=100)
+    twin = _sync.blocking_twin(sync_client, 100)
+    async_client = make_async_blocking_client(valkey_url, block_ms=100)
+    async_twin = _async.blocking_twin(async_client, 100)
+    for client in (sync_client, twin, async_client, async_twin):
+        assert client.connection_pool.max_connections == BLOCKING_POOL_SIZE
+        assert client.connection_pool.connection_kwargs["socket_timeout"] > 0.1
+    sync_client.close()
+    twin.close()
+
+
+def test_connect_is_thread_safe(valkey_url: str, tmp_path: Path) -> None:
+    import execctx_nb as ec
+
+    handles: list[ec.ExecutionContextStore] = []
+    barrier = threading.Barrier(8)
+
+    def grab() -> None:
+        barrier.wait()
+        handles.append(ec.connect(valkey_url, cold_store=str(tmp_path)))
+
+    threads = [threading.Thread(target=grab) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(handles) == 8 and len({id(h.client) for h in handles}) == 1
+    assert ec.disconnect(valkey_url, cold_store=str(tmp_path))
+    assert all(h.closed for h in handles)

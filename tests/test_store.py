@@ -577,3 +577,14 @@ def test_batch_decoding_restores_the_garbage_collector_and_names_the_bad_key() -
         assert not gc.isenabled()  # a collector the caller disabled stays disabled
     finally:
         gc.enable()
+
+
+def test_deleting_a_big_execution_unlinks_in_bounded_batches(
+    store: Any, scope: ec.ExecutionScope, valkey_client: valkey.Valkey
+) -> None:
+    from execctx_nb._store._common import EVICT_BATCH
+
+    n = EVICT_BATCH + 20  # each step has two keys: more than two UNLINK batches
+    store.put_steps(scope, [envelope(f"s{i:04d}", [{"v": i}]) for i in range(n)])
+    assert store.delete_execution(scope) == 2 * n
+    assert store.list_steps(scope) == []
