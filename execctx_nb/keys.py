@@ -13,8 +13,15 @@ Hot tier (Valkey)::
 Cold tier (object store)::
 
     t/{tenantId}/exec/{executionId}/steps/{stepId}.json
-    t/{tenantId}/exec/{executionId}/steps/{stepId}.a{attempt}.parquet
+    t/{tenantId}/exec/{executionId}/steps/{stepId}/a{attempt}/{sha256}.parquet
     t/{tenantId}/archive/{flowId}/{executionId}.json
+
+In cold paths each id is a *segment* (:func:`cold_segment`): the id itself when it is
+lowercase ASCII (``[a-z0-9_.-]``), else the id followed by ``~`` and 12 hex digits of the
+sha256 of its UTF-8 bytes, so ids that differ only by case or Unicode normalisation never
+share a path on a case-insensitive or normalising file system (macOS, Windows). Step data is
+content-addressed (its file is named by its own sha256), so two writers racing on one
+attempt never overwrite each other's object.
 
 Braces are placeholders, not Valkey hash tags. Ids are validated so that no id can reach
 into another tenant's or another execution's keys, and distinct id tuples never share a key:
@@ -27,6 +34,8 @@ Examples
 't:org_42:exec:run-1:steps:clean'
 >>> cold_step_path("org_42", "run-1", "clean")
 't/org_42/exec/run-1/steps/clean.json'
+>>> cold_segment("Clean")
+'Clean~5137c8760c94'
 """
 
 from __future__ import annotations
@@ -43,7 +52,9 @@ __all__ = [
     "MAX_ID_LENGTH",
     "TENANT_PATTERN",
     "cold_archive_path",
+    "cold_attempt_prefix",
     "cold_execution_prefix",
+    "cold_segment",
     "cold_step_data_path",
     "cold_step_path",
     "cold_tenant_prefix",
@@ -73,6 +84,7 @@ __all__ = [
 
 TENANT_PATTERN = r"^[a-zA-Z0-9_-]{1,64}$"
 MAX_ID_LENGTH = 200
+"""Longest id, in characters and in UTF-8 bytes (a cold path segment stays below 255 bytes)."""
 MAX_ATTEMPT = 2**53 - 1
 
 _TENANT_RE = re.compile(r"[a-zA-Z0-9_-]{1,64}")
@@ -83,6 +95,13 @@ _TENANT_RE = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 _FORBIDDEN_RE = re.compile(r"[:/\\{}\[\]*?\"']")
 _FORBIDDEN_ASCII_RE = re.compile(r"[\x00-\x20\x7f:/\\{}\[\]*?\"']")
 _FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cn", "Co", "Cs", "Zs", "Zl", "Zp"})
+# Letters and symbols that render as nothing (fillers, blank patterns, invisible vowels): an
+# id made of them looks empty, or like another id, in every listing.
+_BLANK = frozenset(
+    "\u034f\u115f\u1160\u17b4\u17b5\u180e\u2800\u3164\uffa0"
+    "\U0001d159\U0001d173\U0001d174\U0001d175\U0001d176\U0001d177\U0001d178\U0001d179\U0001d17a"
+)
+_SAFE_SEGMENT_RE = re.compile(r"[a-z0-9_.-]+")
 
 
 # Ids already found valid: the same few ids are validated again and again on hot paths
@@ -109,7 +128,11 @@ def _first_forbidden(value: str) -> int | None:
     bad = _FORBIDDEN_RE.search(value)
     first = bad.start() if bad else None
     extra = next(
-        (i for i, c in enumerate(value) if unicodedata.category(c) in _FORBIDDEN_CATEGORIES),
+        (
+            i
+            for i, c in enumerate(value)
+            if unicodedata.category(c) in _FORBIDDEN_CATEGORIES or c in _BLANK
+        ),
         None,
     )
     candidates = [i for i in (first, extra) if i is not None]
@@ -152,12 +175,19 @@ def validate_id(value: object, *, kind: str = "id", where: str | None = None) ->
         raise InvalidKeyError(
             f"Invalid {kind} of {len(value)} characters: expected at most {MAX_ID_LENGTH} - at `{at}`"
         )
+    if not value.isascii():
+        size = len(value.encode("utf-8", "surrogatepass"))
+        if size > MAX_ID_LENGTH:
+            raise InvalidKeyError(
+                f"Invalid {kind} of {size} UTF-8 bytes: expected at most {MAX_ID_LENGTH} (file"
+                f" names are limited to 255 bytes) - at `{at}`; use a shorter id"
+            )
     pos = _first_forbidden(value)
     if pos is not None:
         raise InvalidKeyError(
             f"Invalid {kind} {value!r}: character {value[pos]!r} at position {pos} is not"
-            f" allowed (no ':' '/' '\\' braces, brackets, '*' '?', quotes, whitespace or control"
-            f" characters) - at `{at}`"
+            f" allowed (no ':' '/' '\\' braces, brackets, '*' '?', quotes, whitespace, blank or"
+            f" control characters) - at `{at}`"
         )
     if value in {".", ".."}:
         raise InvalidKeyError(f"Invalid {kind} {value!r}: '.' and '..' are path steps - at `{at}`")
@@ -302,31 +332,73 @@ def parse_execution_key(key: str | bytes, tenant_id: str) -> str | None:
     return execution if sep and execution else None
 
 
+def cold_segment(value: str) -> str:
+    """An id as one cold-path segment: itself if lowercase ASCII, else ``{id}~{sha256[:12]}``.
+
+    Distinct ids always give distinct segments, even compared without case or after Unicode
+    normalisation (the suffix hashes the exact UTF-8 bytes), so no two ids share an object
+    on a case-insensitive or normalising file system.
+
+    >>> cold_segment("run-1")
+    'run-1'
+    >>> cold_segment("Run-1") != cold_segment("run-1").upper()
+    True
+    """
+    if _SAFE_SEGMENT_RE.fullmatch(value):
+        return value
+    return f"{value}~{_segment_digest(value)}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _segment_digest(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+
+
 def cold_tenant_prefix(tenant_id: str) -> str:
     """``t/{tenantId}/``: every cold-tier object of a tenant starts with this."""
-    return f"t/{validate_tenant(tenant_id)}/"
+    return f"t/{cold_segment(validate_tenant(tenant_id))}/"
 
 
 def cold_execution_prefix(tenant_id: str, execution_id: str) -> str:
     """``t/{tenantId}/exec/{executionId}/``."""
-    return f"{cold_tenant_prefix(tenant_id)}exec/{validate_id(execution_id, kind='execution id')}/"
+    execution = cold_segment(validate_id(execution_id, kind="execution id"))
+    return f"{cold_tenant_prefix(tenant_id)}exec/{execution}/"
 
 
 def cold_step_path(tenant_id: str, execution_id: str, step_id: str) -> str:
     """``t/{tenantId}/exec/{executionId}/steps/{stepId}.json``: a step's envelope."""
-    return f"{cold_execution_prefix(tenant_id, execution_id)}steps/{validate_id(step_id, kind='step id')}.json"
+    step = cold_segment(validate_id(step_id, kind="step id"))
+    return f"{cold_execution_prefix(tenant_id, execution_id)}steps/{step}.json"
 
 
-def cold_step_data_path(tenant_id: str, execution_id: str, step_id: str, attempt: int) -> str:
-    """``t/{tenantId}/exec/{executionId}/steps/{stepId}.a{attempt}.parquet``: large step data."""
-    step = validate_id(step_id, kind="step id")
-    return f"{cold_execution_prefix(tenant_id, execution_id)}steps/{step}.a{validate_attempt(attempt)}.parquet"
+def cold_attempt_prefix(tenant_id: str, execution_id: str, step_id: str, attempt: int) -> str:
+    """``t/{tenantId}/exec/{executionId}/steps/{stepId}/a{attempt}/``: one attempt's data."""
+    step = cold_segment(validate_id(step_id, kind="step id"))
+    prefix = cold_execution_prefix(tenant_id, execution_id)
+    return f"{prefix}steps/{step}/a{validate_attempt(attempt)}/"
+
+
+_SHA256_RE = re.compile(r"[0-9a-f]{64}")
+
+
+def cold_step_data_path(
+    tenant_id: str, execution_id: str, step_id: str, attempt: int, sha256: str
+) -> str:
+    """``t/{tenantId}/exec/{executionId}/steps/{stepId}/a{attempt}/{sha256}.parquet``.
+
+    Large step data, named by the sha256 of its own bytes (content-addressed).
+    """
+    if not isinstance(sha256, str) or not _SHA256_RE.fullmatch(sha256):
+        raise InvalidKeyError(
+            f"Invalid sha256 {sha256!r}: expected 64 lowercase hex digits - at `sha256`"
+        )
+    return f"{cold_attempt_prefix(tenant_id, execution_id, step_id, attempt)}{sha256}.parquet"
 
 
 def cold_archive_path(tenant_id: str, flow_id: str, execution_id: str) -> str:
     """``t/{tenantId}/archive/{flowId}/{executionId}.json``: an archived execution."""
-    flow = validate_id(flow_id, kind="flow id")
-    execution = validate_id(execution_id, kind="execution id")
+    flow = cold_segment(validate_id(flow_id, kind="flow id"))
+    execution = cold_segment(validate_id(execution_id, kind="execution id"))
     return f"{cold_tenant_prefix(tenant_id)}archive/{flow}/{execution}.json"
 
 

@@ -74,7 +74,7 @@ def test_distinct_ids_never_share_a_key(
         lambda t, e, s: keys.step_attempts_key(t, e, s),
         lambda t, e, s: keys.cold_step_path(t, e, s),
         lambda t, e, s: keys.cold_archive_path(t, s, e),
-        lambda t, e, s: keys.cold_step_data_path(t, e, s, 0),
+        lambda t, e, s: keys.cold_step_data_path(t, e, s, 0, "0" * 64),
     ]
     for build in builders:
         assert (build(*a) == build(*b)) == (a == b)
@@ -143,7 +143,7 @@ def test_layouts_match_the_design() -> None:
 @pytest.mark.parametrize("attempt", [-1, True, 1.0, "0", 2**53])
 def test_bad_attempts_are_rejected(attempt: object) -> None:
     with pytest.raises(InvalidKeyError, match="expected an int >= 0"):
-        keys.cold_step_data_path("o", "e", "s", attempt)  # type: ignore[arg-type]
+        keys.cold_step_data_path("o", "e", "s", attempt, "0" * 64)  # type: ignore[arg-type]
 
 
 def test_the_cache_of_valid_ids_is_bounded_and_keeps_the_checks(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,14 @@ HASH = "b" * 64
 def envelope(step: str, data: object, *, attempt: int = 0) -> ec.StepEnvelope:
     return ec.StepEnvelope(
         execution_id="run-1", step_id=step, attempt=attempt, data=data, schema={}, schema_hash=HASH
+    )
+
+
+def cold_path(scope: ec.ExecutionScope, env: ec.StepEnvelope) -> str:
+    """The object path of a stored cold envelope (content-addressed by its sha256)."""
+    assert env.data_ref is not None
+    return keys.cold_step_data_path(
+        scope.tenant_id, env.execution_id, env.step_id, env.attempt, env.data_ref.sha256
     )
 
 
@@ -192,9 +201,12 @@ def test_cold_object_lives_at_the_layout_path(
     store: ec.ExecutionContextStore, scope: ec.ExecutionScope, tmp_path: Path
 ) -> None:
     stored = store.put_step(scope, envelope("s", rich_polars(), attempt=2))
-    path = tmp_path / "cold" / keys.cold_step_data_path(scope.tenant_id, "run-1", "s", 2)
-    assert stored.data_ref is not None and stored.data_ref.uri == path.as_uri()
+    assert stored.data_ref is not None
+    digest = stored.data_ref.sha256  # content-addressed: the object is named by its sha256
+    path = tmp_path / "cold" / keys.cold_step_data_path(scope.tenant_id, "run-1", "s", 2, digest)
+    assert stored.data_ref.uri == path.as_uri()
     assert path.stat().st_size == stored.data_ref.bytes
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
 
 
 def test_failed_cold_write_stores_no_envelope(
@@ -223,23 +235,28 @@ def test_conflicting_cold_write_keeps_the_first_object(
 def test_tampered_or_missing_object_is_reported(
     store: ec.ExecutionContextStore, scope: ec.ExecutionScope, tmp_path: Path
 ) -> None:
-    store.put_step(scope, envelope("s", rich_polars()))
-    path = tmp_path / "cold" / keys.cold_step_data_path(scope.tenant_id, "run-1", "s", 0)
-    path.write_bytes(path.read_bytes()[:-1] + b"!")
-    with pytest.raises(ColdTierError, match="does not match its reference"):
+    stored = store.put_step(scope, envelope("s", rich_polars()))
+    path = tmp_path / "cold" / cold_path(scope, stored)
+    tampered = path.read_bytes()[:-1] + b"!"
+    path.write_bytes(tampered)
+    with pytest.raises(ColdTierError, match="does not match the reference") as info:
         store.get_step(scope, "s")
+    # The message never echoes what the object really is (it would help forge a reference).
+    assert "sha256 differs" in str(info.value)
+    assert hashlib.sha256(tampered).hexdigest() not in str(info.value)
     path.unlink()
     with pytest.raises(ColdTierError, match="is missing"):
         store.get_step(scope, "s")
 
 
-def test_reference_outside_the_cold_tier_is_reported(
+def test_a_reference_to_anything_but_its_own_object_is_refused_on_write(
     store: ec.ExecutionContextStore, scope: ec.ExecutionScope
 ) -> None:
     ref = ec.DataRef(uri="s3://elsewhere/x.parquet", bytes=1, sha256=HASH)
-    store.put_step(scope, ec.StepEnvelope(execution_id="run-1", step_id="s", data_ref=ref))
-    with pytest.raises(ColdTierError, match="outside this store's cold tier"):
-        store.get_step(scope, "s")
+    with pytest.raises(ColdTierError, match="not the object of its own tenant") as info:
+        store.put_step(scope, ec.StepEnvelope(execution_id="run-1", step_id="s", data_ref=ref))
+    assert keys.step_key(scope.tenant_id, "run-1", "s") in str(info.value)
+    assert store.get_step(scope, "s") is None  # nothing was written
 
 
 def test_delete_execution_removes_cold_objects(
@@ -306,10 +323,10 @@ def test_any_obstore_store_works_as_the_cold_tier(
         assert got_a.to_arrow().equals(table) and got_a.to_arrow().schema.equals(
             table.schema, check_metadata=True
         )
-        path = keys.cold_step_data_path(scope.tenant_id, "run-1", "p", 0)
+        path = cold_path(scope, got_p)
         payload = bytes(obstore.get(memory, path).bytes())
         obstore.put(memory, path, payload[:100] + b"x" + payload[101:])
-        with pytest.raises(ColdTierError, match="does not match its reference"):
+        with pytest.raises(ColdTierError, match="does not match the reference"):
             store.get_step(scope, "p")
         obstore.delete(memory, path)
         with pytest.raises(ColdTierError, match="is missing"):
@@ -320,8 +337,8 @@ def test_repeating_a_write_repairs_a_lost_object(
     store: ec.ExecutionContextStore, scope: ec.ExecutionScope, tmp_path: Path
 ) -> None:
     frame = rich_polars()
-    store.put_step(scope, envelope("s", frame))
-    path = tmp_path / "cold" / keys.cold_step_data_path(scope.tenant_id, "run-1", "s", 0)
+    stored = store.put_step(scope, envelope("s", frame))
+    path = tmp_path / "cold" / cold_path(scope, stored)
     path.unlink()
     store.put_step(scope, envelope("s", frame))  # the same write: idempotent, and uploads again
     got = store.get_step(scope, "s")

@@ -106,14 +106,18 @@ class ColdTier:
         """The URI recorded in a DataRef for ``path``."""
         return self.base_url + path
 
-    def path_of(self, uri: str) -> str:
-        """Inverse of :meth:`uri`; raise ColdTierError for a URI elsewhere."""
-        if not uri.startswith(self.base_url):
-            raise ColdTierError(
-                f"Cold object {uri!r} is outside this store's cold tier {self.base_url!r};"
-                " open the store with cold_store= set to the location that engine writes to"
-            )
-        return uri[len(self.base_url) :]
+    def size(self, path: str) -> int | None:
+        """The size of the object at ``path`` in bytes (a stat or HEAD); None when absent."""
+        import obstore
+
+        try:
+            if self._root is not None:
+                return (self._root / path).stat().st_size
+            return int(obstore.head(self._store, path)["size"])
+        except FileNotFoundError:
+            return None
+        except Exception as exc:
+            raise ColdTierError(f"Could not read {self.uri(path)!r}: {exc}") from exc
 
     # -- bytes --------------------------------------------------------------------------
     def put_bytes(self, path: str, payload: bytes | memoryview) -> None:
@@ -131,13 +135,6 @@ class ColdTier:
             raise ColdTierError(
                 f"Could not write {self.uri(path)!r} ({size} bytes): {exc}"
             ) from exc
-
-    def put_hashed(self, path: str, payload: bytes | memoryview) -> str:
-        """Upload ``payload`` while computing its sha256 (both release the GIL); return it."""
-        upload = _executor().submit(self.put_bytes, path, payload)
-        digest = hashlib.sha256(payload).hexdigest()
-        upload.result()
-        return digest
 
     def get_bytes(self, path: str, *, missing: str | None = None) -> bytes:
         """The object at ``path``; ``missing`` replaces the explanation when it is absent."""
@@ -171,6 +168,17 @@ class ColdTier:
             ]
         except Exception as exc:
             raise ColdTierError(f"Could not list {self.uri(prefix)!r}: {exc}") from exc
+
+    def delete(self, path: str) -> None:
+        """Delete the object at ``path`` (absent is fine)."""
+        import obstore
+
+        try:
+            obstore.delete(self._store, path)
+        except FileNotFoundError:
+            return
+        except Exception as exc:
+            raise ColdTierError(f"Could not delete {self.uri(path)!r}: {exc}") from exc
 
     def delete_prefix(self, prefix: str) -> int:
         """Delete every object under ``prefix``; return how many."""
@@ -207,53 +215,62 @@ class ColdTier:
         return bytes(buffer)
 
     # -- frames -------------------------------------------------------------------------
-    def write_frame(self, path: str, frame: Any) -> DataRef:
-        """Write ``frame`` (Polars DataFrame, Arrow Table or JSON rows) as Parquet at ``path``."""
-        payload, rows = encode_parquet(frame)
-        self.put_bytes(path, payload)
-        return DataRef(
-            uri=self.uri(path),
-            bytes=len(payload),
-            sha256=hashlib.sha256(payload).hexdigest(),
-            row_count=rows,
-        )
+    def read_frame(self, ref: DataRef, path: str, *, where: str) -> Any:
+        """Load the frame ``ref`` points to, which must be the object at ``path``.
 
-    def read_frame(self, ref: DataRef) -> Any:
-        """Load the frame ``ref`` points to, checking its size and sha256.
-
-        The sha256 is computed in a worker thread while the Parquet is decoded (both release
-        the GIL), so the check costs no wall time on a large object. A local directory is
-        read by path (memory-mapped by Polars) instead of through a copy of its bytes.
+        The reference is input read back from Valkey, so it is checked before anything is
+        read: it must name exactly ``path`` (the object :mod:`execctx_nb.keys` builds for
+        the envelope's own tenant, execution, step and attempt), the object must have the
+        referenced size, and its Parquet footer the referenced row count (a small object
+        that decodes to millions of rows is refused before it is materialised). The sha256
+        is computed in a worker thread while the Parquet is decoded (both release the GIL).
+        A local directory is read by path (memory-mapped by Polars), not through a copy.
         """
-        path = self.path_of(ref.uri)
+        expected = self.uri(path)
+        if ref.uri != expected:
+            raise ColdTierError(
+                f"The envelope at `{where}` references {ref.uri!r}, not the object of its own"
+                f" tenant, execution, step and attempt ({expected!r}) - nothing was read; the"
+                " reference was altered or written for another store: rewrite the step"
+            )
+        size = self.size(path)
+        if size is None:
+            raise ColdTierError(
+                f"Cold object {ref.uri!r} is missing: the envelope at `{where}` references data"
+                " that was deleted or never written - delete the step or restore the object"
+            )
+        if size != ref.bytes:
+            raise _mismatch(ref, where, "size")
         source: bytes | Path
         if self._root is not None:
             local = source = self._root / path
-            if not local.is_file():
-                raise ColdTierError(
-                    f"Cold object {ref.uri!r} is missing: the envelope references data that"
-                    " was deleted or never written - delete the step or restore the object"
-                )
             digest_job = _executor().submit(_file_digest, local)
         else:
             payload = source = self.get_bytes(path)
             digest_job = _executor().submit(_bytes_digest, payload)
         try:
+            rows = parquet_rows(source, where=ref.uri)
+            if ref.row_count is not None and rows != ref.row_count:
+                raise _mismatch(ref, where, "row count")
             frame = decode_parquet(source, where=ref.uri)
         except ColdTierError:
-            self._verify(ref, *digest_job.result())  # a damaged object: say so first
+            self._verify(ref, where, *digest_job.result())  # a damaged object: say so first
             raise
-        self._verify(ref, *digest_job.result())
+        self._verify(ref, where, *digest_job.result())
         return frame
 
     @staticmethod
-    def _verify(ref: DataRef, size: int, digest: str) -> None:
+    def _verify(ref: DataRef, where: str, size: int, digest: str) -> None:
         if size != ref.bytes or digest != ref.sha256:
-            raise ColdTierError(
-                f"Cold object {ref.uri!r} does not match its reference: expected {ref.bytes} bytes"
-                f" with sha256 {ref.sha256}, got {size} bytes with sha256 {digest} - it"
-                " was overwritten; rewrite the step"
-            )
+            raise _mismatch(ref, where, "sha256")
+
+
+def _mismatch(ref: DataRef, where: str, what: str) -> ColdTierError:
+    # Never the object's real size or hash: they would help forge a matching reference.
+    return ColdTierError(
+        f"Cold object {ref.uri!r} does not match the reference of the envelope at `{where}`"
+        f" ({what} differs) - it was altered or overwritten; rewrite the step"
+    )
 
 
 @functools.cache
@@ -304,6 +321,42 @@ def encode_parquet(frame: Any) -> tuple[memoryview, int]:
     return sink.getbuffer(), int(table.num_rows)
 
 
+def _untrusted_read(fn: Any, where: str) -> Any:
+    """Run a Parquet read of untrusted bytes; any failure, a Rust panic too, is ColdTierError.
+
+    Polars and pyarrow raise many kinds of error on damaged files, and a Rust ``panic``
+    surfaces as ``PanicException``, a BaseException: none may escape a reader.
+    """
+    import polars as pl
+    import pyarrow as pa
+
+    try:
+        return fn()
+    except (KeyboardInterrupt, SystemExit, GeneratorExit, MemoryError):
+        raise
+    except (OSError, ValueError, pa.ArrowException, pl.exceptions.PolarsError) as exc:
+        raise ColdTierError(f"Cold object {where!r} is not readable Parquet: {exc}") from exc
+    except BaseException as exc:  # e.g. pyo3's PanicException
+        raise ColdTierError(
+            f"Cold object {where!r} is not readable Parquet: the reader failed"
+            f" ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+def parquet_rows(source: bytes | Path, *, where: str) -> int:
+    """The row count a Parquet object's footer declares (the data pages are not read)."""
+    import polars as pl
+
+    def read() -> int:
+        # Polars answers a bare row count from the footer (and reads footers pyarrow cannot,
+        # such as 128-bit integer columns).
+        scan = pl.scan_parquet(io.BytesIO(source) if isinstance(source, bytes) else source)
+        return int(scan.select(pl.len()).collect().item())
+
+    rows: int = _untrusted_read(read, where)
+    return rows
+
+
 def decode_parquet(source: bytes | Path, *, where: str) -> Any:
     """A Polars DataFrame or an Arrow Table, as it was written (from bytes or a local file)."""
     import polars as pl
@@ -313,9 +366,10 @@ def decode_parquet(source: bytes | Path, *, where: str) -> Any:
     def polars_source() -> Any:
         return io.BytesIO(source) if isinstance(source, bytes) else source
 
-    try:
+    def read() -> Any:
         # Polars reads the footer of any file, pyarrow not (Int128 columns, for one).
-        kv = {k.encode(): v.encode() for k, v in pl.read_parquet_metadata(polars_source()).items()}
+        meta = pl.read_parquet_metadata(polars_source())
+        kv = {k.encode(): v.encode() for k, v in meta.items()}
         if kv.get(_FRAME_KEY) == b"polars":
             return pl.read_parquet(polars_source())
         table = pq.read_table(pa.BufferReader(source) if isinstance(source, bytes) else source)
@@ -327,5 +381,5 @@ def decode_parquet(source: bytes | Path, *, where: str) -> Any:
                 table = table.cast(schema)
         metadata = {k: v for k, v in (table.schema.metadata or {}).items() if k != _FRAME_KEY}
         return table.replace_schema_metadata(metadata or None)
-    except (OSError, ValueError, pa.ArrowException, pl.exceptions.PolarsError) as exc:
-        raise ColdTierError(f"Cold object {where!r} is not readable Parquet: {exc}") from exc
+
+    return _untrusted_read(read, where)

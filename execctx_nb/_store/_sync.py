@@ -23,6 +23,7 @@ store (:mod:`execctx_nb._store._sync`) from it.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
 import functools
@@ -67,17 +68,21 @@ from execctx_nb._store._write import (
     DEFAULT_INLINE_LIMIT,
     PUT_SCRIPT,
     check_conflict,
+    check_data_ref,
     check_scope,
+    cold_data_path,
     cold_envelope,
     data_parquet,
     envelope_json,
     fill_envelope,
     fits_inline,
+    orphaned_objects,
     put_args,
     put_chunks,
     put_results,
+    sha256_hex,
 )
-from execctx_nb.errors import EnvelopeDecodeError, StoreError
+from execctx_nb.errors import ColdTierError, EnvelopeDecodeError, StoreError
 
 __all__ = ["ExecutionContextStore", "create_valkey_execution_context_store"]
 
@@ -292,6 +297,7 @@ class ExecutionContextStore(Leases):
             else keys.execution_prefix(scope.tenant_id, scope.execution_id)
         )
         replies = self._run("put_step", where, lambda: self._send_put(plans))
+        self._drop_orphans(orphaned_objects(plans, replies))
         return put_results(plans, replies, envelopes)
 
     def _send_put(self, plans: list[_Plan]) -> list[Any]:
@@ -319,6 +325,8 @@ class ExecutionContextStore(Leases):
         check_scope(scope, envelope)
         env = fill_envelope(envelope)
         key, akey = keys.step_keys(scope.tenant_id, env.execution_id, env.step_id)
+        if env.data_ref is not None:  # a reference given (a restore, another engine): check it
+            check_data_ref(env, self.cold.uri(cold_data_path(scope, env)), key)
         if (
             env.data is not None
             and env.data_ref is None
@@ -333,16 +341,26 @@ class ExecutionContextStore(Leases):
 
     def _plan_cold(self, scope: ExecutionScope, env: StepEnvelope, key: str, akey: str) -> _Plan:
         payload, rows = run_blocking(data_parquet, env)
-        path = keys.cold_step_data_path(scope.tenant_id, env.execution_id, env.step_id, env.attempt)
-        # Never overwrite the Parquet object of an attempt stored with other data: check first.
-        existing = self._run("HGET", akey, lambda: self._r.hget(akey, str(env.attempt)))
-        if existing is not None:
-            wire, stored = cold_envelope(env, self.cold.uri(path), payload, rows)
-            check_conflict(existing, wire, key=akey, attempt=env.attempt)  # raises unless same
-        # Upload (again, for the same write: it repairs a lost object) while hashing.
-        digest = run_blocking(self.cold.put_hashed, path, payload)
+        digest = run_blocking(sha256_hex, payload)
+        # Content-addressed: writers racing on one attempt with other data never overwrite
+        # each other's object, so the winner's envelope stays readable.
+        path = keys.cold_step_data_path(
+            scope.tenant_id, env.execution_id, env.step_id, env.attempt, digest
+        )
         wire, stored = cold_envelope(env, self.cold.uri(path), payload, rows, digest)
+        existing = self._run("HGET", akey, lambda: self._r.hget(akey, str(env.attempt)))
+        if existing is not None:  # stored already: nothing is uploaded unless it is the same
+            check_conflict(existing, wire, key=akey, attempt=env.attempt)  # raises unless same
+        # Upload (again, for the same write: it repairs a lost object).
+        run_blocking(self.cold.put_bytes, path, payload)
         return key, akey, env.attempt, wire, stored
+
+    def _drop_orphans(self, uris: list[str]) -> None:
+        # Objects uploaded for writes that lost a race (the attempt was stored with other
+        # data meanwhile): nothing references them. Best effort: a leftover is only garbage.
+        for uri in uris:
+            with contextlib.suppress(ColdTierError):
+                run_blocking(self.cold.delete, uri[len(self.cold.base_url) :])
 
     def get_step(
         self,
@@ -380,7 +398,7 @@ class ExecutionContextStore(Leases):
         env = check_envelope_at(StepEnvelope.from_json(raw, where=where), scope, step_id, where)
         if attempt is not None and env.attempt != attempt:
             return None
-        return self._load(env) if data else env
+        return self._load(scope, env, where) if data else env
 
     def _get_attempt(self, key: str, akey: str, attempt: int) -> tuple[bytes | None, bytes | None]:
         pipe = self._r.pipeline(transaction=False)
@@ -389,10 +407,11 @@ class ExecutionContextStore(Leases):
         raw, latest = pipe.execute()
         return raw, latest
 
-    def _load(self, env: StepEnvelope) -> StepEnvelope:
+    def _load(self, scope: ExecutionScope, env: StepEnvelope, where: str) -> StepEnvelope:
         if env.data is None and env.data_ref is not None:
-            frame = run_blocking(self.cold.read_frame, env.data_ref)
-            return msgspec.structs.replace(env, data=frame)
+            path = cold_data_path(scope, env)
+            read = functools.partial(self.cold.read_frame, env.data_ref, path, where=where)
+            return msgspec.structs.replace(env, data=run_blocking(read))
         return env
 
     def list_steps(self, scope: ExecutionScope) -> list[str]:
@@ -427,7 +446,7 @@ class ExecutionContextStore(Leases):
                 out.append(None)
                 continue
             checked = check_envelope_at(env, scope, step, key)
-            out.append(self._load(checked) if data else checked)
+            out.append(self._load(scope, checked, key) if data else checked)
         return out
 
     def get_execution(self, scope: ExecutionScope, *, data: bool = True) -> list[StepEnvelope]:

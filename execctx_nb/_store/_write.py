@@ -20,15 +20,22 @@ from typing import Any
 
 import msgspec
 
+from execctx_nb import keys
 from execctx_nb._records import DataRef, ExecutionScope, StepEnvelope
 from execctx_nb._store._cold import encode_parquet, frame_kind
 from execctx_nb.errors import (
+    ColdTierError,
+    EnvelopeDecodeError,
     EnvelopeEncodeError,
     IdempotencyConflictError,
     InvalidKeyError,
 )
 
 __all__ = [
+    "sha256_hex",
+    "orphaned_objects",
+    "cold_data_path",
+    "check_data_ref",
     "DEFAULT_INLINE_LIMIT",
     "PUT_BATCH_BYTES",
     "PUT_BATCH_ENVELOPES",
@@ -300,4 +307,43 @@ def put_results(
         if original.data is not None and env.data is not original.data:
             env = msgspec.structs.replace(env, data=original.data)  # a frame stays a frame
         out.append(env)
+    return out
+
+
+def sha256_hex(payload: bytes | memoryview) -> str:
+    """The lowercase hex sha256 of ``payload`` (hashlib releases the GIL on large buffers)."""
+    return hashlib.sha256(payload).hexdigest()
+
+
+def cold_data_path(scope: ExecutionScope, env: StepEnvelope) -> str:
+    """The one object a cold envelope of ``scope`` may reference (by its own sha256)."""
+    assert env.data_ref is not None
+    return keys.cold_step_data_path(
+        scope.tenant_id, env.execution_id, env.step_id, env.attempt, env.data_ref.sha256
+    )
+
+
+def check_data_ref(env: StepEnvelope, expected_uri: str, key: str) -> None:
+    """Refuse a write whose ``dataRef`` names any object but the step attempt's own."""
+    assert env.data_ref is not None
+    if env.data_ref.uri != expected_uri:
+        raise ColdTierError(
+            f"Envelope for `{key}` attempt {env.attempt} references {env.data_ref.uri!r}, not"
+            f" the object of its own tenant, execution, step and attempt ({expected_uri!r}) -"
+            " nothing was written; pass the data itself and let the store write the object"
+        )
+
+
+def orphaned_objects(plans: list[Any], replies: list[Any]) -> list[str]:
+    """URIs this batch uploaded for attempts another writer stored first with other data."""
+    out = []
+    for (_key, _akey, _attempt, _wire, planned), reply in zip(plans, replies, strict=True):
+        if not isinstance(reply, bytes) or planned.data_ref is None:
+            continue
+        try:
+            stored = StepEnvelope.from_json(reply)
+        except EnvelopeDecodeError:
+            continue  # not ours to judge: put_results names the bad value
+        if stored.data_ref is None or stored.data_ref.uri != planned.data_ref.uri:
+            out.append(planned.data_ref.uri)
     return out
