@@ -96,9 +96,10 @@ _FORBIDDEN_RE = re.compile(r"[:/\\{}\[\]*?\"']")
 _FORBIDDEN_ASCII_RE = re.compile(r"[\x00-\x20\x7f:/\\{}\[\]*?\"']")
 _FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cn", "Co", "Cs", "Zs", "Zl", "Zp"})
 # Letters and symbols that render as nothing (fillers, blank patterns, invisible vowels): an
-# id made of them looks empty, or like another id, in every listing.
+# id made of them looks empty, or like another id, in every listing. And U+FFFD, which only
+# a decoder that met invalid bytes writes: such an id was mangled on its way here.
 _BLANK = frozenset(
-    "\u034f\u115f\u1160\u17b4\u17b5\u180e\u2800\u3164\uffa0"
+    "\u034f\u115f\u1160\u17b4\u17b5\u180e\u2800\u3164\uffa0\ufffd"
     "\U0001d159\U0001d173\U0001d174\U0001d175\U0001d176\U0001d177\U0001d178\U0001d179\U0001d17a"
 )
 _SAFE_SEGMENT_RE = re.compile(r"[a-z0-9_.-]+")

@@ -187,3 +187,40 @@ def test_no_tenant_id_can_spell_another_tenants_mongo_database(t: str) -> None:
 def test_the_hashed_mongo_name_of_a_mixed_case_tenant_is_not_a_plain_name() -> None:
     hashed = keys.mongo_db_name("A")
     assert keys.mongo_db_name(hashed[len("execctx_") :]) != hashed
+
+
+@pytest.mark.parametrize("char", ["é", "ж", "\U0001f600"])
+def test_ids_are_bounded_by_their_encoded_length(char: str) -> None:
+    # 200 characters pass the character bound, but their cold path segment would exceed the
+    # 255-byte file name limit: refused up front, by UTF-8 length.
+    with pytest.raises(InvalidKeyError, match="UTF-8 bytes"):
+        keys.validate_id(char * 200, kind="step id")
+    fits = char * (keys.MAX_ID_LENGTH // len(char.encode()))
+    segment = keys.cold_segment(keys.validate_id(fits, kind="step id"))
+    assert len(segment.encode()) <= 255 - len(".json")
+
+
+@pytest.mark.parametrize("blank", ["\u3164", "\uffa0", "\u115f", "\u1160", "\u2800", "\u034f"])
+def test_visually_blank_characters_are_refused(blank: str) -> None:
+    for value in (blank, f"run{blank}", blank * 3):
+        with pytest.raises(InvalidKeyError, match="not allowed"):
+            keys.validate_id(value, kind="execution id")
+
+
+@given(st.text(min_size=1, max_size=20))
+def test_ids_differing_by_case_or_normalisation_never_share_a_cold_path(text: str) -> None:
+    import unicodedata
+
+    variants = {text, text.upper(), text.lower(), text.casefold()}
+    variants |= {unicodedata.normalize(form, v) for v in list(variants) for form in ("NFC", "NFD")}
+    valid = set()
+    for v in variants:
+        try:
+            valid.add(keys.validate_id(v, kind="step id"))
+        except InvalidKeyError:
+            continue
+    # What a case-insensitive, normalising file system would see of each path:
+    folded = {
+        unicodedata.normalize("NFC", keys.cold_step_path("o", "e", v)).casefold() for v in valid
+    }
+    assert len(folded) == len(valid)

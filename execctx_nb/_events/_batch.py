@@ -45,6 +45,7 @@ from execctx_nb._events._scripts import SKIPPED
 from execctx_nb.errors import InvalidKeyError
 
 __all__ = [
+    "MAX_EVENT_BYTES",
     "Batch",
     "Delivery",
     "dead_letter_fields",
@@ -111,13 +112,31 @@ def _field(fields: dict[Any, Any], name: bytes) -> Any:
     return fields.get(name.decode()) if value is None else value  # decode_responses=True clients
 
 
+# What an entry's event field may hold: deeper or larger values are someone's attack or bug,
+# and are dead-lettered (msgspec recurses per level; a huge field costs every consumer).
+MAX_EVENT_BYTES = 1024 * 1024
+_DECODE_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, RecursionError, UnicodeError)
+
+
 def _decode(raw: Any, stream: str, stream_id: str) -> Event | str:
+    where = f"at {stream} {stream_id}"
+    if not isinstance(raw, bytes | str):
+        return f"malformed entry: event field of type {type(raw).__name__} ({where})"
+    if len(raw) > MAX_EVENT_BYTES:
+        return (
+            f"malformed entry: event field of {len(raw)} bytes ({where}): expected at most"
+            f" {MAX_EVENT_BYTES}; publish large payloads as step data, not events"
+        )
     try:
         return _EVENT_DECODER.decode(raw)
     except msgspec.ValidationError as exc:
-        return f"malformed entry: Invalid execution event (at {stream} {stream_id}): {exc}"
+        return f"malformed entry: Invalid execution event ({where}): {exc}"
     except msgspec.DecodeError as exc:
-        return f"malformed entry: Malformed JSON for an execution event (at {stream} {stream_id}): {exc}"
+        return f"malformed entry: Malformed JSON for an execution event ({where}): {exc}"
+    except RecursionError:
+        return f"malformed entry: execution event nested too deeply to decode ({where})"
+    except UnicodeError as exc:
+        return f"malformed entry: execution event is not valid Unicode ({where}): {exc}"
 
 
 def _bad_idem(idem: str, stream: str, stream_id: str) -> str:
@@ -266,10 +285,13 @@ class Batch:
                 )
                 continue
             d = Delivery(sid, row)
+            raw = row[4]
             try:
-                event = decode(row[4])
-            except (msgspec.ValidationError, msgspec.DecodeError):
-                self.dead.append((d, cast(str, _decode(row[4], stream, sid)), None))
+                if len(raw) > MAX_EVENT_BYTES:
+                    raise ValueError(raw)
+                event = decode(raw)
+            except (*_DECODE_ERRORS, ValueError, TypeError):
+                self.dead.append((d, cast(str, _decode(raw, stream, sid)), None))
                 continue
             kind, cls = kinds.get(row[2], _NO_KIND)
             if cls is not type(event):

@@ -18,6 +18,7 @@ from typing import Any
 import valkey
 
 from execctx_nb import keys
+from execctx_nb._events._batch import MAX_EVENT_BYTES
 from execctx_nb._events._records import (
     Event,
     encode_event,
@@ -27,7 +28,12 @@ from execctx_nb._events._retention import TrimResult, trim_events
 from execctx_nb._idempotency import event_idempotency_key
 from execctx_nb._log import LoggerLike, get_logger
 from execctx_nb._records import TenantOrScope, resolve_tenant
-from execctx_nb.errors import EventStreamError, InvalidKeyError, StoreUnavailableError
+from execctx_nb.errors import (
+    EventStreamError,
+    InvalidArgumentError,
+    InvalidKeyError,
+    StoreUnavailableError,
+)
 
 __all__ = [
     "ENTRY_FIELDS",
@@ -155,7 +161,7 @@ class ExecutionEventPublisher:
         stream = keys.events_key(tenant)
         items = list(events)
         if idempotency_keys is not None and len(idempotency_keys) != len(items):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"Expected one idempotency key per event ({len(items)}), got {len(idempotency_keys)}"
                 " - at `idempotency_keys`; pass None for events that use the default key"
             )
@@ -178,6 +184,14 @@ class ExecutionEventPublisher:
             else:
                 where = "idempotency_key" if single else f"idempotency_keys[{index}]"
                 idem = keys.validate_id(given, kind="idempotency key", where=where)
+            payload = encode_event(record)
+            if len(payload) > MAX_EVENT_BYTES:
+                where_event = "event" if single else f"events[{index}]"
+                raise InvalidArgumentError(
+                    f"Event of {len(payload)} bytes: expected at most {MAX_EVENT_BYTES} (consumers"
+                    f" dead-letter larger ones) - at `{where_event}`; keep large payloads in step"
+                    " data and reference them from the event"
+                )
             commands.append(
                 (
                     "XADD",
@@ -188,7 +202,7 @@ class ExecutionEventPublisher:
                     "idem",
                     idem,
                     "event",
-                    encode_event(record),
+                    payload,
                 )
             )
         ids: list[str] = []
