@@ -9,6 +9,7 @@ Hot tier (Valkey)::
     t:{tenantId}:events                                  execution event stream
     t:{tenantId}:events:dlq                              dead letters of that stream
     t:{tenantId}:events:dedup:{group}:{idem}             a group's lease / done mark of one event
+    t:{tenantId}:probe                                   never written: read to check access
 
 Cold tier (object store)::
 
@@ -74,6 +75,7 @@ __all__ = [
     "step_attempts_pattern",
     "step_key",
     "step_keys",
+    "tenant_probe_key",
     "steps_pattern",
     "tenant_pattern",
     "tenant_prefix",
@@ -265,6 +267,12 @@ def step_attempts_pattern(tenant_id: str, execution_id: str) -> str:
 def lease_key(tenant_id: str, execution_id: str) -> str:
     """``t:{tenantId}:exec:{executionId}:lease``."""
     return f"{execution_prefix(tenant_id, execution_id)}lease"
+
+
+def tenant_probe_key(tenant_id: str) -> str:
+    """``t:{tenantId}:probe``: never written; reading it checks the credentials may read
+    the tenant's keys (SCAN ignores ACL key patterns, so listings check first)."""
+    return f"t:{validate_tenant(tenant_id)}:probe"
 
 
 def flow_vars_key(tenant_id: str, flow_id: str) -> str:

@@ -90,7 +90,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the lab; returns JupyterLab's exit code."""
     args = _parse(argv)
-    from execctx_nb._connection import resolve_url
+    from execctx_nb._connection._common import redact_url, resolve_url
     from execctx_nb._store._session import connect
     from execctx_nb.demo import load_demo
 
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"demo data for tenant {tenant!r}: {done}", flush=True)
     env = dict(os.environ, VALKEY_URL=url)
     where = "$VALKEY_URL" if os.environ.get("VALKEY_URL") else f"embedded, data in {args.data_dir}"
-    print(f"Valkey: {url} ({where})", flush=True)
+    print(f"Valkey: {redact_url(url)} ({where})", flush=True)
     if args.no_lab:
         return 0
     token = secrets.token_hex(16)

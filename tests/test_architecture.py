@@ -14,6 +14,7 @@ GENERATED = {
     "_connection/_sync.py",
     "_store/_sync.py",
     "_store/_sync_leases.py",
+    "_store/_sync_archive.py",
     "_events/_subscriber.py",
 }
 SUBMODULES = {"demo", "display", "errors", "events", "inference", "keys", "widgets"}

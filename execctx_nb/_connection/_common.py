@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
+import re
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -30,6 +31,7 @@ __all__ = [
     "deadline",
     "pop_deadline",
     "push_deadline",
+    "redact_url",
     "remaining",
     "resolve_url",
 ]
@@ -189,3 +191,28 @@ def resolve_url(url: str | None = None, *, data_dir: str | os.PathLike[str] | No
     from execctx_nb._connection._embedded import embedded_server
 
     return embedded_server(data_dir).url
+
+
+_USERINFO_RE = re.compile(r"(?P<scheme>^[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^/@:]*):[^@/]*@")
+_SECRET_QUERY_RE = re.compile(
+    r"(?P<name>[?&](?:password|pass|pwd|secret|token|access_key|secret_access_key|sas_token)=)"
+    r"[^&#]*",
+    re.IGNORECASE,
+)
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its secrets, for reprs, messages and logs.
+
+    The password of the userinfo part and secret-looking query parameters become ``***``;
+    the user name, host, port and path stay, so the URL still says which server it names.
+
+    >>> redact_url("redis://:s3cret@db:6379/0")
+    'redis://:***@db:6379/0'
+    >>> redact_url("rediss://app:s3cret@db/0?password=x&ssl_cert_reqs=none")
+    'rediss://app:***@db/0?password=***&ssl_cert_reqs=none'
+    """
+    if not isinstance(url, str):
+        return "<url>"
+    url = _USERINFO_RE.sub(r"\g<scheme>\g<user>:***@", url)
+    return _SECRET_QUERY_RE.sub(r"\g<name>***", url)

@@ -33,6 +33,7 @@ from execctx_nb._connection._common import resolve_url
 from execctx_nb._events._batch import Batch, Delivery, parse_xautoclaim
 from execctx_nb._events._core import (
     CONNECTION_ERRORS,
+    FORBIDDEN_ERRORS,
     EventMeta,
     SubscriberStats,
     is_nogroup,
@@ -261,6 +262,8 @@ class AsyncExecutionEventSubscriber(SubscriberBase):
                     if not is_nogroup(exc):
                         raise refused(exc, stream) from exc
                     await self._group_lost(stream)
+                except FORBIDDEN_ERRORS as exc:  # a wrong password is no outage: say so
+                    raise refused(exc, stream) from exc
                 except CONNECTION_ERRORS as exc:
                     await async_wait_stop(stop, self._down(exc, stream))
             await self._shutdown()

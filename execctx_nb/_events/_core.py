@@ -18,6 +18,7 @@ from execctx_nb.errors import EventStreamError
 __all__ = [
     "Backoff",
     "CONNECTION_ERRORS",
+    "FORBIDDEN_ERRORS",
     "EventMeta",
     "MAX_COUNT",
     "SubscriberConfig",
@@ -61,11 +62,25 @@ def is_transient(exc: BaseException) -> bool:
     )
 
 
+FORBIDDEN_ERRORS = (
+    valkey.exceptions.NoPermissionError,
+    valkey.exceptions.AuthenticationError,
+    valkey.exceptions.AuthorizationError,
+)
+"""Refusals by authentication or ACL: permanent, never retried as an outage."""
+
+
 def refused(exc: BaseException, stream: str) -> EventStreamError:
-    """The error for a command the server refused (not NOGROUP): wrong key type, OOM, ACL."""
+    """The error for a command the server refused (not NOGROUP): ACL, wrong key type, OOM."""
+    if isinstance(exc, FORBIDDEN_ERRORS):
+        return EventStreamError(
+            f"The server refused a command on `{stream}`: forbidden ({type(exc).__name__}:"
+            f" {exc}) - check the user name, password and the user's ACL: it needs the"
+            " commands and the key pattern ~t:<tenant>:* that docs/security.md lists"
+        )
     return EventStreamError(
         f"The server refused a command on `{stream}`: {exc} - check that the"
-        " key holds a stream, the server's maxmemory and the user's ACL"
+        " key holds a stream and the server's maxmemory"
     )
 
 

@@ -35,6 +35,7 @@ from execctx_nb._connection._sync import (
 from execctx_nb._events._batch import Batch, Delivery, parse_xautoclaim
 from execctx_nb._events._core import (
     CONNECTION_ERRORS,
+    FORBIDDEN_ERRORS,
     EventMeta,
     SubscriberStats,
     is_nogroup,
@@ -259,6 +260,8 @@ class ExecutionEventSubscriber(SubscriberBase):
                     if not is_nogroup(exc):
                         raise refused(exc, stream) from exc
                     self._group_lost(stream)
+                except FORBIDDEN_ERRORS as exc:  # a wrong password is no outage: say so
+                    raise refused(exc, stream) from exc
                 except CONNECTION_ERRORS as exc:
                     wait_stop(stop, self._down(exc, stream))
             self._shutdown()

@@ -19,7 +19,13 @@ from execctx_nb import keys
 from execctx_nb._connection._common import resolve_url
 from execctx_nb._connection._sync import blocking_twin, make_blocking_client
 from execctx_nb._events._batch import Delivery, parse_delivery
-from execctx_nb._events._core import CONNECTION_ERRORS, Backoff, refused, text
+from execctx_nb._events._core import (
+    CONNECTION_ERRORS,
+    FORBIDDEN_ERRORS,
+    Backoff,
+    refused,
+    text,
+)
 from execctx_nb._events._records import EVENT_KINDS, Event
 from execctx_nb._log import LoggerLike, get_logger
 from execctx_nb._records import TenantOrScope, resolve_tenant
@@ -72,7 +78,7 @@ def _start_id(reader: valkey.Valkey, stream: str, from_id: str) -> str:
         return from_id
     try:
         last = cast(list[Any], reader.xrevrange(stream, "+", "-", count=1))
-    except valkey.exceptions.ResponseError as exc:
+    except (valkey.exceptions.ResponseError, *FORBIDDEN_ERRORS) as exc:
         raise refused(exc, stream) from exc
     except CONNECTION_ERRORS as exc:
         raise StoreUnavailableError(
@@ -197,6 +203,8 @@ def _follow(
                     list[Any] | None, reader.xread({stream: last}, count=500, block=block_ms)
                 )
             except valkey.exceptions.ResponseError as exc:
+                raise refused(exc, stream) from exc
+            except FORBIDDEN_ERRORS as exc:  # a wrong password is no outage: say so
                 raise refused(exc, stream) from exc
             except CONNECTION_ERRORS as exc:
                 delay = backoff.next()

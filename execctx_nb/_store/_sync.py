@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import datetime as dt
 import functools
 import os
 import time
@@ -43,6 +42,7 @@ from execctx_nb._connection._common import (
     DEFAULT_TIMEOUT,
     pop_deadline,
     push_deadline,
+    redact_url,
     resolve_url,
 )
 from execctx_nb._connection._health import HealthMonitor, HealthState, translate
@@ -53,16 +53,15 @@ from execctx_nb._store._cold import ColdTier
 from execctx_nb._store._common import (
     ACQUIRE_SCRIPT,
     EVICT_BATCH,
-    Archive,
     SharedState,
     check_envelope_at,
     client_or_error,
     decode_envelopes,
     decode_flow_vars,
     encode_flow_vars,
-    no_archive,
     parse_probe,
 )
+from execctx_nb._store._sync_archive import Archives
 from execctx_nb._store._sync_leases import Leases
 from execctx_nb._store._write import (
     DEFAULT_INLINE_LIMIT,
@@ -82,7 +81,7 @@ from execctx_nb._store._write import (
     put_results,
     sha256_hex,
 )
-from execctx_nb.errors import ColdTierError, EnvelopeDecodeError, StoreError
+from execctx_nb.errors import ColdTierError, StoreError, StoreUnavailableError
 
 __all__ = ["ExecutionContextStore", "create_valkey_execution_context_store"]
 
@@ -91,7 +90,7 @@ _VALKEY_ERRORS = (valkey.exceptions.ValkeyError, OSError)
 _Plan = tuple[str, str, int, bytes, StepEnvelope]  # step key, attempts key, attempt, JSON, envelope
 
 
-class ExecutionContextStore(Leases):
+class ExecutionContextStore(Leases, Archives):
     """The execution context of a workflow engine, stored in Valkey.
 
     Create it with :func:`create_valkey_execution_context_store` (or, in a notebook,
@@ -102,7 +101,8 @@ class ExecutionContextStore(Leases):
     Attributes
     ----------
     url
-        The server URL.
+        The server URL as given (it may hold a password: reprs, messages and logs show it
+        redacted, ``redis://:***@host``).
     client
         The underlying valkey-py client. It retries after connection errors, which is
         safe for idempotent commands only: send ``XADD *`` and the like once (as the event
@@ -134,10 +134,11 @@ class ExecutionContextStore(Leases):
         data_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self.url = url
+        self._shown_url = redact_url(url)  # what reprs, messages and logs say
         self.timeout = timeout
         self.inline_limit_bytes = inline_limit_bytes
         self._logger = get_logger(logger)
-        self._health = HealthMonitor(self._logger, url)
+        self._health = HealthMonitor(self._logger, self._shown_url)
         self._shared = SharedState(cold_store, data_dir)
         self.client: valkey.Valkey = client_or_error(
             make_client,
@@ -145,7 +146,8 @@ class ExecutionContextStore(Leases):
             timeout=timeout,
             retries=retries,
             on_retry=self._health.on_retry,
-            client_name="execctx_nb",
+            # No CLIENT SETNAME: a tenant-restricted ACL user may not be allowed it, and
+            # valkey-py would then fail every connection (name one with ?client_name=).
         )
         # valkey-py annotates commands as "T | T" for its sync and async clients
         # alike; an Any view keeps the calls below readable under mypy strict.
@@ -180,7 +182,7 @@ class ExecutionContextStore(Leases):
         """Run Valkey calls under the deadline; the one boundary for valkey exceptions."""
         if self.closed:
             raise StoreError(
-                f"The store for {self.url} is closed - at `{op}`; create a new one"
+                f"The store for {self._shown_url} is closed - at `{op}`; create a new one"
                 " (or call execctx_nb.connect() again in a notebook)"
             )
         token = self._health.begin()
@@ -193,7 +195,7 @@ class ExecutionContextStore(Leases):
                 exc,
                 op=op,
                 where=where,
-                url=self.url,
+                url=self._shown_url,
                 timeout=self.timeout,
                 elapsed=time.monotonic() - started,
             )
@@ -206,7 +208,7 @@ class ExecutionContextStore(Leases):
 
     def __repr__(self) -> str:
         kind = "" if self._owner else ", borrowed"
-        return f"{type(self).__name__}({self.url!r}, health={self.health.value!r}{kind})"
+        return f"{type(self).__name__}({self._shown_url!r}, health={self.health.value!r}{kind})"
 
     def __enter__(self) -> ExecutionContextStore:
         return self
@@ -232,7 +234,9 @@ class ExecutionContextStore(Leases):
             This store is closed.
         """
         if self.closed:
-            raise StoreError(f"The store for {self.url} is closed - at `borrow`; create a new one")
+            raise StoreError(
+                f"The store for {self._shown_url} is closed - at `borrow`; create a new one"
+            )
         handle = copy.copy(self)
         handle._owner = False
         handle._closed = False
@@ -250,9 +254,19 @@ class ExecutionContextStore(Leases):
         """Probe the server (PING and INFO) and return the state it is in.
 
         Reports ``degraded`` when the server reports a failed AOF or RDB write, or when it
-        restarted without persistence since the last probe (its data is gone).
+        restarted without persistence since the last probe (its data is gone). A user whose
+        ACL does not allow INFO gets a PING-only probe (``healthy`` with a reason saying
+        persistence was not checked).
         """
-        info = self._run("INFO", "server", lambda: self._r.info("everything"))
+        try:
+            info = self._run("INFO", "server", lambda: self._r.info("everything"))
+        except StoreUnavailableError as exc:
+            if not isinstance(exc.__cause__, valkey.exceptions.NoPermissionError):
+                raise
+            self._run("PING", "server", self._r.ping)
+            reason = "answers PING; INFO is not permitted for this user, persistence not checked"
+            self._health.set(HealthState.HEALTHY, reason)
+            return HealthState.HEALTHY
         state, reason, run_id = parse_probe(info, self._shared.run_id)
         self._shared.run_id = run_id
         self._health.set(state, reason)
@@ -260,6 +274,12 @@ class ExecutionContextStore(Leases):
 
     def _scan(self, pattern: str) -> list[bytes]:
         return [key for key in self._r.scan_iter(match=pattern, count=1000)]
+
+    def _check_access(self, op: str, key: str) -> None:
+        # SCAN ignores ACL key patterns and the cold tier is shared: before a listing or a
+        # cold-tier operation, read one key of that tenant with the caller's credentials, so
+        # a user who may not read it gets `forbidden` instead of names or objects.
+        self._run(op, key, lambda: self._r.exists(key))
 
     # -- steps -------------------------------------------------------------------------
     def put_step(self, scope: ExecutionScope, envelope: StepEnvelope) -> StepEnvelope:
@@ -417,6 +437,7 @@ class ExecutionContextStore(Leases):
     def list_steps(self, scope: ExecutionScope) -> list[str]:
         """Sorted step ids of an execution."""
         pattern = keys.steps_pattern(scope.tenant_id, scope.execution_id)
+        self._check_access("SCAN", keys.lease_key(scope.tenant_id, scope.execution_id))
         found = self._run("SCAN", pattern, lambda: self._scan(pattern))
         skip = len(pattern) - 1
         return sorted({k.decode()[skip:] for k in found})
@@ -460,6 +481,7 @@ class ExecutionContextStore(Leases):
     def list_executions(self, tenant_id: str) -> list[str]:
         """Sorted ids of the executions of one tenant (a SCAN bounded to its prefix)."""
         pattern = keys.executions_pattern(tenant_id)
+        self._check_access("SCAN", keys.tenant_probe_key(tenant_id))
         found = self._run("SCAN", pattern, lambda: self._scan(pattern))
         ids = {keys.parse_execution_key(k, tenant_id) for k in found}
         return sorted(i for i in ids if i is not None)
@@ -467,6 +489,7 @@ class ExecutionContextStore(Leases):
     def delete_execution(self, scope: ExecutionScope) -> int:
         """Delete every key of an execution and its cold objects; return the keys deleted."""
         pattern = keys.execution_pattern(scope.tenant_id, scope.execution_id)
+        self._check_access("UNLINK", keys.lease_key(scope.tenant_id, scope.execution_id))
         removed = self._run("UNLINK", pattern, lambda: self._evict(scope))
         prefix = keys.cold_execution_prefix(scope.tenant_id, scope.execution_id)
         run_blocking(self.cold.delete_prefix, prefix)
@@ -501,70 +524,6 @@ class ExecutionContextStore(Leases):
         if not names:
             return 0
         return int(self._run("HDEL", key, lambda: self._r.hdel(key, *names)))
-
-    # -- archive -----------------------------------------------------------------------
-    def archive_execution(self, scope: ExecutionScope, flow_id: str, *, evict: bool = False) -> str:
-        """Write every attempt of every step to the archive path; return its URI.
-
-        Cold data stays where it is (the archived envelopes reference it). With ``evict``
-        the execution's hot keys are deleted once the archive is written.
-        """
-        path = keys.cold_archive_path(scope.tenant_id, flow_id, scope.execution_id)
-        pattern = keys.step_attempts_pattern(scope.tenant_id, scope.execution_id)
-        hashes = self._run("HGETALL", pattern, lambda: self._collect_attempts(pattern))
-        envelopes = [
-            StepEnvelope.from_json(raw, where=f"{k.decode()}#{f.decode()}")
-            for k, fields in hashes
-            for f, raw in fields.items()
-        ]
-        envelopes.sort(key=lambda e: (e.step_id, e.attempt))
-        archive = Archive(
-            tenant_id=scope.tenant_id,
-            flow_id=flow_id,
-            execution_id=scope.execution_id,
-            archived_at=dt.datetime.now(dt.UTC),
-            envelopes=tuple(envelopes),
-        )
-        run_blocking(self.cold.put_bytes, path, msgspec.json.encode(archive))
-        if evict:
-            self._run("UNLINK", scope.execution_id, lambda: self._evict(scope))
-        return self.cold.uri(path)
-
-    def _collect_attempts(self, pattern: str) -> list[tuple[bytes, dict[bytes, bytes]]]:
-        found = self._scan(pattern)
-        pipe = self._r.pipeline(transaction=False)
-        for key in found:
-            pipe.hgetall(key)
-        return list(zip(found, pipe.execute(), strict=True))
-
-    def restore_execution(
-        self, tenant_id: str, flow_id: str, execution_id: str
-    ) -> list[StepEnvelope]:
-        """Write an archived execution back (idempotently); return its latest envelopes.
-
-        Raises
-        ------
-        ColdTierError
-            There is no archive for this flow and execution.
-        EnvelopeDecodeError
-            The archive is malformed or holds another execution.
-        """
-        path = keys.cold_archive_path(tenant_id, flow_id, execution_id)
-        missing = no_archive(self.cold, path, flow_id, execution_id)
-        raw = run_blocking(functools.partial(self.cold.get_bytes, missing=missing), path)
-        try:
-            archive = msgspec.json.decode(raw, type=Archive)
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            raise EnvelopeDecodeError(f"Invalid archive at {self.cold.uri(path)!r}: {exc}") from exc
-        if archive.tenant_id != tenant_id or archive.execution_id != execution_id:
-            raise EnvelopeDecodeError(
-                f"Archive at {self.cold.uri(path)!r} holds"
-                f" {archive.tenant_id}/{archive.execution_id}: expected {tenant_id}/{execution_id}"
-            )
-        scope = ExecutionScope(tenant_id, execution_id)
-        if archive.envelopes:
-            self.put_steps(scope, list(archive.envelopes))
-        return self.get_execution(scope)
 
 
 def create_valkey_execution_context_store(
