@@ -51,6 +51,7 @@ from execctx_nb.errors import InvalidKeyError, InvalidTenantError
 __all__ = [
     "MAX_ATTEMPT",
     "MAX_ID_LENGTH",
+    "TENANT_ACL_COMMANDS",
     "TENANT_PATTERN",
     "cold_archive_path",
     "cold_attempt_prefix",
@@ -75,6 +76,7 @@ __all__ = [
     "step_attempts_pattern",
     "step_key",
     "step_keys",
+    "tenant_acl_rules",
     "tenant_probe_key",
     "steps_pattern",
     "tenant_pattern",
@@ -409,6 +411,33 @@ def cold_archive_path(tenant_id: str, flow_id: str, execution_id: str) -> str:
     flow = cold_segment(validate_id(flow_id, kind="flow id"))
     execution = cold_segment(validate_id(execution_id, kind="execution id"))
     return f"{cold_tenant_prefix(tenant_id)}archive/{flow}/{execution}.json"
+
+
+# Every command the store, the publisher, the subscribers and tail send (docs/security.md).
+TENANT_ACL_COMMANDS = (
+    # store: envelopes, attempts, flow vars, leases, listings, the put and lease scripts
+    "get", "set", "mget", "exists", "del", "unlink", "scan", "hget", "hset", "hsetnx",
+    "hgetall", "hdel", "hkeys", "hlen", "pexpire", "eval", "evalsha", "script|load", "delifeq",
+    "ping",
+    # event stream: publish, consume (scripts above), reclaim, dead letters, trim, tail
+    "xadd", "xread", "xreadgroup", "xack", "xclaim", "xautoclaim", "xpending", "xgroup|create",
+    "xrange", "xrevrange", "xlen", "xinfo|groups", "xinfo|stream", "xtrim", "msetex",
+)  # fmt: skip
+
+
+def tenant_acl_rules(tenant_id: str) -> list[str]:
+    """The ``ACL SETUSER`` rules of a user limited to one tenant: its keys, the commands used.
+
+    Nothing else is granted: no other key, no pub/sub channel, no INFO (``check_health``
+    then probes with PING), no CLIENT SETNAME, no administrative command.
+
+    >>> tenant_acl_rules("org_42")[:4]
+    ['resetkeys', '~t:org_42:*', 'resetchannels', '-@all']
+    """
+    tenant = validate_tenant(tenant_id)
+    return ["resetkeys", f"~t:{tenant}:*", "resetchannels", "-@all"] + [
+        f"+{c}" for c in TENANT_ACL_COMMANDS
+    ]
 
 
 def mongo_db_name(tenant_id: str) -> str:

@@ -19,6 +19,7 @@ import valkey
 
 from execctx_nb import keys
 from execctx_nb._events._batch import MAX_EVENT_BYTES
+from execctx_nb._events._core import FORBIDDEN_ERRORS, refused
 from execctx_nb._events._records import (
     Event,
     encode_event,
@@ -223,6 +224,8 @@ class ExecutionEventPublisher:
         pool = self.client.connection_pool
         try:
             conn = pool.get_connection("XADD")
+        except FORBIDDEN_ERRORS as exc:
+            raise refused(exc, stream) from exc
         except _CONNECTION_ERRORS as exc:
             raise StoreUnavailableError(
                 f"Could not connect to publish {len(commands)} event(s) to `{stream}`: {exc} -"
@@ -249,6 +252,8 @@ class ExecutionEventPublisher:
             pool.release(conn)
         ids: list[str] = []
         for reply in replies:
+            if isinstance(reply, FORBIDDEN_ERRORS):
+                raise refused(reply, stream) from reply
             if isinstance(reply, Exception):
                 raise EventStreamError(
                     f"The server refused XADD to `{stream}`: {reply} - at event {done + len(ids)};"

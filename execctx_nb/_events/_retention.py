@@ -19,7 +19,8 @@ from typing import Any, NamedTuple, cast
 import valkey
 
 from execctx_nb import keys
-from execctx_nb.errors import EventStreamError, StoreUnavailableError
+from execctx_nb._events._core import FORBIDDEN_ERRORS, refused
+from execctx_nb.errors import EventStreamError, InvalidArgumentError, StoreUnavailableError
 
 __all__ = ["TRIM_STEP", "TrimResult", "trim_events"]
 
@@ -102,23 +103,25 @@ def trim_events(
     """
     stream = keys.events_key(tenant_id)
     if (maxlen is None) == (minid is None):
-        raise ValueError(
+        raise InvalidArgumentError(
             "Expected exactly one of maxlen / minid - at `trim_events`; got"
             f" maxlen={maxlen!r}, minid={minid!r}"
         )
     if maxlen is not None and (
         isinstance(maxlen, bool) or not isinstance(maxlen, int) or maxlen < 0
     ):
-        raise ValueError(f"Invalid maxlen {maxlen!r}: expected an int >= 0 - at `maxlen`")
+        raise InvalidArgumentError(f"Invalid maxlen {maxlen!r}: expected an int >= 0 - at `maxlen`")
     if minid is not None:
         head, sep, tail = minid.partition("-")
         if not head.isdigit() or (sep and not tail.isdigit()):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"Invalid minid {minid!r}: expected a stream id like '1764077041000-0' - at `minid`"
             )
         minid = minid if sep else f"{minid}-0"
     try:
         return _trim_in_steps(client, stream, maxlen=maxlen, minid=minid)
+    except FORBIDDEN_ERRORS as exc:
+        raise refused(exc, stream) from exc
     except (valkey.exceptions.ConnectionError, valkey.exceptions.TimeoutError, OSError) as exc:
         raise StoreUnavailableError(
             f"Could not trim `{stream}`: {exc} - each step of the trim"
