@@ -297,9 +297,25 @@ class StepEnvelope(_Wire, frozen=True, kw_only=True):
         if data is None:
             return pl.DataFrame()
         rows = data if isinstance(data, list) else [data]
-        if not all(isinstance(row, dict) for row in rows):
-            return pl.DataFrame({"value": rows}, strict=False)
-        return pl.DataFrame(rows, infer_schema_length=None, strict=False)
+        # Data read back is input: bound its depth before Polars walks it (a 2 KB envelope
+        # nested 985 deep took Polars a minute), and name the row that breaks a column.
+        deep = _too_deep(rows)
+        if deep is not None:
+            raise EnvelopeDecodeError(
+                f"Step {self.step_id!r} data is nested more than {MAX_DATA_DEPTH} levels deep -"
+                f" at `{deep}`; no frame holds it: read `envelope.data` as Python values"
+            )
+        try:
+            if not all(isinstance(row, dict) for row in rows):
+                return pl.DataFrame({"value": rows}, strict=False)
+            return pl.DataFrame(rows, infer_schema_length=None, strict=False)
+        except (pl.exceptions.PolarsError, TypeError, ValueError, OverflowError) as exc:
+            where = _first_mixed(rows) or "data"
+            raise EnvelopeDecodeError(
+                f"Step {self.step_id!r} data does not fit one frame: {type(exc).__name__}: {exc}"
+                f" - at `{where}` (values of one column must share a shape: all objects, all"
+                " lists or all scalars); read `envelope.data` as Python values"
+            ) from exc
 
     def _inline_data(self) -> Any:
         if self.data is None and self.data_ref is not None:
@@ -308,6 +324,52 @@ class StepEnvelope(_Wire, frozen=True, kw_only=True):
                 " read it through the store (store.get_step(...)) to load it"
             )
         return self.data
+
+
+MAX_DATA_DEPTH = 32
+"""Deepest nesting of inline step data that :meth:`StepEnvelope.to_polars` converts."""
+
+
+def _too_deep(rows: list[Any]) -> str | None:
+    """The path of a value nested deeper than MAX_DATA_DEPTH, or None (an iterative walk)."""
+    stack: list[tuple[Any, int, Any]] = [(row, 1, (None, i)) for i, row in enumerate(rows)]
+    while stack:
+        value, depth, trail = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > MAX_DATA_DEPTH:
+                return _trail_path(trail)
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            stack.extend((v, depth + 1, (trail, k)) for k, v in items)
+    return None
+
+
+def _trail_path(trail: Any) -> str:
+    parts = []
+    while trail is not None:
+        trail, key = trail
+        parts.append(f"[{key}]" if isinstance(key, int) else f".{key}")
+    return "data" + "".join(reversed(parts))
+
+
+def _shape(value: Any) -> str | None:
+    if value is None:
+        return None
+    return "object" if isinstance(value, dict) else "list" if isinstance(value, list) else "scalar"
+
+
+def _first_mixed(rows: list[Any]) -> str | None:
+    """``data[i].key`` of the first value whose shape differs from its column's earlier ones."""
+    seen: dict[str, str] = {}
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            continue
+        for key, value in row.items():
+            shape = _shape(value)
+            if shape is None:
+                continue
+            if seen.setdefault(key, shape) != shape:
+                return f"data[{i}].{key}"
+    return None
 
 
 _DECODERS: dict[Any, msgspec.json.Decoder[Any]] = {}

@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 
 from execctx_nb.display._html import CSS, clip, esc
+from execctx_nb.inference._check import schema_problem
 
 __all__ = ["SchemaNode", "SchemaView", "schema_tree"]
 
@@ -47,6 +48,10 @@ class SchemaNode(msgspec.Struct, frozen=True):
     children: tuple[SchemaNode, ...] = ()
 
 
+def _invalid_node(name: str, problem: str) -> SchemaNode:
+    return SchemaNode(name, "invalid schema", tags=(problem,))
+
+
 def _types(schema: Mapping[str, Any]) -> tuple[list[str], bool]:
     raw = schema.get("type")
     types = [raw] if isinstance(raw, str) else list(raw or [])
@@ -58,7 +63,10 @@ def _types(schema: Mapping[str, Any]) -> tuple[list[str], bool]:
 
 
 def _fmt(value: Any) -> str:
-    return clip(msgspec.json.encode(value).decode(), 80)
+    try:
+        return clip(msgspec.json.encode(value).decode(), 80)
+    except (TypeError, ValueError, OverflowError, RecursionError, msgspec.EncodeError):
+        return clip(repr(value), 80)  # not JSON, or nested beyond what an encoder walks
 
 
 _X = "x-execctx-"
@@ -79,7 +87,10 @@ def _note(key: str, value: Any) -> str:
 def schema_tree(
     schema: Mapping[str, Any], name: str = "(root)", required: bool | None = None
 ) -> SchemaNode:
-    """Turn a JSON Schema (2020-12) into a :class:`SchemaNode` tree."""
+    """Turn a JSON Schema (2020-12) into a :class:`SchemaNode` tree (check it first with
+    :func:`schema_problem`: this reads the keywords as a valid schema has them)."""
+    if isinstance(schema, bool):
+        return SchemaNode(name, "any" if schema else "nothing", required=required)
     types, nullable = _types(schema)
     children: list[SchemaNode] = []
     tags: list[str] = []
@@ -104,7 +115,7 @@ def schema_tree(
     if isinstance(schema.get("prefixItems"), list):
         children.extend(schema_tree(sub, f"[{i}]") for i, sub in enumerate(schema["prefixItems"]))
     items = schema.get("items")
-    if isinstance(items, Mapping) and items:
+    if isinstance(items, Mapping | bool) and items and items is not True:
         child = schema_tree(items, "[]")
         children.append(child)
         if types == ["array"]:
@@ -199,7 +210,11 @@ class SchemaView:
         self.schema = schema
         self.title = title
         self.schema_hash = schema_hash
-        self.tree = schema_tree(schema, title)
+        self.problem = schema_problem(schema)
+        """Why the schema is not a drawable JSON Schema (None when it is)."""
+        self.tree = (
+            _invalid_node(title, self.problem) if self.problem else schema_tree(schema, title)
+        )
 
     def _extra(self) -> list[str]:
         n = len(self.tree.children)

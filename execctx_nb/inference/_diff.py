@@ -15,6 +15,9 @@ from typing import Any
 
 import msgspec
 
+from execctx_nb.errors import InvalidArgumentError
+from execctx_nb.inference._check import schema_problem
+
 __all__ = ["SchemaDiff", "schema_diff"]
 
 _ANY = None  # a permissive schema: accepts every type
@@ -144,6 +147,13 @@ def schema_diff(old: dict[str, Any], new: dict[str, Any]) -> SchemaDiff:
     >>> d.removed, d.added, d.newly_nullable, d.breaking
     (('/b',), ('/c',), ('/a',), True)
     """
+    for name, schema in (("old", old), ("new", new)):
+        problem = schema_problem(schema)
+        if problem is not None:
+            raise InvalidArgumentError(
+                f"Invalid JSON Schema: {problem} - at `{name}`; compare schemas as inferred or"
+                " as JSON Schema 2020-12 defines them"
+            )
     differ = _Differ()
     differ.walk(old, new, "")
     lists = {k: tuple(sorted(v)) for k, v in differ.lists.items()}
