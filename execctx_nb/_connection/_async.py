@@ -45,6 +45,8 @@ from execctx_nb._connection._common import (
     attempt_timeout,
     blocking_kwargs,
     client_kwargs,
+    for_url,
+    tls_failure,
 )
 
 __all__ = [
@@ -119,6 +121,8 @@ class AsyncBoundedRetry(BoundedMixin, valkey.asyncio.retry.Retry):
                 try:
                     return await do()
                 except self._supported_errors as error:
+                    if tls_failure(error) is not None:
+                        raise  # a certificate does not get better by asking again
                     failures += 1
                     await fail(error)
                     backoff = self._backoff.compute(failures)
@@ -170,7 +174,7 @@ def make_async_client(
     )
     if max_connections is not None:
         kwargs["max_connections"] = max_connections
-    client: valkey.asyncio.Valkey = valkey.asyncio.Valkey.from_url(url, **kwargs)
+    client: valkey.asyncio.Valkey = valkey.asyncio.Valkey.from_url(url, **for_url(url, kwargs))
     return client
 
 
@@ -196,7 +200,7 @@ def make_async_blocking_client(
         timeout=attempt * (retries + 1), attempt_timeout=attempt, retries=retries, on_retry=on_retry
     )
     kwargs["max_connections"] = BLOCKING_POOL_SIZE
-    client: valkey.asyncio.Valkey = valkey.asyncio.Valkey.from_url(url, **kwargs)
+    client: valkey.asyncio.Valkey = valkey.asyncio.Valkey.from_url(url, **for_url(url, kwargs))
     return client
 
 

@@ -11,11 +11,14 @@ import contextvars
 import os
 import re
 import socket
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import valkey
+
+from execctx_nb.errors import InvalidArgumentError
 
 __all__ = [
     "DEFAULT_RETRIES",
@@ -28,6 +31,8 @@ __all__ = [
     "attempt_timeout",
     "blocking_kwargs",
     "client_kwargs",
+    "for_url",
+    "tls_failure",
     "deadline",
     "pop_deadline",
     "push_deadline",
@@ -149,9 +154,13 @@ def client_kwargs(
     client_name: str | None,
 ) -> dict[str, Any]:
     if timeout <= 0:
-        raise ValueError(f"Invalid timeout {timeout!r}: expected seconds > 0 - at `timeout`")
+        raise InvalidArgumentError(
+            f"Invalid timeout {timeout!r}: expected seconds > 0 - at `timeout`"
+        )
     if retries < 0:
-        raise ValueError(f"Invalid retries {retries!r}: expected an int >= 0 - at `retries`")
+        raise InvalidArgumentError(
+            f"Invalid retries {retries!r}: expected an int >= 0 - at `retries`"
+        )
     return {
         "socket_timeout": attempt,
         "socket_connect_timeout": min(attempt, timeout),
@@ -167,9 +176,37 @@ def client_kwargs(
     }
 
 
+_TCP_ONLY = ("socket_keepalive", "socket_keepalive_options")
+
+
+def for_url(url: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` without the TCP-only settings when ``url`` names a unix socket."""
+    if url.startswith("unix:"):
+        return {k: v for k, v in kwargs.items() if k not in _TCP_ONLY}
+    return kwargs
+
+
+def tls_failure(exc: BaseException) -> ssl.SSLError | None:
+    """The TLS error behind ``exc`` (a failed handshake or certificate check), if any.
+
+    Such a failure is no outage: retrying cannot fix a certificate, so it is never retried
+    and is reported as what it is.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ssl.SSLError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def blocking_kwargs(block_ms: int, timeout: float, retries: int) -> tuple[float, dict[str, Any]]:
     if isinstance(block_ms, bool) or not isinstance(block_ms, int) or block_ms < 0:
-        raise ValueError(f"Invalid block_ms {block_ms!r}: expected an int >= 0 - at `block_ms`")
+        raise InvalidArgumentError(
+            f"Invalid block_ms {block_ms!r}: expected an int >= 0 - at `block_ms`"
+        )
     # The server answers a BLOCK n read after n ms at the latest; the socket must wait
     # longer than that or every empty poll would look like a dead server.
     attempt = block_ms / 1000 + timeout

@@ -14,10 +14,11 @@ from typing import Any
 
 import valkey.exceptions as vx
 
+from execctx_nb._connection._common import tls_failure
 from execctx_nb._log import LoggerLike
 from execctx_nb.errors import EnvelopeDecodeError, StoreError, StoreUnavailableError
 
-__all__ = ["HealthMonitor", "HealthState", "classify", "translate"]
+__all__ = ["HealthMonitor", "HealthState", "classify", "tls_message", "translate"]
 
 
 class HealthState(enum.StrEnum):
@@ -83,6 +84,17 @@ def _seconds(value: float) -> str:
     return f"{value:.1f}" if value >= 1 else f"{value:.2f}"
 
 
+def tls_message(tls: BaseException, *, url: str, op: str, where: str) -> str:
+    """What a failed TLS handshake means, and what to do (it is never retried)."""
+    reason = getattr(tls, "verify_message", None) or getattr(tls, "reason", None) or tls
+    return (
+        f"TLS to Valkey at {url} failed at {op}: {reason} ({type(tls).__name__}) - at"
+        f" `{where}`; the server's certificate is not trusted or does not match its name:"
+        " pass the CA in the URL (?ssl_ca_certs=/path/to/ca.pem) or fix the certificate;"
+        " retrying cannot help"
+    )
+
+
 def translate(
     exc: BaseException, *, op: str, where: str, url: str, timeout: float, elapsed: float
 ) -> tuple[StoreError | EnvelopeDecodeError, HealthState | None]:
@@ -94,6 +106,11 @@ def translate(
     holds the wrong kind of value: that is malformed data, reported as
     :class:`EnvelopeDecodeError` naming the key.
     """
+    tls = tls_failure(exc)
+    if tls is not None:
+        return StoreUnavailableError(tls_message(tls, url=url, op=op, where=where)), (
+            HealthState.UNAVAILABLE
+        )
     state = classify(exc)
     detail = f"{type(exc).__name__}: {exc}"
     if state is not None and state is not HealthState.DEGRADED:

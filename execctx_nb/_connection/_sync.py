@@ -46,6 +46,8 @@ from execctx_nb._connection._common import (
     attempt_timeout,
     blocking_kwargs,
     client_kwargs,
+    for_url,
+    tls_failure,
 )
 
 __all__ = [
@@ -118,6 +120,8 @@ class BoundedRetry(BoundedMixin, valkey.retry.Retry):
                 try:
                     return do()
                 except self._supported_errors as error:
+                    if tls_failure(error) is not None:
+                        raise  # a certificate does not get better by asking again
                     failures += 1
                     fail(error)
                     backoff = self._backoff.compute(failures)
@@ -169,7 +173,7 @@ def make_client(
     )
     if max_connections is not None:
         kwargs["max_connections"] = max_connections
-    client: valkey.Valkey = valkey.Valkey.from_url(url, **kwargs)
+    client: valkey.Valkey = valkey.Valkey.from_url(url, **for_url(url, kwargs))
     return client
 
 
@@ -195,7 +199,7 @@ def make_blocking_client(
         timeout=attempt * (retries + 1), attempt_timeout=attempt, retries=retries, on_retry=on_retry
     )
     kwargs["max_connections"] = BLOCKING_POOL_SIZE
-    client: valkey.Valkey = valkey.Valkey.from_url(url, **kwargs)
+    client: valkey.Valkey = valkey.Valkey.from_url(url, **for_url(url, kwargs))
     return client
 
 

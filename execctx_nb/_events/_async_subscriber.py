@@ -29,7 +29,7 @@ from execctx_nb._connection._async import (
     make_async_blocking_client,
     make_async_client,
 )
-from execctx_nb._connection._common import resolve_url
+from execctx_nb._connection._common import resolve_url, tls_failure
 from execctx_nb._events._batch import Batch, Delivery, parse_xautoclaim
 from execctx_nb._events._core import (
     CONNECTION_ERRORS,
@@ -40,6 +40,7 @@ from execctx_nb._events._core import (
     is_transient,
     refused,
     text,
+    tls_refused,
     validate_count,
 )
 from execctx_nb._events._records import Event
@@ -265,6 +266,8 @@ class AsyncExecutionEventSubscriber(SubscriberBase):
                 except FORBIDDEN_ERRORS as exc:  # a wrong password is no outage: say so
                     raise refused(exc, stream) from exc
                 except CONNECTION_ERRORS as exc:
+                    if tls_failure(exc) is not None:  # no outage: a certificate problem
+                        raise tls_refused(exc, stream) from exc
                     await async_wait_stop(stop, self._down(exc, stream))
             await self._shutdown()
         return self.stats

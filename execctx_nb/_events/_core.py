@@ -13,7 +13,8 @@ import msgspec
 import valkey
 
 from execctx_nb import keys
-from execctx_nb.errors import EventStreamError
+from execctx_nb._connection._common import tls_failure
+from execctx_nb.errors import EventStreamError, StoreUnavailableError
 
 __all__ = [
     "Backoff",
@@ -29,6 +30,7 @@ __all__ = [
     "is_transient",
     "new_token",
     "refused",
+    "tls_refused",
     "text",
     "validate_count",
 ]
@@ -81,6 +83,18 @@ def refused(exc: BaseException, stream: str) -> EventStreamError:
     return EventStreamError(
         f"The server refused a command on `{stream}`: {exc} - check that the"
         " key holds a stream and the server's maxmemory"
+    )
+
+
+def tls_refused(exc: BaseException, stream: str) -> StoreUnavailableError:
+    """The error for a failed TLS handshake on the stream's connection (never retried)."""
+    from execctx_nb._connection._health import tls_message
+
+    tls = tls_failure(exc)
+    return StoreUnavailableError(
+        tls_message(
+            tls if tls is not None else exc, url="the server", op="the stream read", where=stream
+        )
     )
 
 

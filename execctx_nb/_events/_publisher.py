@@ -18,8 +18,9 @@ from typing import Any
 import valkey
 
 from execctx_nb import keys
+from execctx_nb._connection._common import tls_failure
 from execctx_nb._events._batch import MAX_EVENT_BYTES
-from execctx_nb._events._core import FORBIDDEN_ERRORS, refused
+from execctx_nb._events._core import FORBIDDEN_ERRORS, refused, tls_refused
 from execctx_nb._events._records import (
     Event,
     encode_event,
@@ -227,6 +228,8 @@ class ExecutionEventPublisher:
         except FORBIDDEN_ERRORS as exc:
             raise refused(exc, stream) from exc
         except _CONNECTION_ERRORS as exc:
+            if tls_failure(exc) is not None:
+                raise tls_refused(exc, stream) from exc
             raise StoreUnavailableError(
                 f"Could not connect to publish {len(commands)} event(s) to `{stream}`: {exc} -"
                 f" nothing of this batch was sent ({done} of {total} published before); check"

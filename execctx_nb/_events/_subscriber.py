@@ -26,7 +26,7 @@ from execctx_nb._concurrency import (
     stop_on_signals,
     wait_stop,
 )
-from execctx_nb._connection._common import resolve_url
+from execctx_nb._connection._common import resolve_url, tls_failure
 from execctx_nb._connection._sync import (
     blocking_twin,
     make_blocking_client,
@@ -42,6 +42,7 @@ from execctx_nb._events._core import (
     is_transient,
     refused,
     text,
+    tls_refused,
     validate_count,
 )
 from execctx_nb._events._records import Event
@@ -263,6 +264,8 @@ class ExecutionEventSubscriber(SubscriberBase):
                 except FORBIDDEN_ERRORS as exc:  # a wrong password is no outage: say so
                     raise refused(exc, stream) from exc
                 except CONNECTION_ERRORS as exc:
+                    if tls_failure(exc) is not None:  # no outage: a certificate problem
+                        raise tls_refused(exc, stream) from exc
                     wait_stop(stop, self._down(exc, stream))
             self._shutdown()
         return self.stats

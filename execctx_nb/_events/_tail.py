@@ -16,7 +16,7 @@ from typing import Any, cast
 import valkey
 
 from execctx_nb import keys
-from execctx_nb._connection._common import resolve_url
+from execctx_nb._connection._common import resolve_url, tls_failure
 from execctx_nb._connection._sync import blocking_twin, make_blocking_client
 from execctx_nb._events._batch import Delivery, parse_delivery
 from execctx_nb._events._core import (
@@ -25,6 +25,7 @@ from execctx_nb._events._core import (
     Backoff,
     refused,
     text,
+    tls_refused,
 )
 from execctx_nb._events._records import EVENT_KINDS, Event
 from execctx_nb._log import LoggerLike, get_logger
@@ -81,6 +82,8 @@ def _start_id(reader: valkey.Valkey, stream: str, from_id: str) -> str:
     except (valkey.exceptions.ResponseError, *FORBIDDEN_ERRORS) as exc:
         raise refused(exc, stream) from exc
     except CONNECTION_ERRORS as exc:
+        if tls_failure(exc) is not None:
+            raise tls_refused(exc, stream) from exc
         raise StoreUnavailableError(
             f"Could not start a tail of `{stream}`: {type(exc).__name__}: {exc} - check that"
             " the server runs and is reachable, then start the tail again"
@@ -207,6 +210,8 @@ def _follow(
             except FORBIDDEN_ERRORS as exc:  # a wrong password is no outage: say so
                 raise refused(exc, stream) from exc
             except CONNECTION_ERRORS as exc:
+                if tls_failure(exc) is not None:  # no outage: a certificate problem
+                    raise tls_refused(exc, stream) from exc
                 delay = backoff.next()
                 down_since = down_since or time.monotonic()
                 log.warning(
