@@ -129,3 +129,65 @@ def test_unreadable_files_of_every_format_name_the_file(
     assert (code, out) == (2, "")
     assert f"at `{path}`" in err and says in err, err
     assert "infer_schema(obj)" not in err  # the user gave a file, not an object
+
+
+def _hostile_files(tmp_path: Path) -> list[Path]:
+    import io
+    import random
+
+    import polars as pl
+
+    files = {
+        "deep.json": "[" * 100_000 + "]" * 100_000,
+        "deep-object.json": '{"a":' * 50_000 + "1" + "}" * 50_000,
+        "deep-row.ndjson": '{"a": 1}\n' + "[" * 100_000 + "]" * 100_000 + "\n",
+        "garbage.parquet": b"PAR1" + bytes(range(256)) * 4 + b"PAR1",
+        "truncated.arrow": b"ARROW1\x00\x00" + b"\xff" * 64,
+        "binary.csv": bytes(range(256)) * 8,
+    }
+    out = []
+    for name, content in files.items():
+        path = tmp_path / name
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+        out.append(path)
+    # Mutated Parquet: some make Polars' Rust reader panic (PanicException).
+    buf = io.BytesIO()
+    pl.DataFrame({"a": list(range(50)), "s": [f"x{i}" for i in range(50)]}).write_parquet(buf)
+    base = buf.getvalue()
+    for seed in range(30):  # with polars 1.x, seed 24 aborts the reader
+        rng = random.Random(seed)
+        data = bytearray(base)
+        for _ in range(rng.randint(1, 4)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        path = tmp_path / f"mutated-{seed}.parquet"
+        path.write_bytes(bytes(data))
+        out.append(path)
+    return out
+
+
+@pytest.mark.slow
+def test_every_bad_file_exits_2_with_one_line_naming_it(tmp_path: Path) -> None:
+    # As a command, in its own process: some damaged Parquet makes Polars panic, and some
+    # makes it abort the process (a corrupt page header asks for exabytes); neither may
+    # show more than one line, or anything but exit status 2.
+    from concurrent.futures import ThreadPoolExecutor
+
+    def run(path: Path) -> tuple[Path, subprocess.CompletedProcess[str]]:
+        cmd = [sys.executable, "-m", "execctx_nb.cli", "infer", str(path), "--hash-only"]
+        return path, subprocess.run(cmd, capture_output=True, text=True, check=False)
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(run, _hostile_files(tmp_path)))
+    bad = 0
+    for path, done in results:
+        if done.returncode == 0:
+            assert len(done.stdout.strip()) == 64, path.name  # a mutation that reads fine
+            continue
+        bad += 1
+        assert done.returncode == 2, (path.name, done.returncode, done.stderr[-300:])
+        assert done.stderr.count("\n") == 1 and str(path) in done.stderr, (
+            path.name,
+            done.stderr[:400],
+        )
+        assert done.stderr.startswith("execctx infer: error: Cannot read"), done.stderr
+    assert bad >= 6
