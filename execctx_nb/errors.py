@@ -16,8 +16,10 @@ that fits, so ``except ValueError`` keeps working for bad input::
     │   ├── IdempotencyConflictError         same idempotency key, different payload
     │   ├── LeaseError                       a lease is held by someone else or was lost
     │   └── ColdTierError (OSError)          the object store failed
-    └── EventStreamError
-        └── HandlerError                     a subscriber's handler raised (carries the cause)
+    └── EventStreamError                     the server refused a stream command (ACL, type)
+
+A handler's own exception never surfaces as an error of the subscriber: it is logged, the
+event is retried and, after ``max_deliveries``, dead-lettered with the exception's text.
 
 Dependency exceptions (valkey, pyarrow, obstore, msgspec) are translated at one boundary per
 module with ``raise ... from exc``; messages follow "what was expected, what was got, where,
@@ -33,7 +35,6 @@ __all__ = [
     "EnvelopeEncodeError",
     "EventStreamError",
     "ExecctxError",
-    "HandlerError",
     "IdempotencyConflictError",
     "InvalidArgumentError",
     "InvalidKeyError",
@@ -100,7 +101,3 @@ class ColdTierError(StoreError, OSError):
 
 class EventStreamError(ExecctxError):
     """Base for errors of the execution event stream."""
-
-
-class HandlerError(EventStreamError):
-    """A subscriber handler raised; the original exception is the ``__cause__``."""

@@ -14,7 +14,7 @@ import valkey
 
 from execctx_nb import keys
 from execctx_nb._connection._common import tls_failure
-from execctx_nb.errors import EventStreamError, StoreUnavailableError
+from execctx_nb.errors import EventStreamError, InvalidArgumentError, StoreUnavailableError
 
 __all__ = [
     "Backoff",
@@ -191,10 +191,12 @@ class SubscriberConfig:
         for name in ("min_idle_ms", "lease_ms", "max_deliveries", "dedup_ttl_s"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"Invalid {name} {value!r}: expected an int >= 1 - at `{name}`")
+                raise InvalidArgumentError(
+                    f"Invalid {name} {value!r}: expected an int >= 1 - at `{name}`"
+                )
         for name in ("claim_interval_s", "shutdown_timeout_s"):
             if not getattr(self, name) > 0:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"Invalid {name} {getattr(self, name)!r}: expected seconds > 0 - at `{name}`"
                 )
 
@@ -202,11 +204,11 @@ class SubscriberConfig:
 def validate_count(count: int, block_ms: int) -> None:
     """Check run-loop arguments: ``1 <= count <= 1000``, ``block_ms >= 1``."""
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_COUNT:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"Invalid count {count!r}: expected an int from 1 to {MAX_COUNT} - at `count`"
         )
     if isinstance(block_ms, bool) or not isinstance(block_ms, int) or block_ms < 1:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"Invalid block_ms {block_ms!r}: expected an int >= 1 - at `block_ms`"
             " (0 would block forever and never see the stop event)"
         )
