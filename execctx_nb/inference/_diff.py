@@ -148,7 +148,7 @@ def schema_diff(old: dict[str, Any], new: dict[str, Any]) -> SchemaDiff:
     (('/b',), ('/c',), ('/a',), True)
     """
     for name, schema in (("old", old), ("new", new)):
-        problem = schema_problem(schema)
+        problem = None if schema is None else schema_problem(schema)  # None: no schema
         if problem is not None:
             raise InvalidArgumentError(
                 f"Invalid JSON Schema: {problem} - at `{name}`; compare schemas as inferred or"
