@@ -58,6 +58,7 @@ __all__ = [
     "cold_execution_prefix",
     "cold_segment",
     "cold_step_data_path",
+    "cold_staging_path",
     "cold_step_path",
     "cold_tenant_prefix",
     "dedup_key",
@@ -404,6 +405,16 @@ def cold_step_data_path(
             f"Invalid sha256 {sha256!r}: expected 64 lowercase hex digits - at `sha256`"
         )
     return f"{cold_attempt_prefix(tenant_id, execution_id, step_id, attempt)}{sha256}.parquet"
+
+
+def cold_staging_path(
+    tenant_id: str, execution_id: str, step_id: str, attempt: int, token: str
+) -> str:
+    """``.../steps/{stepId}/a{attempt}/upload-{token}.tmp``: data uploading under a temporary
+    name while its sha256 (its final name) is computed; renamed once the write may go on."""
+    if not isinstance(token, str) or not re.fullmatch(r"[0-9a-f]{8,64}", token):
+        raise InvalidKeyError(f"Invalid staging token {token!r}: expected hex - at `token`")
+    return f"{cold_attempt_prefix(tenant_id, execution_id, step_id, attempt)}upload-{token}.tmp"
 
 
 def cold_archive_path(tenant_id: str, flow_id: str, execution_id: str) -> str:

@@ -25,6 +25,7 @@ import contextlib
 import copy
 import functools
 import os
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from types import TracebackType
@@ -77,7 +78,6 @@ from execctx_nb._store._write import (
     put_args,
     put_chunks,
     put_results,
-    sha256_hex,
 )
 from execctx_nb.errors import ColdTierError, StoreError, StoreUnavailableError
 
@@ -363,18 +363,26 @@ class AsyncExecutionContextStore(AsyncLeases, AsyncArchives):
         self, scope: ExecutionScope, env: StepEnvelope, key: str, akey: str
     ) -> _Plan:
         payload, rows = await async_run_blocking(data_parquet, env)
-        digest = await async_run_blocking(sha256_hex, payload)
+        staging = keys.cold_staging_path(
+            scope.tenant_id, env.execution_id, env.step_id, env.attempt, secrets.token_hex(8)
+        )
+        staged, digest = await async_run_blocking(self.cold.stage, staging, payload)
         # Content-addressed: writers racing on one attempt with other data never overwrite
         # each other's object, so the winner's envelope stays readable.
         path = keys.cold_step_data_path(
             scope.tenant_id, env.execution_id, env.step_id, env.attempt, digest
         )
         wire, stored = cold_envelope(env, self.cold.uri(path), payload, rows, digest)
-        existing = await self._run("HGET", akey, lambda: self._r.hget(akey, str(env.attempt)))
-        if existing is not None:  # stored already: nothing is uploaded unless it is the same
-            check_conflict(existing, wire, key=akey, attempt=env.attempt)  # raises unless same
-        # Upload (again, for the same write: it repairs a lost object).
-        await async_run_blocking(self.cold.put_bytes, path, payload)
+        try:
+            existing = await self._run("HGET", akey, lambda: self._r.hget(akey, str(env.attempt)))
+            if existing is not None:  # stored already: nothing is kept unless it is the same
+                check_conflict(existing, wire, key=akey, attempt=env.attempt)  # raises unless same
+        except BaseException:
+            with contextlib.suppress(ColdTierError):
+                await async_run_blocking(self.cold.discard, staged)
+            raise
+        # Stored (again, for the same write: it repairs a lost object).
+        await async_run_blocking(self.cold.commit, staged, path, payload)
         return key, akey, env.attempt, wire, stored
 
     async def _drop_orphans(self, uris: list[str]) -> None:

@@ -136,6 +136,37 @@ class ColdTier:
                 f"Could not write {self.uri(path)!r} ({size} bytes): {exc}"
             ) from exc
 
+    def stage(self, staging: str | None, payload: bytes | memoryview) -> tuple[str | None, str]:
+        """Start storing ``payload``, whose final name is its sha256: ``(staged, sha256)``.
+
+        In a local directory the bytes are written under ``staging`` while the sha256 is
+        computed (both release the GIL), then :meth:`commit` renames the file. Elsewhere a
+        rename is a copy, so the hash comes first and :meth:`commit` uploads.
+        """
+        if self._root is None or staging is None:
+            return None, hashlib.sha256(payload).hexdigest()
+        upload = _executor().submit(self.put_bytes, staging, payload)
+        digest = hashlib.sha256(payload).hexdigest()
+        upload.result()
+        return staging, digest
+
+    def commit(self, staged: str | None, path: str, payload: bytes | memoryview) -> None:
+        """Finish what :meth:`stage` began: the object is at ``path`` afterwards."""
+        import obstore
+
+        if staged is None:
+            self.put_bytes(path, payload)
+            return
+        try:
+            obstore.rename(self._store, staged, path)
+        except Exception as exc:
+            raise ColdTierError(f"Could not write {self.uri(path)!r}: {exc}") from exc
+
+    def discard(self, staged: str | None) -> None:
+        """Drop a staged upload that will not be committed (absent is fine)."""
+        if staged is not None:
+            self.delete(staged)
+
     def get_bytes(self, path: str, *, missing: str | None = None) -> bytes:
         """The object at ``path``; ``missing`` replaces the explanation when it is absent."""
         import obstore

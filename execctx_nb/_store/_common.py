@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 
 from execctx_nb import keys
+from execctx_nb._connection._common import redact_url
 from execctx_nb._connection._health import HealthState
 from execctx_nb._records import ExecutionScope, StepEnvelope
 from execctx_nb._store._cold import ColdTier, default_cold_location
@@ -122,7 +123,7 @@ def client_or_error(factory: Any, url: str, **kwargs: Any) -> Any:
         return factory(url, **kwargs)
     except ValueError as exc:
         raise StoreError(
-            f"Invalid Valkey URL {url!r}: {exc} - at `url`; expected redis://host:port,"
+            f"Invalid Valkey URL {redact_url(url)!r}: {exc} - at `url`; expected redis://host:port,"
             " rediss://host:port, valkey://host:port or unix:///path"
         ) from exc
 

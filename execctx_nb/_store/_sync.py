@@ -27,6 +27,7 @@ import contextlib
 import copy
 import functools
 import os
+import secrets
 import time
 from collections.abc import Callable
 from types import TracebackType
@@ -79,7 +80,6 @@ from execctx_nb._store._write import (
     put_args,
     put_chunks,
     put_results,
-    sha256_hex,
 )
 from execctx_nb.errors import ColdTierError, StoreError, StoreUnavailableError
 
@@ -361,18 +361,26 @@ class ExecutionContextStore(Leases, Archives):
 
     def _plan_cold(self, scope: ExecutionScope, env: StepEnvelope, key: str, akey: str) -> _Plan:
         payload, rows = run_blocking(data_parquet, env)
-        digest = run_blocking(sha256_hex, payload)
+        staging = keys.cold_staging_path(
+            scope.tenant_id, env.execution_id, env.step_id, env.attempt, secrets.token_hex(8)
+        )
+        staged, digest = run_blocking(self.cold.stage, staging, payload)
         # Content-addressed: writers racing on one attempt with other data never overwrite
         # each other's object, so the winner's envelope stays readable.
         path = keys.cold_step_data_path(
             scope.tenant_id, env.execution_id, env.step_id, env.attempt, digest
         )
         wire, stored = cold_envelope(env, self.cold.uri(path), payload, rows, digest)
-        existing = self._run("HGET", akey, lambda: self._r.hget(akey, str(env.attempt)))
-        if existing is not None:  # stored already: nothing is uploaded unless it is the same
-            check_conflict(existing, wire, key=akey, attempt=env.attempt)  # raises unless same
-        # Upload (again, for the same write: it repairs a lost object).
-        run_blocking(self.cold.put_bytes, path, payload)
+        try:
+            existing = self._run("HGET", akey, lambda: self._r.hget(akey, str(env.attempt)))
+            if existing is not None:  # stored already: nothing is kept unless it is the same
+                check_conflict(existing, wire, key=akey, attempt=env.attempt)  # raises unless same
+        except BaseException:
+            with contextlib.suppress(ColdTierError):
+                run_blocking(self.cold.discard, staged)
+            raise
+        # Stored (again, for the same write: it repairs a lost object).
+        run_blocking(self.cold.commit, staged, path, payload)
         return key, akey, env.attempt, wire, stored
 
     def _drop_orphans(self, uris: list[str]) -> None:

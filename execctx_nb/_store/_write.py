@@ -32,7 +32,6 @@ from execctx_nb.errors import (
 )
 
 __all__ = [
-    "sha256_hex",
     "orphaned_objects",
     "cold_data_path",
     "check_data_ref",
@@ -308,11 +307,6 @@ def put_results(
             env = msgspec.structs.replace(env, data=original.data)  # a frame stays a frame
         out.append(env)
     return out
-
-
-def sha256_hex(payload: bytes | memoryview) -> str:
-    """The lowercase hex sha256 of ``payload`` (hashlib releases the GIL on large buffers)."""
-    return hashlib.sha256(payload).hexdigest()
 
 
 def cold_data_path(scope: ExecutionScope, env: StepEnvelope) -> str:
