@@ -10,7 +10,6 @@ import contextlib
 import itertools
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 import valkey
-from twins import APIS, store_for
+from twins import APIS, run_loop_until, store_for
 
 import execctx_nb as ec
 from execctx_nb import keys
@@ -84,22 +83,11 @@ def test_a_tenant_user_can_publish_consume_trim_and_tail(tenants: tuple[str, str
         pub.publish(own, StepCommitted(execution_id="run-1", step_id="a"))  # a duplicate
         stop = threading.Event()
         seen: list[str] = []
-        entries = ec.tail(own, url=url, from_id="0", block_ms=50, stop=stop)
+        first = next(ec.tail(own, url=url, from_id="0", block_ms=50, stop=stop))
         sub = ec.ExecutionEventSubscriber(url=url, group="g", handle_signals=False)
-        runner = threading.Thread(
-            target=sub.run_loop,
-            args=(own, lambda e, m: seen.append(m.stream_id)),
-            kwargs={"stop": stop, "block_ms": 50},
-        )
-        runner.start()
-        first = next(entries)
-        end = time.monotonic() + 10
-        while not seen and time.monotonic() < end:
-            time.sleep(0.02)
-        time.sleep(0.2)
-        stop.set()
-        runner.join(10)
+        run_loop_until(sub, own, lambda e, m: seen.append(m.stream_id), lambda: len(seen) >= 1)
         sub.close()
+        stop.set()
         assert len(seen) == 1 and first.event.step_id == "a"  # type: ignore[union-attr]
         assert sub.health.state == "stopped" and sub.health.last_error is None
         assert pub.trim(own, maxlen=0).removed >= 0

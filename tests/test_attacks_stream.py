@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import valkey
-from twins import APIS, async_subscriber, close_all
+from twins import APIS, async_subscriber, close_all, run_loop_until
 
 from execctx_nb import ExecutionEventPublisher, ExecutionEventSubscriber, keys, tail
 from execctx_nb._connection import make_client
@@ -62,24 +62,6 @@ def poisoned(valkey_url: str, tenant: str) -> Iterator[tuple[str, dict[str, str]
     yield tenant, {"before": first, **ids, "after": last}
 
 
-def _run_until(sub: Any, tenant: str, handler: Any, until: Callable[[], bool]) -> None:
-    stop = threading.Event()
-    runner = threading.Thread(
-        target=sub.run_loop, args=(tenant, handler), kwargs={"stop": stop, "block_ms": 100}
-    )
-    runner.start()
-    end = time.monotonic() + 15
-    try:
-        while not until():
-            assert runner.is_alive(), "run_loop died"
-            assert time.monotonic() < end, "condition not reached in time"
-            time.sleep(0.02)
-    finally:
-        stop.set()
-        runner.join(10)
-    assert not runner.is_alive()
-
-
 @pytest.mark.parametrize("api", APIS)
 def test_poison_entries_are_dead_lettered_once_and_the_group_goes_on(
     poisoned: tuple[str, dict[str, str]], valkey_url: str, valkey_client: valkey.Valkey, api: str
@@ -92,7 +74,7 @@ def test_poison_entries_are_dead_lettered_once_and_the_group_goes_on(
             sub = async_subscriber(valkey_url, **options)
         else:
             sub = ExecutionEventSubscriber(make_client(valkey_url), **options)
-        _run_until(
+        run_loop_until(
             sub,
             tenant,
             lambda event, meta: handled.append(event.message),

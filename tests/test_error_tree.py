@@ -6,7 +6,6 @@ subscribers, tail, both widgets (constructors and live loops) and the magics.
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -15,7 +14,7 @@ from typing import Any
 import pytest
 import valkey
 from servers import free_port
-from twins import async_subscriber, close_all
+from twins import async_subscriber, close_all, run_loop_until
 
 import execctx_nb as ec
 from execctx_nb import keys
@@ -116,19 +115,8 @@ def test_subscribers_refused_raise_and_dead_servers_show_in_health(
     _assert_ours("run_loop refused", lambda: sub.run_loop(tenant, lambda e, m: None, block_ms=50))
     sub.close()
     dead = make(f"redis://127.0.0.1:{free_port()}")
-    stop = threading.Event()
-    runner = threading.Thread(
-        target=dead.run_loop,
-        args=(tenant, lambda e, m: None),
-        kwargs={"stop": stop, "block_ms": 50},
-    )
-    runner.start()
-    end = time.monotonic() + 10
-    while dead.health.state != "unavailable" and time.monotonic() < end:
-        time.sleep(0.02)
-    stop.set()
-    runner.join(10)
-    assert not runner.is_alive() and dead.health.last_error  # it waited, it did not die
+    run_loop_until(dead, tenant, lambda e, m: None, lambda: dead.health.state == "unavailable")
+    assert dead.health.last_error  # it waited, it did not die
     dead.close()
     close_all()
 

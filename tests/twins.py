@@ -18,7 +18,15 @@ from typing import Any
 
 import execctx_nb as ec
 
-__all__ = ["APIS", "Blocking", "async_subscriber", "close_all", "loop", "store_for"]
+__all__ = [
+    "APIS",
+    "Blocking",
+    "async_subscriber",
+    "close_all",
+    "loop",
+    "run_loop_until",
+    "store_for",
+]
 
 APIS = ["sync", "async"]
 
@@ -133,3 +141,28 @@ def close_all() -> None:
     """Close every async twin :func:`async_subscriber` made."""
     while _OPEN:
         _wait(_OPEN.pop().aclose())
+
+
+def run_loop_until(
+    sub: Any, tenant: Any, handler: Callable[..., object], until: Callable[[], bool],
+    timeout: float = 10.0,
+) -> None:  # fmt: skip
+    """Run ``sub.run_loop`` in a thread until ``until()`` holds, then stop it; fail on timeout
+    or if the loop died (it must outlive whatever the test does to it)."""
+    import time
+
+    stop = threading.Event()
+    runner = threading.Thread(
+        target=sub.run_loop, args=(tenant, handler), kwargs={"stop": stop, "block_ms": 50}
+    )
+    runner.start()
+    end = time.monotonic() + timeout
+    try:
+        while not until():
+            assert runner.is_alive(), "run_loop died"
+            assert time.monotonic() < end, "condition not reached in time"
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        runner.join(10)
+    assert not runner.is_alive(), "run_loop did not return after stop"
