@@ -281,6 +281,14 @@ class StepEnvelope(_Wire, frozen=True, kw_only=True):
                 f"can hold, got {type(exc).__name__}: {exc} - at `envelope.data`; use "
                 f"to_polars(), or cast such columns (Int128 to Int64 or Decimal) first"
             ) from exc
+        except (KeyboardInterrupt, SystemExit, MemoryError):
+            raise
+        except BaseException as exc:  # a Rust panic (PanicException), e.g. a NUL in a name
+            raise EnvelopeEncodeError(
+                f"Cannot convert step {self.step_id!r} data to Arrow: the converter failed"
+                f" ({type(exc).__name__}: {exc}) - at `envelope.data`; column names must not"
+                " hold NUL characters: use to_polars()"
+            ) from exc
         return table
 
     def to_polars(self) -> pl.DataFrame:
