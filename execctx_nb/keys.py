@@ -3,12 +3,12 @@
 Hot tier (Valkey)::
 
     t:{tenantId}:exec:{executionId}:steps:{stepId}       latest envelope (JSON string)
-    t:{tenantId}:exec:{executionId}:attempts:{stepId}    hash attempt -> envelope JSON
+    t:{tenantId}:exec:{executionId}:attempts:{<step key>}  hash attempt -> envelope JSON
     t:{tenantId}:exec:{executionId}:lease                lease owner token
     t:{tenantId}:flow:{flowId}:vars                      hash of flow variables
     t:{tenantId}:events                                  execution event stream
-    t:{tenantId}:events:dlq                              dead letters of that stream
-    t:{tenantId}:events:dedup:{group}:{idem}             a group's lease / done mark of one event
+    t:{tenantId}:events:dlq:{<events key>}               dead letters of that stream
+    t:{tenantId}:events:dedup:{<events key>}:{group}:{idem}  a group's lease / done mark
     t:{tenantId}:probe                                   never written: read to check access
 
 Cold tier (object store)::
@@ -24,7 +24,9 @@ share a path on a case-insensitive or normalising file system (macOS, Windows). 
 content-addressed (its file is named by its own sha256), so two writers racing on one
 attempt never overwrite each other's object.
 
-Braces are placeholders, not Valkey hash tags. Ids are validated so that no id can reach
+Braces are placeholders, except ``{<step key>}`` and ``{<events key>}``: there the key's full
+name stands in braces, a Valkey Cluster hash tag that puts an auxiliary key in the slot of
+the protocol key it belongs to (the protocol keys themselves stay byte-identical). Ids are validated so that no id can reach
 into another tenant's or another execution's keys, and distinct id tuples never share a key:
 ids never contain ``:`` or ``/`` (the separators), glob characters, braces, whitespace or
 control characters, and are never ``.`` or ``..``.
@@ -251,15 +253,20 @@ def steps_pattern(tenant_id: str, execution_id: str) -> str:
 
 
 def step_attempts_key(tenant_id: str, execution_id: str, step_id: str) -> str:
-    """``t:{tenantId}:exec:{executionId}:attempts:{stepId}``: hash of attempt -> envelope."""
-    return f"{execution_prefix(tenant_id, execution_id)}attempts:{validate_id(step_id, kind='step id')}"
+    """``t:{tenantId}:exec:{executionId}:attempts:{<step key>}``: hash of attempt -> envelope.
+
+    The step key's full name in braces is a Valkey Cluster hash tag: the hash lives in the
+    step key's slot, so one script writes both (ids never hold braces: tags cannot collide).
+    """
+    return step_keys(tenant_id, execution_id, step_id)[1]
 
 
 def step_keys(tenant_id: str, execution_id: str, step_id: str) -> tuple[str, str]:
     """``(step_key, step_attempts_key)`` of one step, its ids validated once (the write path)."""
     prefix = execution_prefix(tenant_id, execution_id)
     step = validate_id(step_id, kind="step id")
-    return f"{prefix}steps:{step}", f"{prefix}attempts:{step}"
+    key = f"{prefix}steps:{step}"
+    return key, f"{prefix}attempts:{{{key}}}"
 
 
 def step_attempts_pattern(tenant_id: str, execution_id: str) -> str:
@@ -289,12 +296,14 @@ def events_key(tenant_id: str) -> str:
 
 
 def dlq_key(tenant_id: str) -> str:
-    """``t:{tenantId}:events:dlq``: dead letters of the tenant's event stream."""
-    return f"{events_key(tenant_id)}:dlq"
+    """``t:{tenantId}:events:dlq:{<events key>}``: dead letters of the tenant's event stream
+    (tagged with the stream's name: same cluster slot, so one script moves an entry)."""
+    stream = events_key(tenant_id)
+    return f"{stream}:dlq:{{{stream}}}"
 
 
 def dedup_key(tenant_id: str, group: str, idempotency_key: str) -> str:
-    """``t:{tenantId}:events:dedup:{group}:{idem}``: one consumer group's mark for one event.
+    """``t:{tenantId}:events:dedup:{<events key>}:{group}:{idem}``: a group's mark of one event.
 
     Holds a short lease while a handler runs and a "done" mark (with a TTL) after it returned;
     see docs/wire-format.md, "Event stream".
@@ -305,14 +314,15 @@ def dedup_key(tenant_id: str, group: str, idempotency_key: str) -> str:
 
 @functools.lru_cache(maxsize=256)
 def dedup_prefix(tenant_id: str, group: str) -> str:
-    """``t:{tenantId}:events:dedup:{group}:``: what :func:`dedup_key` puts before the key.
+    """``t:{tenantId}:events:dedup:{<events key>}:{group}:``: what :func:`dedup_key` puts first.
 
     The subscriber's Lua scripts append each entry's ``idem`` to it server-side (after
     checking the same character rules as :func:`validate_id` for ASCII keys).
     """
     # Called once per batch: validate the (tenant, group) pair once, not per event.
+    stream = events_key(tenant_id)
     return (
-        f"{events_key(tenant_id)}:dedup:{validate_id(group, kind='consumer group', where='group')}:"
+        f"{stream}:dedup:{{{stream}}}:{validate_id(group, kind='consumer group', where='group')}:"
     )
 
 

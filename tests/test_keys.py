@@ -40,7 +40,7 @@ valid_ids = st.one_of(
         min_size=1,
         max_size=60,
     ),
-).filter(lambda v: v not in {".", ".."})
+).filter(_valid)  # drops ".", "..", blank fillers and over-long UTF-8
 
 
 @given(st.text(max_size=80))
