@@ -31,13 +31,15 @@ class Cluster:
         self.dir = Path(tempfile.mkdtemp(prefix="execctx-cluster-"))
         self.servers: list[ValkeyServer] = []
         self.ports: list[int] = []
+        self.bus_ports: list[int] = []
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.ports[0]}"
 
     def _start(self, index: int) -> ValkeyServer:
-        port = free_port()
+        port, bus = free_port(), free_port()
+        self.bus_ports.append(bus)
         data = self.dir / str(index)
         data.mkdir()
         config: dict[str, Any] = {
@@ -45,6 +47,8 @@ class Cluster:
             "cluster-enabled": "yes",
             "cluster-config-file": str(data / "nodes.conf"),
             "cluster-node-timeout": 1000,
+            # The bus port defaults to port + 10000, which an OS-assigned port may exceed.
+            "cluster-port": bus,
             "appendonly": "no",
         }
         server = ValkeyServer(port=port, data_dir=data, persist=True, config=config)
@@ -64,8 +68,8 @@ class Cluster:
             with self.client(self.ports[i]) as c:
                 c.execute_command("CLUSTER", "ADDSLOTSRANGE", low, high)
         with self.client(self.ports[0]) as first:
-            for port in self.ports[1:]:
-                first.execute_command("CLUSTER", "MEET", "127.0.0.1", port)
+            for port, bus in zip(self.ports[1:], self.bus_ports[1:], strict=True):
+                first.execute_command("CLUSTER", "MEET", "127.0.0.1", port, bus)
         self._wait(lambda: all(self._known(p) == total for p in self.ports))
         for r in range(self.primaries * self.replicas):
             primary = self.ports[r % self.primaries]

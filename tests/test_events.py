@@ -16,6 +16,7 @@ import pytest
 import rfc8785
 import valkey
 import valkey.asyncio
+from conftest import client_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twins import APIS, async_subscriber, close_all
@@ -52,6 +53,19 @@ from tests.servers import free_port
 
 def _step(i: int, execution: str = "run-1") -> StepCommitted:
     return StepCommitted(execution_id=execution, step_id=f"s{i}", row_count=i)
+
+
+@pytest.fixture
+def valkey_url(topology_url: str) -> str:
+    """This module's contract table runs on one node and on a 3-primary cluster."""
+    return topology_url
+
+
+@pytest.fixture
+def valkey_client(valkey_url: str) -> Iterator[valkey.Valkey]:
+    client = client_for(valkey_url)
+    yield client
+    client.close()
 
 
 @pytest.fixture
@@ -561,32 +575,24 @@ def test_tail_yields_new_events_and_never_joins_a_group(
     publisher.publish(tenant, _step(0))  # before the tail: not yielded with from_id="$"
     stop = threading.Event()
     got: list[tuple[str, Event]] = []
-    name = f"tail-{tenant}"  # the tail's twin pool keeps the client name: lets us see it block
-    named = valkey.Valkey.from_url(valkey_url, socket_timeout=5, client_name=name)
+    # "$" is resolved before tail() returns: whatever is published after the call is seen.
+    entries = tail(
+        tenant,
+        client=valkey_client,
+        block_ms=100,
+        stop=stop,
+        kinds={"step.committed", "step.failed"},
+        execution_id="run-1",
+    )
 
     def consume() -> None:
-        for item in tail(
-            tenant,
-            client=named,
-            block_ms=100,
-            stop=stop,
-            kinds={"step.committed", "step.failed"},
-            execution_id="run-1",
-        ):
+        for item in entries:
             got.append(item)
             if len(got) == 2:
                 stop.set()
 
     runner = threading.Thread(target=consume)
     runner.start()
-    # "$" is resolved on the tail's first read: publish only once it sits in XREAD (a fixed
-    # sleep here lost the race on a loaded machine and the tail started after `first`).
-    end = time.monotonic() + 10
-    while not any(
-        c.get("name") == name and c.get("cmd") == "xread" for c in valkey_client.client_list()
-    ):
-        assert time.monotonic() < end, "the tail never reached XREAD"
-        time.sleep(0.01)
     valkey_client.xadd(stream, {"kind": "junk"})  # skipped with a warning
     publisher.publish(tenant, ExecutionStatus(execution_id="run-1", status="running"))  # other kind
     publisher.publish(tenant, _step(1, "run-2"))  # other execution
@@ -594,7 +600,6 @@ def test_tail_yields_new_events_and_never_joins_a_group(
     second = publisher.publish(tenant, StepFailed(execution_id="run-1", step_id="s2", error="x"))
     runner.join(5)
     assert not runner.is_alive()
-    named.close()
     assert [i for i, _ in got] == [first, second]
     assert valkey_client.xinfo_groups(stream) == []
 
@@ -667,9 +672,12 @@ def _commands_run_during(
 
 
 def test_trim_of_a_big_stream_reads_a_bounded_number_of_entries_per_step(
-    valkey_url: str, valkey_client: valkey.Valkey, tenant: str
+    node_url: str, tenant: str
 ) -> None:
     # maxlen=150k used to read 150k entries with XREVRANGE inside one script (server blocked).
+    # One node: MONITOR watches one server's commands.
+    valkey_url = node_url
+    valkey_client = valkey.Valkey.from_url(node_url, socket_timeout=30)
     stream = keys.events_key(tenant)
     ids = [f"{i + 1}-0" for i in range(200_000)]
     pipe = valkey_client.pipeline(transaction=False)
@@ -714,6 +722,7 @@ def test_trim_of_a_big_stream_reads_a_bounded_number_of_entries_per_step(
     assert reads and all(int(c.split()[-1]) <= TRIM_STEP + 1 for c in reads), reads[:3]
     # unread entries (past the group's last-delivered id) are not trimmed either
     assert trim_events(valkey_client, tenant, maxlen=0) == (10_000, "60000-1", "g")
+    valkey_client.close()
 
 
 def test_async_client_type_is_accepted_by_the_twin(valkey_url: str) -> None:

@@ -12,9 +12,11 @@ from typing import Any
 import msgspec
 import pytest
 import valkey
+from conftest import client_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twins import APIS, store_for
+from valkey.cluster import ValkeyCluster
 
 import execctx_nb as ec
 from execctx_nb import keys
@@ -49,6 +51,19 @@ def envelope(
         schema_hash=HASH,
         metadata=ec.StepMetadata(produced_at=produced_at or dt.datetime(2026, 1, 1, tzinfo=dt.UTC)),
     )
+
+
+@pytest.fixture
+def valkey_url(topology_url: str) -> str:
+    """This module's contract table runs on one node and on a 3-primary cluster."""
+    return topology_url
+
+
+@pytest.fixture
+def valkey_client(valkey_url: str) -> Iterator[valkey.Valkey]:
+    client = client_for(valkey_url)
+    yield client
+    client.close()
 
 
 @pytest.fixture(params=APIS)
@@ -348,7 +363,7 @@ def test_connect_lends_handles_on_one_store_per_url_and_settings(
     a = ec.connect(valkey_url, cold_store=str(tmp_path))
     b = ec.connect(valkey_url, cold_store=str(tmp_path))
     assert a is not b and a.client is b.client  # two handles, one set of connections
-    assert a.url == valkey_url and isinstance(a.client, valkey.Valkey)
+    assert a.url == valkey_url and isinstance(a.client, valkey.Valkey | ValkeyCluster)
     other = ec.connect(valkey_url, cold_store=str(tmp_path / "other"))
     assert other.client is not a.client  # other settings, another store
     other.close()

@@ -12,6 +12,8 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 import pytest
+import valkey
+from conftest import client_for
 from hypothesis import HealthCheck, given, settings
 from polars.testing import assert_frame_equal
 from polars.testing.parametric import dataframes
@@ -37,6 +39,19 @@ def cold_path(scope: ec.ExecutionScope, env: ec.StepEnvelope) -> str:
     return keys.cold_step_data_path(
         scope.tenant_id, env.execution_id, env.step_id, env.attempt, env.data_ref.sha256
     )
+
+
+@pytest.fixture
+def valkey_url(topology_url: str) -> str:
+    """This module's contract table runs on one node and on a 3-primary cluster."""
+    return topology_url
+
+
+@pytest.fixture
+def valkey_client(valkey_url: str) -> Iterator[valkey.Valkey]:
+    client = client_for(valkey_url)
+    yield client
+    client.close()
 
 
 @pytest.fixture(params=APIS)

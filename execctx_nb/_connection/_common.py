@@ -26,12 +26,15 @@ __all__ = [
     "DEADLINE",
     "HEALTH_CHECK_INTERVAL",
     "RETRY_ON_ERROR",
+    "CLUSTER_UNSUPPORTED",
     "BoundedMixin",
     "RetryListener",
     "attempt_timeout",
     "blocking_kwargs",
     "client_kwargs",
+    "cluster_seed",
     "for_url",
+    "is_cluster",
     "tls_failure",
     "deadline",
     "pop_deadline",
@@ -212,6 +215,74 @@ def blocking_kwargs(block_ms: int, timeout: float, retries: int) -> tuple[float,
     attempt = block_ms / 1000 + timeout
     # PINGs interleaved with a blocking read are pointless: the read itself proves liveness.
     return attempt, client_kwargs(attempt * (retries + 1), retries, attempt, 0, None)
+
+
+CLUSTER_UNSUPPORTED = ("client_name", "lib_name", "lib_version")
+"""Connection settings a cluster client does not take (it names no connection)."""
+
+# What a cluster client built from another one takes over: credentials, TLS, socket and
+# decoding settings (node connections also hold internals, e.g. the parser class).
+_CLUSTER_SEED_KEEP = frozenset({
+    "username", "password", "credential_provider", "socket_timeout", "socket_connect_timeout",
+    "socket_keepalive", "socket_keepalive_options", "health_check_interval", "decode_responses",
+    "encoding", "encoding_errors", "ssl_keyfile", "ssl_certfile", "ssl_cert_reqs", "ssl_ca_certs",
+    "ssl_ca_data", "ssl_check_hostname", "ssl_password", "ssl_ca_path", "ssl_min_version",
+    "ssl_ciphers",
+})  # fmt: skip
+
+
+def cluster_seed(client: Any) -> tuple[str, int, dict[str, Any]]:
+    """``(host, port, connection settings)`` of a cluster client's default node (sync or async),
+    to build another cluster client with the same credentials and TLS settings."""
+    node = client.get_default_node()
+    if node is None:  # an asyncio cluster client before its first command: a startup node
+        node = next(iter(client.nodes_manager.startup_nodes.values()))
+    if hasattr(node, "connection_kwargs"):  # the asyncio ClusterNode
+        settings = dict(node.connection_kwargs)
+    else:
+        settings = dict(node.valkey_connection.connection_pool.connection_kwargs)
+    kwargs = {k: v for k, v in settings.items() if k in _CLUSTER_SEED_KEEP}
+    if (
+        settings.get("connection_class") is not None
+        and "SSL" in settings["connection_class"].__name__
+    ):
+        kwargs["ssl"] = True
+    return node.host, int(node.port), kwargs
+
+
+_CLUSTER_MODE: dict[str, bool] = {}
+
+
+def is_cluster(url: str, timeout: float = DEFAULT_TIMEOUT) -> bool:
+    """Whether the server at ``url`` runs in cluster mode (``CLUSTER INFO``; cached per URL).
+
+    Asked once, when a client is made, with a short bounded probe. A server that cannot be
+    reached, or a user not allowed ``CLUSTER INFO``, counts as a single node (not cached): a
+    plain client that then meets a cluster fails with a message that says so (MOVED).
+    """
+    if url.startswith("unix:"):
+        return False
+    known = _CLUSTER_MODE.get(url)
+    if known is not None:
+        return known
+    bound = max(0.05, min(timeout, 1.0))
+    try:
+        with valkey.Valkey.from_url(
+            url, socket_timeout=bound, socket_connect_timeout=bound, lib_name=None, lib_version=None
+        ) as probe:
+            reply = probe.execute_command("CLUSTER", "INFO")
+    except valkey.exceptions.ResponseError as exc:
+        if "cluster support disabled" not in str(exc).lower():
+            return False  # e.g. NOPERM: unknown, assume one node
+        mode = False
+    except (valkey.exceptions.ValkeyError, OSError, ValueError):
+        return False
+    else:
+        mode = (
+            b"cluster_state" in reply if isinstance(reply, bytes) else "cluster_state" in str(reply)
+        )
+    _CLUSTER_MODE[url] = mode
+    return mode
 
 
 def resolve_url(url: str | None = None, *, data_dir: str | os.PathLike[str] | None = None) -> str:

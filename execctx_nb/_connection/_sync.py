@@ -32,10 +32,12 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import valkey
+import valkey.cluster
 import valkey.retry
 from valkey.backoff import AbstractBackoff, EqualJitterBackoff
 
 from execctx_nb._connection._common import (
+    CLUSTER_UNSUPPORTED,
     DEADLINE,
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
@@ -46,13 +48,16 @@ from execctx_nb._connection._common import (
     attempt_timeout,
     blocking_kwargs,
     client_kwargs,
+    cluster_seed,
     for_url,
+    is_cluster,
     tls_failure,
 )
 
 __all__ = [
     "BLOCKING_POOL_SIZE",
     "BoundedRetry",
+    "Client",
     "blocking_twin",
     "make_blocking_client",
     "make_client",
@@ -62,6 +67,20 @@ T = TypeVar("T")
 
 BLOCKING_POOL_SIZE = 4
 """Connections a blocking-read client may open (one per concurrent BLOCK read)."""
+
+Client = valkey.Valkey | valkey.cluster.ValkeyCluster
+"""A client of one server, or of a Valkey Cluster (routing each key to its slot's node)."""
+
+
+def _client_for(url: str, kwargs: dict[str, Any], cluster: bool | None, timeout: float) -> Any:
+    if cluster is None:
+        cluster = is_cluster(url, timeout)
+    if cluster:
+        # Any node's URL: the cluster client reads the slot map from it and routes by key.
+        kwargs = {k: v for k, v in kwargs.items() if k not in CLUSTER_UNSUPPORTED}
+        cluster_type: Any = valkey.cluster.ValkeyCluster  # partly unannotated
+        return cluster_type.from_url(url, **kwargs)
+    return valkey.Valkey.from_url(url, **for_url(url, kwargs))
 
 
 class BoundedRetry(BoundedMixin, valkey.retry.Retry):
@@ -144,7 +163,8 @@ def make_client(
     health_check_interval: int = HEALTH_CHECK_INTERVAL,
     client_name: str | None = None,
     max_connections: int | None = None,
-) -> valkey.Valkey:
+    cluster: bool | None = None,
+) -> Client:
     """A client whose every call ends within ``timeout`` seconds (retries included).
 
     Parameters
@@ -165,6 +185,9 @@ def make_client(
         ``CLIENT SETNAME`` value, shown by ``CLIENT LIST``.
     max_connections
         Pool size limit (None: unbounded, as valkey-py).
+    cluster
+        True for a Valkey Cluster client, False for a single server; None (default) asks
+        the server (:func:`is_cluster`), so the URL of any cluster node works.
     """
     attempt = attempt_timeout(timeout, retries)
     kwargs = client_kwargs(timeout, retries, attempt, health_check_interval, client_name)
@@ -173,7 +196,7 @@ def make_client(
     )
     if max_connections is not None:
         kwargs["max_connections"] = max_connections
-    client: valkey.Valkey = valkey.Valkey.from_url(url, **for_url(url, kwargs))
+    client: Client = _client_for(url, kwargs, cluster, timeout)
     return client
 
 
@@ -184,7 +207,8 @@ def make_blocking_client(
     timeout: float = DEFAULT_TIMEOUT,
     retries: int = 0,
     on_retry: RetryListener | None = None,
-) -> valkey.Valkey:
+    cluster: bool | None = None,
+) -> Client:
     """A client for blocking reads (``XREAD``/``XREADGROUP ... BLOCK block_ms``), on its own pool.
 
     Its socket timeout is ``block_ms / 1000 + timeout``, so an empty poll is not mistaken
@@ -199,24 +223,29 @@ def make_blocking_client(
         timeout=attempt * (retries + 1), attempt_timeout=attempt, retries=retries, on_retry=on_retry
     )
     kwargs["max_connections"] = BLOCKING_POOL_SIZE
-    client: valkey.Valkey = valkey.Valkey.from_url(url, **for_url(url, kwargs))
+    client: Client = _client_for(url, kwargs, cluster, timeout)
     return client
 
 
-def blocking_twin(client: valkey.Valkey, block_ms: int) -> valkey.Valkey:
+def blocking_twin(client: Client, block_ms: int) -> Client:
     """A client like ``client`` on its own pool, with a socket timeout above ``block_ms``.
 
     For blocking reads through a client the caller made (its URL, password and TLS
-    settings are reused); the pool holds at most :data:`BLOCKING_POOL_SIZE` connections.
+    settings are reused); the pool holds at most :data:`BLOCKING_POOL_SIZE` connections
+    (per node, for a cluster client).
     """
     attempt, _ = blocking_kwargs(block_ms, DEFAULT_TIMEOUT, 0)
+    retry = BoundedRetry(timeout=attempt, attempt_timeout=attempt, retries=0)
+    if isinstance(client, valkey.cluster.ValkeyCluster):
+        host, port, kwargs = cluster_seed(client)
+        kwargs.update(socket_timeout=attempt, health_check_interval=0, retry=retry)
+        kwargs["max_connections"] = BLOCKING_POOL_SIZE
+        cluster_type: Any = valkey.cluster.ValkeyCluster
+        twin: Client = cluster_type(host=host, port=port, **kwargs)
+        return twin
     pool = client.connection_pool
     kwargs = dict(pool.connection_kwargs)
-    kwargs.update(
-        socket_timeout=attempt,
-        health_check_interval=0,
-        retry=BoundedRetry(timeout=attempt, attempt_timeout=attempt, retries=0),
-    )
+    kwargs.update(socket_timeout=attempt, health_check_interval=0, retry=retry)
     twin_pool = type(pool)(
         connection_class=pool.connection_class, max_connections=BLOCKING_POOL_SIZE, **kwargs
     )

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import valkey.asyncio
 
@@ -25,6 +25,7 @@ from execctx_nb._concurrency import (
     async_wait_stop,
 )
 from execctx_nb._connection._async import (
+    AsyncClient,
     blocking_twin,
     make_async_blocking_client,
     make_async_client,
@@ -100,7 +101,7 @@ class AsyncExecutionEventSubscriber(SubscriberBase):
 
     def __init__(
         self,
-        client: valkey.asyncio.Valkey | None = None,
+        client: AsyncClient | None = None,
         *,
         group: str,
         consumer: str | None = None,
@@ -136,12 +137,12 @@ class AsyncExecutionEventSubscriber(SubscriberBase):
         self.client = client
         # valkey-py annotates commands as "Awaitable[T] | T" for its sync and async clients
         # alike; an Any view keeps the calls below readable under mypy strict.
-        self._c: Any = client
+        self._c: Any = cast(Any, client)
         self._readers: dict[int, Any] = {}
-        self._read = client.register_script(READ_LUA)
-        self._acquire = client.register_script(ACQUIRE_LUA)
-        self._commit = client.register_script(COMMIT_LUA)
-        self._dead_letter = client.register_script(DEAD_LETTER_LUA)
+        self._read = self._c.register_script(READ_LUA)
+        self._acquire = self._c.register_script(ACQUIRE_LUA)
+        self._commit = self._c.register_script(COMMIT_LUA)
+        self._dead_letter = self._c.register_script(DEAD_LETTER_LUA)
 
     async def run_loop(
         self,
@@ -326,7 +327,8 @@ class AsyncExecutionEventSubscriber(SubscriberBase):
             batch.add(claimed)
         acquire_args = batch.acquire_call()
         if acquire_args is not None:
-            batch.apply_acquire(await self._acquire(args=acquire_args))
+            # The stream key routes the call to the node of its slot (the dedup keys share it).
+            batch.apply_acquire(await self._acquire(keys=[batch.stream], args=acquire_args))
         batch.plan()
         index, finished = 0, False
         try:

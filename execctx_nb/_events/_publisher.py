@@ -13,12 +13,14 @@ receiving side (:class:`~execctx_nb.ExecutionEventSubscriber`) drops the duplica
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import valkey
+import valkey.cluster
 
 from execctx_nb import keys
 from execctx_nb._connection._common import tls_failure
+from execctx_nb._connection._sync import Client
 from execctx_nb._events._batch import MAX_EVENT_BYTES
 from execctx_nb._events._core import FORBIDDEN_ERRORS, refused, tls_refused
 from execctx_nb._events._records import (
@@ -85,7 +87,7 @@ class ExecutionEventPublisher:
 
     def __init__(
         self,
-        client: valkey.Valkey | None = None,
+        client: Client | None = None,
         *,
         url: str | None = None,
         logger: LoggerLike | None = None,
@@ -222,7 +224,7 @@ class ExecutionEventPublisher:
         # valkey-py retries a whole command (or pipeline) after a broken connection, which
         # would duplicate an XADD that landed. So: connect through the pool (its retry is safe,
         # nothing is sent yet), then send and read exactly once.
-        pool = self.client.connection_pool
+        pool = self._pool(stream)
         try:
             conn = pool.get_connection("XADD")
         except FORBIDDEN_ERRORS as exc:
@@ -265,6 +267,13 @@ class ExecutionEventPublisher:
             ids.append(reply.decode() if isinstance(reply, bytes) else str(reply))
         return ids
 
+    def _pool(self, stream: str) -> Any:
+        # A cluster client routes by key: send to the pool of the node that holds the stream.
+        client: Any = cast(Any, self.client)  # valkey-py's cluster client is partly unannotated
+        if isinstance(self.client, valkey.cluster.ValkeyCluster):
+            return client.get_node_from_key(stream).valkey_connection.connection_pool
+        return client.connection_pool
+
     # -- retention ----------------------------------------------------------------------------
     def trim(
         self, tenant: str, *, maxlen: int | None = None, minid: str | None = None
@@ -285,7 +294,8 @@ class ExecutionEventPublisher:
     def close(self) -> None:
         """Close the client if the publisher created it."""
         if self._owned:
-            self.client.close()  # type: ignore[no-untyped-call]
+            client: Any = self.client
+            client.close()
 
     def __enter__(self) -> ExecutionEventPublisher:
         return self

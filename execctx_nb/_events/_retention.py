@@ -19,6 +19,7 @@ from typing import Any, NamedTuple, cast
 import valkey
 
 from execctx_nb import keys
+from execctx_nb._connection._sync import Client
 from execctx_nb._events._core import FORBIDDEN_ERRORS, refused
 from execctx_nb.errors import EventStreamError, InvalidArgumentError, StoreUnavailableError
 
@@ -89,7 +90,7 @@ class TrimResult(NamedTuple):
 
 
 def trim_events(
-    client: valkey.Valkey, tenant_id: str, *, maxlen: int | None = None, minid: str | None = None
+    client: Client, tenant_id: str, *, maxlen: int | None = None, minid: str | None = None
 ) -> TrimResult:
     """Trim ``t:{tenantId}:events`` to ``maxlen`` entries or to ids >= ``minid``.
 
@@ -134,7 +135,7 @@ def trim_events(
 
 
 def _trim_in_steps(
-    client: valkey.Valkey, stream: str, *, maxlen: int | None, minid: str | None
+    client: Client, stream: str, *, maxlen: int | None, minid: str | None
 ) -> TrimResult:
     """Run bounded trim steps until the request is met, a group holds it back, or the stream ends."""
     removed_total, target, holder = 0, "", ""

@@ -15,7 +15,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import valkey
 
@@ -28,6 +28,7 @@ from execctx_nb._concurrency import (
 )
 from execctx_nb._connection._common import resolve_url, tls_failure
 from execctx_nb._connection._sync import (
+    Client,
     blocking_twin,
     make_blocking_client,
     make_client,
@@ -102,7 +103,7 @@ class ExecutionEventSubscriber(SubscriberBase):
 
     def __init__(
         self,
-        client: valkey.Valkey | None = None,
+        client: Client | None = None,
         *,
         group: str,
         consumer: str | None = None,
@@ -138,12 +139,12 @@ class ExecutionEventSubscriber(SubscriberBase):
         self.client = client
         # valkey-py annotates commands as "T | T" for its sync and async clients
         # alike; an Any view keeps the calls below readable under mypy strict.
-        self._c: Any = client
+        self._c: Any = cast(Any, client)
         self._readers: dict[int, Any] = {}
-        self._read = client.register_script(READ_LUA)
-        self._acquire = client.register_script(ACQUIRE_LUA)
-        self._commit = client.register_script(COMMIT_LUA)
-        self._dead_letter = client.register_script(DEAD_LETTER_LUA)
+        self._read = self._c.register_script(READ_LUA)
+        self._acquire = self._c.register_script(ACQUIRE_LUA)
+        self._commit = self._c.register_script(COMMIT_LUA)
+        self._dead_letter = self._c.register_script(DEAD_LETTER_LUA)
 
     def run_loop(
         self,
@@ -324,7 +325,8 @@ class ExecutionEventSubscriber(SubscriberBase):
             batch.add(claimed)
         acquire_args = batch.acquire_call()
         if acquire_args is not None:
-            batch.apply_acquire(self._acquire(args=acquire_args))
+            # The stream key routes the call to the node of its slot (the dedup keys share it).
+            batch.apply_acquire(self._acquire(keys=[batch.stream], args=acquire_args))
         batch.plan()
         index, finished = 0, False
         try:

@@ -17,7 +17,7 @@ import valkey
 
 from execctx_nb import keys
 from execctx_nb._connection._common import resolve_url, tls_failure
-from execctx_nb._connection._sync import blocking_twin, make_blocking_client
+from execctx_nb._connection._sync import Client, blocking_twin, make_blocking_client
 from execctx_nb._events._batch import Delivery, parse_delivery
 from execctx_nb._events._core import (
     CONNECTION_ERRORS,
@@ -71,7 +71,7 @@ class TailEntry(tuple[str, Event]):
         return f"TailEntry({self[0]!r}, {self[1].kind!r}, idempotency_key={self.idempotency_key!r})"
 
 
-def _start_id(reader: valkey.Valkey, stream: str, from_id: str) -> str:
+def _start_id(reader: Client, stream: str, from_id: str) -> str:
     # "$" resolved once to a concrete id: re-sending "$" after an empty poll would skip
     # whatever arrived between two polls. Resolved before tail() returns, so an event
     # published right after the call is never missed.
@@ -94,7 +94,7 @@ def _start_id(reader: valkey.Valkey, stream: str, from_id: str) -> str:
 def tail(
     tenant_or_scope: TenantOrScope,
     *,
-    client: valkey.Valkey | None = None,
+    client: Client | None = None,
     from_id: str = "$",
     block_ms: int = 1000,
     kinds: Collection[str] | None = None,
@@ -186,7 +186,7 @@ def tail(
 
 
 def _follow(
-    reader: valkey.Valkey,
+    reader: Client,
     stream: str,
     tenant: str,
     last: str,

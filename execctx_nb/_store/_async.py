@@ -29,14 +29,15 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import msgspec
 import valkey.asyncio
+import valkey.asyncio.cluster
 
 from execctx_nb import keys
 from execctx_nb._concurrency import async_run_blocking
-from execctx_nb._connection._async import make_async_client
+from execctx_nb._connection._async import AsyncClient, make_async_client
 from execctx_nb._connection._common import (
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
@@ -138,7 +139,7 @@ class AsyncExecutionContextStore(AsyncLeases, AsyncArchives):
         self._logger = get_logger(logger)
         self._health = HealthMonitor(self._logger, self._shown_url)
         self._shared = SharedState(cold_store, data_dir)
-        self.client: valkey.asyncio.Valkey = client_or_error(
+        self.client: AsyncClient = client_or_error(
             make_async_client,
             url,
             timeout=timeout,
@@ -149,7 +150,8 @@ class AsyncExecutionContextStore(AsyncLeases, AsyncArchives):
         )
         # valkey-py annotates commands as "Awaitable[T] | T" for its sync and async clients
         # alike; an Any view keeps the calls below readable under mypy strict.
-        self._r: Any = self.client
+        self._r: Any = cast(Any, self.client)
+        self._cluster = isinstance(self.client, valkey.asyncio.cluster.ValkeyCluster)
         self._put_sha = self.client.register_script(PUT_SCRIPT).sha
         self._acquire_script = self.client.register_script(ACQUIRE_SCRIPT)
         self._owner = True
@@ -323,7 +325,7 @@ class AsyncExecutionContextStore(AsyncLeases, AsyncArchives):
     async def _send_put(self, plans: list[_Plan]) -> list[Any]:
         # EVALSHA by hand rather than through valkey-py Script objects: those cost a Python
         # layer per call and, in a pipeline, a SCRIPT EXISTS round trip per batch.
-        chunks = put_chunks(plans)
+        chunks = put_chunks(plans, by_slot=self._cluster)
         try:
             return await self._eval_put(chunks)
         except valkey.exceptions.NoScriptError:
@@ -467,7 +469,9 @@ class AsyncExecutionContextStore(AsyncLeases, AsyncArchives):
         if not step_keys:
             return []
         where = keys.execution_prefix(scope.tenant_id, scope.execution_id)
-        raws: list[Any] = await self._run("MGET", where, lambda: self._r.mget(step_keys))
+        # A cluster splits a multi-key read per slot (not atomic: neither is a batch of GETs).
+        mget = self._r.mget_nonatomic if self._cluster else self._r.mget
+        raws: list[Any] = await self._run("MGET", where, lambda: mget(step_keys))
         missing = [key for key, raw in zip(step_keys, raws, strict=True) if raw is None]
         if missing and await self._run("EXISTS", where, lambda: self._r.exists(*missing)):
             # MGET answers nil for a key holding another type; GET names it (WRONGTYPE).

@@ -31,10 +31,11 @@ import secrets
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import msgspec
 import valkey
+import valkey.cluster
 
 from execctx_nb import keys
 from execctx_nb._concurrency import run_blocking
@@ -47,7 +48,7 @@ from execctx_nb._connection._common import (
     resolve_url,
 )
 from execctx_nb._connection._health import HealthMonitor, HealthState, translate
-from execctx_nb._connection._sync import make_client
+from execctx_nb._connection._sync import Client, make_client
 from execctx_nb._log import LoggerLike, get_logger
 from execctx_nb._records import ExecutionScope, StepEnvelope
 from execctx_nb._store._cold import ColdTier
@@ -140,7 +141,7 @@ class ExecutionContextStore(Leases, Archives):
         self._logger = get_logger(logger)
         self._health = HealthMonitor(self._logger, self._shown_url)
         self._shared = SharedState(cold_store, data_dir)
-        self.client: valkey.Valkey = client_or_error(
+        self.client: Client = client_or_error(
             make_client,
             url,
             timeout=timeout,
@@ -151,7 +152,8 @@ class ExecutionContextStore(Leases, Archives):
         )
         # valkey-py annotates commands as "T | T" for its sync and async clients
         # alike; an Any view keeps the calls below readable under mypy strict.
-        self._r: Any = self.client
+        self._r: Any = cast(Any, self.client)
+        self._cluster = isinstance(self.client, valkey.cluster.ValkeyCluster)
         self._put_sha = self.client.register_script(PUT_SCRIPT).sha
         self._acquire_script = self.client.register_script(ACQUIRE_SCRIPT)
         self._owner = True
@@ -323,7 +325,7 @@ class ExecutionContextStore(Leases, Archives):
     def _send_put(self, plans: list[_Plan]) -> list[Any]:
         # EVALSHA by hand rather than through valkey-py Script objects: those cost a Python
         # layer per call and, in a pipeline, a SCRIPT EXISTS round trip per batch.
-        chunks = put_chunks(plans)
+        chunks = put_chunks(plans, by_slot=self._cluster)
         try:
             return self._eval_put(chunks)
         except valkey.exceptions.NoScriptError:
@@ -461,7 +463,9 @@ class ExecutionContextStore(Leases, Archives):
         if not step_keys:
             return []
         where = keys.execution_prefix(scope.tenant_id, scope.execution_id)
-        raws: list[Any] = self._run("MGET", where, lambda: self._r.mget(step_keys))
+        # A cluster splits a multi-key read per slot (not atomic: neither is a batch of GETs).
+        mget = self._r.mget_nonatomic if self._cluster else self._r.mget
+        raws: list[Any] = self._run("MGET", where, lambda: mget(step_keys))
         missing = [key for key, raw in zip(step_keys, raws, strict=True) if raw is None]
         if missing and self._run("EXISTS", where, lambda: self._r.exists(*missing)):
             # MGET answers nil for a key holding another type; GET names it (WRONGTYPE).

@@ -19,6 +19,7 @@ import hashlib
 from typing import Any
 
 import msgspec
+from valkey.crc import key_slot
 
 from execctx_nb import keys
 from execctx_nb._records import DataRef, ExecutionScope, StepEnvelope
@@ -94,10 +95,21 @@ PUT_BATCH_BYTES = 8 * 1024 * 1024
 _JSON = msgspec.json.Encoder()
 
 
-def put_chunks(plans: list[Any]) -> list[list[Any]]:
-    """Split write plans ``(key, akey, attempt, wire, envelope)`` into script calls' worth."""
+def put_chunks(plans: list[Any], *, by_slot: bool = False) -> list[list[Any]]:
+    """Split write plans ``(key, akey, attempt, wire, envelope)`` into script calls' worth.
+
+    ``by_slot`` (a Valkey Cluster): one script call may only touch keys of one slot, so the
+    plans are grouped by their step key's slot first (each step key and its attempts hash
+    share one, by the hash tag).
+    """
     if len(plans) == 1:
         return [plans]
+    if by_slot:
+        groups: dict[int, list[Any]] = {}
+        for plan in plans:
+            groups.setdefault(key_slot(plan[0].encode()), []).append(plan)
+        if len(groups) > 1:
+            return [chunk for group in groups.values() for chunk in put_chunks(group)]
     chunks: list[list[Any]] = []
     current: list[Any] = []
     size = 0
