@@ -603,3 +603,25 @@ def test_deleting_a_big_execution_unlinks_in_bounded_batches(
     store.put_steps(scope, [envelope(f"s{i:04d}", [{"v": i}]) for i in range(n)])
     assert store.delete_execution(scope) == 2 * n
     assert store.list_steps(scope) == []
+
+
+def test_any_cluster_node_gives_a_cluster_client_and_moved_is_explained(
+    cluster_url: str, tmp_path: Path
+) -> None:
+    from execctx_nb._connection._health import translate
+
+    with ec.create_valkey_execution_context_store(cluster_url, cold_store=tmp_path) as store:
+        assert isinstance(store.client, ValkeyCluster)  # detected from one node's URL
+    raw = valkey.Valkey.from_url(cluster_url)  # a single-node client, as another tool has
+    moved = None
+    for i in range(50):  # some of these keys live on another node
+        try:
+            raw.get(f"k{i}")
+        except valkey.exceptions.ResponseError as exc:
+            moved = exc
+            break
+    raw.close()
+    assert moved is not None
+    error, state = translate(moved, op="GET", where="k", url=cluster_url, timeout=1, elapsed=0)
+    assert isinstance(error, ec.StoreUnavailableError) and state is ec.HealthState.UNAVAILABLE
+    assert "MOVED" in str(error) and "Valkey Cluster" in str(error)

@@ -95,6 +95,43 @@ def tls_message(tls: BaseException, *, url: str, op: str, where: str) -> str:
     )
 
 
+_CLUSTER_ERRORS = {
+    "MOVED": "the key lives on another node: this client talks to one node of a Valkey Cluster;"
+    " create the store without cluster=False (any node's URL gives a cluster client)",
+    "ASK": "the key's slot is migrating between cluster nodes: this client is not a cluster"
+    " client; create the store without cluster=False",
+    "CROSSSLOT": "one command touched keys of several cluster slots; this is a bug of the"
+    " caller or of an old execctx_nb key layout (see docs/wire-format.md, Valkey Cluster)",
+    "CLUSTERDOWN": "the cluster cannot serve this slot (a primary failed and no replica took"
+    " over yet, or slots are unassigned); retry when it is healthy again",
+    "TRYAGAIN": "the cluster is resharding this slot; retry in a moment",
+}
+
+
+_CLUSTER_TYPES: dict[str, type[BaseException]] = {
+    "MOVED": vx.MovedError,
+    "ASK": vx.AskError,
+    "CROSSSLOT": vx.ClusterCrossSlotError,
+    "CLUSTERDOWN": vx.ClusterDownError,
+    "TRYAGAIN": vx.TryAgainError,
+}
+
+
+def cluster_message(exc: BaseException, *, url: str, op: str, where: str) -> str | None:
+    """A cluster-specific explanation of ``exc`` (MOVED, ASK, CROSSSLOT, CLUSTERDOWN ...)."""
+    text = str(exc)
+    name = type(exc).__name__
+    for code, advice in _CLUSTER_ERRORS.items():
+        if text.startswith(code) or isinstance(exc, _CLUSTER_TYPES[code]):
+            return f"Valkey at {url} answered {op} with {code} ({text}) - at `{where}`: {advice}"
+    if isinstance(exc, vx.ClusterError | vx.ValkeyClusterException):
+        return (
+            f"The Valkey Cluster at {url} failed {op} ({name}: {text}) - at `{where}`; check that"
+            " every slot is served (CLUSTER INFO: cluster_state:ok)"
+        )
+    return None
+
+
 def translate(
     exc: BaseException, *, op: str, where: str, url: str, timeout: float, elapsed: float
 ) -> tuple[StoreError | EnvelopeDecodeError, HealthState | None]:
@@ -111,6 +148,9 @@ def translate(
         return StoreUnavailableError(tls_message(tls, url=url, op=op, where=where)), (
             HealthState.UNAVAILABLE
         )
+    cluster = cluster_message(exc, url=url, op=op, where=where)
+    if cluster is not None:
+        return StoreUnavailableError(cluster), HealthState.UNAVAILABLE
     state = classify(exc)
     detail = f"{type(exc).__name__}: {exc}"
     if state is not None and state is not HealthState.DEGRADED:
