@@ -5,6 +5,8 @@ Hot tier (Valkey)::
     t:{tenantId}:exec:{executionId}:steps:{stepId}       latest envelope (JSON string)
     t:{tenantId}:exec:{executionId}:attempts:{<step key>}  hash attempt -> envelope JSON
     t:{tenantId}:exec:{executionId}:lease                lease owner token
+    t:{tenantId}:exec:{executionId}:index                sorted set: step ids (first write ms)
+    t:{tenantId}:executions                              sorted set: execution ids (first write ms)
     t:{tenantId}:flow:{flowId}:vars                      hash of flow variables
     t:{tenantId}:events                                  execution event stream
     t:{tenantId}:events:dlq:{<events key>}               dead letters of that stream
@@ -69,6 +71,7 @@ __all__ = [
     "events_key",
     "execution_pattern",
     "execution_prefix",
+    "executions_index_key",
     "executions_pattern",
     "flow_vars_key",
     "lease_key",
@@ -81,6 +84,7 @@ __all__ = [
     "step_keys",
     "tenant_acl_rules",
     "tenant_probe_key",
+    "steps_index_key",
     "steps_pattern",
     "tenant_pattern",
     "tenant_prefix",
@@ -245,6 +249,18 @@ def step_key(tenant_id: str, execution_id: str, step_id: str) -> str:
     return (
         f"{execution_prefix(tenant_id, execution_id)}steps:{validate_id(step_id, kind='step id')}"
     )
+
+
+def executions_index_key(tenant_id: str) -> str:
+    """``t:{tenantId}:executions``: sorted set of the tenant's execution ids, scored by the
+    time (Unix ms) their first step was written: the listing index (no keyspace scan)."""
+    return f"{tenant_prefix(tenant_id)}executions"
+
+
+def steps_index_key(tenant_id: str, execution_id: str) -> str:
+    """``t:{tenantId}:exec:{executionId}:index``: sorted set of the execution's step ids,
+    scored by the time (Unix ms) each was first written."""
+    return f"{execution_prefix(tenant_id, execution_id)}index"
 
 
 def steps_pattern(tenant_id: str, execution_id: str) -> str:
@@ -439,7 +455,9 @@ TENANT_ACL_COMMANDS = (
     # store: envelopes, attempts, flow vars, leases, listings, the put and lease scripts
     "get", "set", "mget", "exists", "del", "unlink", "scan", "hget", "hset", "hsetnx",
     "hgetall", "hdel", "hkeys", "hlen", "pexpire", "eval", "evalsha", "script|load", "delifeq",
-    "ping",
+    "ping", "zadd", "zrange", "zrevrange", "zrem", "zscore",
+    # a Valkey Cluster: the probe and the slot map the cluster client reads
+    "cluster|info", "cluster|slots", "cluster|shards", "cluster|nodes", "readonly",
     # event stream: publish, consume (scripts above), reclaim, dead letters, trim, tail
     "xadd", "xread", "xreadgroup", "xack", "xclaim", "xautoclaim", "xpending", "xgroup|create",
     "xrange", "xrevrange", "xlen", "xinfo|groups", "xinfo|stream", "xtrim", "msetex",

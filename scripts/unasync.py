@@ -35,6 +35,7 @@ PAIRS = {
     "execctx_nb/_store/_async.py": "execctx_nb/_store/_sync.py",
     "execctx_nb/_store/_async_leases.py": "execctx_nb/_store/_sync_leases.py",
     "execctx_nb/_store/_async_archive.py": "execctx_nb/_store/_sync_archive.py",
+    "execctx_nb/_store/_async_index.py": "execctx_nb/_store/_sync_index.py",
     "execctx_nb/_events/_async_subscriber.py": "execctx_nb/_events/_subscriber.py",
 }
 
@@ -44,6 +45,7 @@ SUBS: list[tuple[str, str]] = [
     (r"\bexecctx_nb\._store\._async\b", "execctx_nb._store._sync"),
     (r"\bexecctx_nb\._store\._async_leases\b", "execctx_nb._store._sync_leases"),
     (r"\bexecctx_nb\._store\._async_archive\b", "execctx_nb._store._sync_archive"),
+    (r"\bexecctx_nb\._store\._async_index\b", "execctx_nb._store._sync_index"),
     (r"\bexecctx_nb\._events\._async_subscriber\b", "execctx_nb._events._subscriber"),
     (r"\bvalkey\.asyncio\.", "valkey."),
     (r"\bimport valkey\.asyncio\b", "import valkey"),

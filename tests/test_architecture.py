@@ -15,6 +15,7 @@ GENERATED = {
     "_store/_sync.py",
     "_store/_sync_leases.py",
     "_store/_sync_archive.py",
+    "_store/_sync_index.py",
     "_events/_subscriber.py",
 }
 SUBMODULES = {"demo", "display", "errors", "events", "inference", "keys", "widgets"}

@@ -50,11 +50,11 @@ from execctx_nb._connection._health import HealthMonitor, HealthState, translate
 from execctx_nb._log import LoggerLike, get_logger
 from execctx_nb._records import ExecutionScope, StepEnvelope
 from execctx_nb._store._async_archive import AsyncArchives
+from execctx_nb._store._async_index import AsyncIndex, index_commands
 from execctx_nb._store._async_leases import AsyncLeases
 from execctx_nb._store._cold import ColdTier
 from execctx_nb._store._common import (
     ACQUIRE_SCRIPT,
-    EVICT_BATCH,
     SharedState,
     check_envelope_at,
     client_or_error,
@@ -89,7 +89,7 @@ _VALKEY_ERRORS = (valkey.exceptions.ValkeyError, OSError)
 _Plan = tuple[str, str, int, bytes, StepEnvelope]  # step key, attempts key, attempt, JSON, envelope
 
 
-class AsyncExecutionContextStore(AsyncLeases, AsyncArchives):
+class AsyncExecutionContextStore(AsyncIndex, AsyncLeases, AsyncArchives):
     """The execution context of a workflow engine, stored in Valkey.
 
     Create it with :func:`create_async_valkey_execution_context_store` (or, in a notebook,
@@ -318,30 +318,33 @@ class AsyncExecutionContextStore(AsyncLeases, AsyncArchives):
             if len(plans) == 1
             else keys.execution_prefix(scope.tenant_id, scope.execution_id)
         )
-        replies = await self._run("put_step", where, lambda: self._send_put(plans))
+        replies = await self._run("put_step", where, lambda: self._send_put(scope, plans))
         await self._drop_orphans(orphaned_objects(plans, replies))
         return put_results(plans, replies, envelopes)
 
-    async def _send_put(self, plans: list[_Plan]) -> list[Any]:
+    async def _send_put(self, scope: ExecutionScope, plans: list[_Plan]) -> list[Any]:
         # EVALSHA by hand rather than through valkey-py Script objects: those cost a Python
         # layer per call and, in a pipeline, a SCRIPT EXISTS round trip per batch.
         chunks = put_chunks(plans, by_slot=self._cluster)
+        index = index_commands(scope, [plan[4].step_id for plan in plans])
         try:
-            return await self._eval_put(chunks)
+            return await self._eval_put(chunks, index)
         except valkey.exceptions.NoScriptError:
             # The server does not know the script yet (first use, or it restarted): load it
             # and send the batch again; every write of it is idempotent.
             await self._r.script_load(PUT_SCRIPT)
-            return await self._eval_put(chunks)
+            return await self._eval_put(chunks, index)
 
-    async def _eval_put(self, chunks: list[list[_Plan]]) -> list[Any]:
-        if len(chunks) == 1:
-            reply: list[Any] = await self._r.execute_command(*put_args(self._put_sha, chunks[0]))
-            return reply
+    async def _eval_put(self, chunks: list[list[_Plan]], index: list[tuple[Any, ...]]) -> list[Any]:
+        # The index entries ride in the same round trip (ZADD NX: idempotent); in a cluster
+        # they live in other slots, so they are not part of the script.
         pipe = self._r.pipeline(transaction=False)
         for chunk in chunks:
             pipe.execute_command(*put_args(self._put_sha, chunk))
-        return [r for replies in await pipe.execute() for r in replies]
+        for command in index:
+            pipe.execute_command(*command)
+        replies = await pipe.execute()
+        return [r for chunk_replies in replies[: len(chunks)] for r in chunk_replies]
 
     async def _plan(self, scope: ExecutionScope, envelope: StepEnvelope) -> _Plan:
         check_scope(scope, envelope)
@@ -450,14 +453,6 @@ class AsyncExecutionContextStore(AsyncLeases, AsyncArchives):
             return msgspec.structs.replace(env, data=await async_run_blocking(read))
         return env
 
-    async def list_steps(self, scope: ExecutionScope) -> list[str]:
-        """Sorted step ids of an execution."""
-        pattern = keys.steps_pattern(scope.tenant_id, scope.execution_id)
-        await self._check_access("SCAN", keys.lease_key(scope.tenant_id, scope.execution_id))
-        found = await self._run("SCAN", pattern, lambda: self._scan(pattern))
-        skip = len(pattern) - 1
-        return sorted({k.decode()[skip:] for k in found})
-
     async def get_steps(
         self, scope: ExecutionScope, step_ids: list[str], *, data: bool = True
     ) -> list[StepEnvelope | None]:
@@ -498,28 +493,12 @@ class AsyncExecutionContextStore(AsyncLeases, AsyncArchives):
         steps = await self.list_steps(scope)
         return [env for env in await self.get_steps(scope, steps, data=data) if env is not None]
 
-    async def list_executions(self, tenant_id: str) -> list[str]:
-        """Sorted ids of the executions of one tenant (a SCAN bounded to its prefix)."""
-        pattern = keys.executions_pattern(tenant_id)
-        await self._check_access("SCAN", keys.tenant_probe_key(tenant_id))
-        found = await self._run("SCAN", pattern, lambda: self._scan(pattern))
-        ids = {keys.parse_execution_key(k, tenant_id) for k in found}
-        return sorted(i for i in ids if i is not None)
-
     async def delete_execution(self, scope: ExecutionScope) -> int:
         """Delete every key of an execution and its cold objects; return the keys deleted."""
-        pattern = keys.execution_pattern(scope.tenant_id, scope.execution_id)
         await self._check_access("UNLINK", keys.lease_key(scope.tenant_id, scope.execution_id))
-        removed = await self._run("UNLINK", pattern, lambda: self._evict(scope))
+        removed = await self._evict(scope)
         prefix = keys.cold_execution_prefix(scope.tenant_id, scope.execution_id)
         await async_run_blocking(self.cold.delete_prefix, prefix)
-        return removed
-
-    async def _evict(self, scope: ExecutionScope) -> int:
-        found = await self._scan(keys.execution_pattern(scope.tenant_id, scope.execution_id))
-        removed = 0
-        for i in range(0, len(found), EVICT_BATCH):  # bounded commands: no huge UNLINK
-            removed += int(await self._r.unlink(*found[i : i + EVICT_BATCH]))
         return removed
 
     # -- flow vars ---------------------------------------------------------------------

@@ -45,7 +45,7 @@ class AsyncArchives:
     async def _check_access(self, op: str, key: str) -> None:
         raise NotImplementedError
 
-    async def _scan(self, pattern: str) -> list[bytes]:
+    async def _step_ids(self, scope: ExecutionScope) -> list[str]:
         raise NotImplementedError
 
     async def _evict(self, scope: ExecutionScope) -> int:
@@ -78,9 +78,13 @@ class AsyncArchives:
             (``forbidden``): then nothing in the cold tier is touched.
         """
         path = keys.cold_archive_path(scope.tenant_id, flow_id, scope.execution_id)
-        pattern = keys.step_attempts_pattern(scope.tenant_id, scope.execution_id)
         await self._check_access("HGETALL", keys.lease_key(scope.tenant_id, scope.execution_id))
-        hashes = await self._run("HGETALL", pattern, lambda: self._collect_attempts(pattern))
+        attempts = [
+            keys.step_attempts_key(scope.tenant_id, scope.execution_id, step)
+            for step in await self._step_ids(scope)
+        ]
+        where = keys.execution_prefix(scope.tenant_id, scope.execution_id)
+        hashes = await self._run("HGETALL", where, lambda: self._collect_attempts(attempts))
         hot = {
             (env.step_id, env.attempt): env
             for k, fields in hashes
@@ -101,15 +105,14 @@ class AsyncArchives:
             )
             await async_run_blocking(self.cold.put_bytes, path, msgspec.json.encode(archive))
         if evict:
-            await self._run("UNLINK", scope.execution_id, lambda: self._evict(scope))
+            await self._evict(scope)
         return self.cold.uri(path)
 
-    async def _collect_attempts(self, pattern: str) -> list[tuple[bytes, dict[bytes, bytes]]]:
-        found = await self._scan(pattern)
+    async def _collect_attempts(self, found: list[str]) -> list[tuple[bytes, dict[bytes, bytes]]]:
         pipe = self._r.pipeline(transaction=False)
         for key in found:
             pipe.hgetall(key)
-        return list(zip(found, await pipe.execute(), strict=True))
+        return [(k.encode(), h) for k, h in zip(found, await pipe.execute(), strict=True)]
 
     async def _read_archive(self, path: str, tenant_id: str, execution_id: str) -> Archive | None:
         if await async_run_blocking(self.cold.size, path) is None:

@@ -54,7 +54,6 @@ from execctx_nb._records import ExecutionScope, StepEnvelope
 from execctx_nb._store._cold import ColdTier
 from execctx_nb._store._common import (
     ACQUIRE_SCRIPT,
-    EVICT_BATCH,
     SharedState,
     check_envelope_at,
     client_or_error,
@@ -64,6 +63,7 @@ from execctx_nb._store._common import (
     parse_probe,
 )
 from execctx_nb._store._sync_archive import Archives
+from execctx_nb._store._sync_index import Index, index_commands
 from execctx_nb._store._sync_leases import Leases
 from execctx_nb._store._write import (
     DEFAULT_INLINE_LIMIT,
@@ -91,7 +91,7 @@ _VALKEY_ERRORS = (valkey.exceptions.ValkeyError, OSError)
 _Plan = tuple[str, str, int, bytes, StepEnvelope]  # step key, attempts key, attempt, JSON, envelope
 
 
-class ExecutionContextStore(Leases, Archives):
+class ExecutionContextStore(Index, Leases, Archives):
     """The execution context of a workflow engine, stored in Valkey.
 
     Create it with :func:`create_valkey_execution_context_store` (or, in a notebook,
@@ -318,30 +318,33 @@ class ExecutionContextStore(Leases, Archives):
             if len(plans) == 1
             else keys.execution_prefix(scope.tenant_id, scope.execution_id)
         )
-        replies = self._run("put_step", where, lambda: self._send_put(plans))
+        replies = self._run("put_step", where, lambda: self._send_put(scope, plans))
         self._drop_orphans(orphaned_objects(plans, replies))
         return put_results(plans, replies, envelopes)
 
-    def _send_put(self, plans: list[_Plan]) -> list[Any]:
+    def _send_put(self, scope: ExecutionScope, plans: list[_Plan]) -> list[Any]:
         # EVALSHA by hand rather than through valkey-py Script objects: those cost a Python
         # layer per call and, in a pipeline, a SCRIPT EXISTS round trip per batch.
         chunks = put_chunks(plans, by_slot=self._cluster)
+        index = index_commands(scope, [plan[4].step_id for plan in plans])
         try:
-            return self._eval_put(chunks)
+            return self._eval_put(chunks, index)
         except valkey.exceptions.NoScriptError:
             # The server does not know the script yet (first use, or it restarted): load it
             # and send the batch again; every write of it is idempotent.
             self._r.script_load(PUT_SCRIPT)
-            return self._eval_put(chunks)
+            return self._eval_put(chunks, index)
 
-    def _eval_put(self, chunks: list[list[_Plan]]) -> list[Any]:
-        if len(chunks) == 1:
-            reply: list[Any] = self._r.execute_command(*put_args(self._put_sha, chunks[0]))
-            return reply
+    def _eval_put(self, chunks: list[list[_Plan]], index: list[tuple[Any, ...]]) -> list[Any]:
+        # The index entries ride in the same round trip (ZADD NX: idempotent); in a cluster
+        # they live in other slots, so they are not part of the script.
         pipe = self._r.pipeline(transaction=False)
         for chunk in chunks:
             pipe.execute_command(*put_args(self._put_sha, chunk))
-        return [r for replies in pipe.execute() for r in replies]
+        for command in index:
+            pipe.execute_command(*command)
+        replies = pipe.execute()
+        return [r for chunk_replies in replies[: len(chunks)] for r in chunk_replies]
 
     def _plan(self, scope: ExecutionScope, envelope: StepEnvelope) -> _Plan:
         check_scope(scope, envelope)
@@ -444,14 +447,6 @@ class ExecutionContextStore(Leases, Archives):
             return msgspec.structs.replace(env, data=run_blocking(read))
         return env
 
-    def list_steps(self, scope: ExecutionScope) -> list[str]:
-        """Sorted step ids of an execution."""
-        pattern = keys.steps_pattern(scope.tenant_id, scope.execution_id)
-        self._check_access("SCAN", keys.lease_key(scope.tenant_id, scope.execution_id))
-        found = self._run("SCAN", pattern, lambda: self._scan(pattern))
-        skip = len(pattern) - 1
-        return sorted({k.decode()[skip:] for k in found})
-
     def get_steps(
         self, scope: ExecutionScope, step_ids: list[str], *, data: bool = True
     ) -> list[StepEnvelope | None]:
@@ -490,28 +485,12 @@ class ExecutionContextStore(Leases, Archives):
         steps = self.list_steps(scope)
         return [env for env in self.get_steps(scope, steps, data=data) if env is not None]
 
-    def list_executions(self, tenant_id: str) -> list[str]:
-        """Sorted ids of the executions of one tenant (a SCAN bounded to its prefix)."""
-        pattern = keys.executions_pattern(tenant_id)
-        self._check_access("SCAN", keys.tenant_probe_key(tenant_id))
-        found = self._run("SCAN", pattern, lambda: self._scan(pattern))
-        ids = {keys.parse_execution_key(k, tenant_id) for k in found}
-        return sorted(i for i in ids if i is not None)
-
     def delete_execution(self, scope: ExecutionScope) -> int:
         """Delete every key of an execution and its cold objects; return the keys deleted."""
-        pattern = keys.execution_pattern(scope.tenant_id, scope.execution_id)
         self._check_access("UNLINK", keys.lease_key(scope.tenant_id, scope.execution_id))
-        removed = self._run("UNLINK", pattern, lambda: self._evict(scope))
+        removed = self._evict(scope)
         prefix = keys.cold_execution_prefix(scope.tenant_id, scope.execution_id)
         run_blocking(self.cold.delete_prefix, prefix)
-        return removed
-
-    def _evict(self, scope: ExecutionScope) -> int:
-        found = self._scan(keys.execution_pattern(scope.tenant_id, scope.execution_id))
-        removed = 0
-        for i in range(0, len(found), EVICT_BATCH):  # bounded commands: no huge UNLINK
-            removed += int(self._r.unlink(*found[i : i + EVICT_BATCH]))
         return removed
 
     # -- flow vars ---------------------------------------------------------------------

@@ -47,7 +47,7 @@ class Archives:
     def _check_access(self, op: str, key: str) -> None:
         raise NotImplementedError
 
-    def _scan(self, pattern: str) -> list[bytes]:
+    def _step_ids(self, scope: ExecutionScope) -> list[str]:
         raise NotImplementedError
 
     def _evict(self, scope: ExecutionScope) -> int:
@@ -74,9 +74,13 @@ class Archives:
             (``forbidden``): then nothing in the cold tier is touched.
         """
         path = keys.cold_archive_path(scope.tenant_id, flow_id, scope.execution_id)
-        pattern = keys.step_attempts_pattern(scope.tenant_id, scope.execution_id)
         self._check_access("HGETALL", keys.lease_key(scope.tenant_id, scope.execution_id))
-        hashes = self._run("HGETALL", pattern, lambda: self._collect_attempts(pattern))
+        attempts = [
+            keys.step_attempts_key(scope.tenant_id, scope.execution_id, step)
+            for step in self._step_ids(scope)
+        ]
+        where = keys.execution_prefix(scope.tenant_id, scope.execution_id)
+        hashes = self._run("HGETALL", where, lambda: self._collect_attempts(attempts))
         hot = {
             (env.step_id, env.attempt): env
             for k, fields in hashes
@@ -97,15 +101,14 @@ class Archives:
             )
             run_blocking(self.cold.put_bytes, path, msgspec.json.encode(archive))
         if evict:
-            self._run("UNLINK", scope.execution_id, lambda: self._evict(scope))
+            self._evict(scope)
         return self.cold.uri(path)
 
-    def _collect_attempts(self, pattern: str) -> list[tuple[bytes, dict[bytes, bytes]]]:
-        found = self._scan(pattern)
+    def _collect_attempts(self, found: list[str]) -> list[tuple[bytes, dict[bytes, bytes]]]:
         pipe = self._r.pipeline(transaction=False)
         for key in found:
             pipe.hgetall(key)
-        return list(zip(found, pipe.execute(), strict=True))
+        return [(k.encode(), h) for k, h in zip(found, pipe.execute(), strict=True)]
 
     def _read_archive(self, path: str, tenant_id: str, execution_id: str) -> Archive | None:
         if run_blocking(self.cold.size, path) is None:
