@@ -13,6 +13,7 @@ that fits, so ``except ValueError`` keeps working for bad input::
     │   └── CyclicDataError                  a Python container contains itself
     ├── StoreError
     │   ├── StoreUnavailableError (ConnectionError)  the server did not take or answer in time
+    │   │   └── NotDurableError              written, but fewer replicas confirmed it than required
     │   ├── IdempotencyConflictError         same idempotency key, different payload
     │   ├── LeaseError                       a lease is held by someone else or was lost
     │   └── ColdTierError (OSError)          the object store failed
@@ -40,6 +41,7 @@ __all__ = [
     "InvalidKeyError",
     "InvalidTenantError",
     "LeaseError",
+    "NotDurableError",
     "SchemaInferenceError",
     "StoreError",
     "StoreUnavailableError",
@@ -85,6 +87,11 @@ class StoreError(ExecctxError):
 class StoreUnavailableError(StoreError, ConnectionError):
     """The server did not accept or answer a command in time (a write sent to a hung server
     may still be applied when it resumes; store writes are idempotent, so repeat it)."""
+
+
+class NotDurableError(StoreUnavailableError):
+    """A write reached the primary, but fewer replicas than ``min_replicas`` confirmed it in
+    time: it may be lost if the primary fails; writing it again is safe."""
 
 
 class IdempotencyConflictError(StoreError):

@@ -42,6 +42,8 @@ __all__ = [
     "redact_url",
     "remaining",
     "resolve_url",
+    "validate_min_replicas",
+    "wait_budget_ms",
 ]
 
 T = TypeVar("T")
@@ -283,6 +285,21 @@ def is_cluster(url: str, timeout: float = DEFAULT_TIMEOUT) -> bool:
         )
     _CLUSTER_MODE[url] = mode
     return mode
+
+
+def validate_min_replicas(value: object) -> int:
+    """``min_replicas`` as an int >= 0."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidArgumentError(
+            f"Invalid min_replicas {value!r}: expected an int >= 0 - at `min_replicas`"
+        )
+    return value
+
+
+def wait_budget_ms(timeout: float, retries: int) -> int:
+    """How long a ``WAIT`` may block: below one attempt's socket timeout (else the socket
+    would give up first and report a hung server)."""
+    return max(1, int(attempt_timeout(timeout, retries) * 800))
 
 
 def resolve_url(url: str | None = None, *, data_dir: str | os.PathLike[str] | None = None) -> str:

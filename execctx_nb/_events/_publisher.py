@@ -19,7 +19,12 @@ import valkey
 import valkey.cluster
 
 from execctx_nb import keys
-from execctx_nb._connection._common import tls_failure
+from execctx_nb._connection._common import (
+    DEFAULT_TIMEOUT,
+    tls_failure,
+    validate_min_replicas,
+    wait_budget_ms,
+)
 from execctx_nb._connection._sync import Client
 from execctx_nb._events._batch import MAX_EVENT_BYTES
 from execctx_nb._events._core import FORBIDDEN_ERRORS, refused, tls_refused
@@ -36,6 +41,7 @@ from execctx_nb.errors import (
     EventStreamError,
     InvalidArgumentError,
     InvalidKeyError,
+    NotDurableError,
     StoreUnavailableError,
 )
 
@@ -74,6 +80,11 @@ class ExecutionEventPublisher:
         XADD is sent at most once; only connecting is retried.
     url
         Server URL used when ``client`` is None (else ``$VALKEY_URL``, else the embedded server).
+    min_replicas
+        Each publish returns only once this many replicas confirmed it (``WAIT``); else it
+        raises NotDurableError (publishing again is safe).
+    timeout
+        Seconds a publish may take (the client made from ``url``, and the WAIT).
     logger
         Any logger with debug/info/warning/error (default: the ``execctx_nb`` logger).
 
@@ -91,14 +102,18 @@ class ExecutionEventPublisher:
         *,
         url: str | None = None,
         logger: LoggerLike | None = None,
+        min_replicas: int = 0,
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         self._owned = client is None
         if client is None:
             from execctx_nb._connection import make_client, resolve_url
 
-            client = make_client(resolve_url(url), retries=0)
+            client = make_client(resolve_url(url), retries=0, timeout=timeout)
         self.client = client
         self._log = get_logger(logger)
+        self.min_replicas = validate_min_replicas(min_replicas)
+        self._wait_ms = wait_budget_ms(timeout, 0)
 
     # -- publishing -------------------------------------------------------------------------
     def publish(
@@ -237,6 +252,8 @@ class ExecutionEventPublisher:
                 f" nothing of this batch was sent ({done} of {total} published before); check"
                 " the server and publish again"
             ) from exc
+        if self.min_replicas:  # on the same connection, after the XADDs
+            commands = [*commands, ("WAIT", self.min_replicas, self._wait_ms)]
         try:
             conn.send_packed_command(conn.pack_commands(commands))
             replies = []
@@ -255,6 +272,15 @@ class ExecutionEventPublisher:
             ) from exc
         finally:
             pool.release(conn)
+        if self.min_replicas:
+            confirmed = replies.pop()
+            if isinstance(confirmed, int) and confirmed < self.min_replicas:
+                raise NotDurableError(
+                    f"Published {len(replies)} event(s) to `{stream}`, but only {confirmed} of"
+                    f" the {self.min_replicas} replicas required confirmed them within"
+                    f" {self._wait_ms} ms: not confirmed durable - publish them again with the"
+                    " same idempotency keys (the subscribers drop duplicates)"
+                )
         ids: list[str] = []
         for reply in replies:
             if isinstance(reply, FORBIDDEN_ERRORS):
@@ -262,7 +288,7 @@ class ExecutionEventPublisher:
             if isinstance(reply, Exception):
                 raise EventStreamError(
                     f"The server refused XADD to `{stream}`: {reply} - at event {done + len(ids)};"
-                    " check that the key holds a stream and the server's maxmemory / ACL"
+                    " check that the key holds a stream and the server's maxmemory"
                 ) from reply
             ids.append(reply.decode() if isinstance(reply, bytes) else str(reply))
         return ids

@@ -45,6 +45,8 @@ from execctx_nb._connection._common import (
     push_deadline,
     redact_url,
     resolve_url,
+    validate_min_replicas,
+    wait_budget_ms,
 )
 from execctx_nb._connection._health import HealthMonitor, HealthState, translate
 from execctx_nb._log import LoggerLike, get_logger
@@ -80,7 +82,13 @@ from execctx_nb._store._write import (
     put_chunks,
     put_results,
 )
-from execctx_nb.errors import ColdTierError, StoreError, StoreUnavailableError
+from execctx_nb.errors import (
+    ColdTierError,
+    ExecctxError,
+    NotDurableError,
+    StoreError,
+    StoreUnavailableError,
+)
 
 __all__ = ["AsyncExecutionContextStore", "create_async_valkey_execution_context_store"]
 
@@ -110,6 +118,9 @@ class AsyncExecutionContextStore(AsyncIndex, AsyncLeases, AsyncArchives):
         Seconds within which each Valkey phase of a call completes or raises.
     inline_limit_bytes
         Envelopes larger than this keep their data in the cold tier.
+    min_replicas
+        Writes return only once this many replicas confirmed them (``WAIT``); else they
+        raise StoreUnavailableError saying the write is not confirmed durable.
 
     Examples
     --------
@@ -131,11 +142,15 @@ class AsyncExecutionContextStore(AsyncIndex, AsyncLeases, AsyncArchives):
         cold_store: Any = None,
         inline_limit_bytes: int = DEFAULT_INLINE_LIMIT,
         data_dir: str | os.PathLike[str] | None = None,
+        min_replicas: int = 0,
     ) -> None:
         self.url = url
         self._shown_url = redact_url(url)  # what reprs, messages and logs say
         self.timeout = timeout
         self.inline_limit_bytes = inline_limit_bytes
+        self.min_replicas = validate_min_replicas(min_replicas)
+        # WAIT blocks its connection: it must give up before the socket does.
+        self._wait_ms = wait_budget_ms(timeout, retries)
         self._logger = get_logger(logger)
         self._health = HealthMonitor(self._logger, self._shown_url)
         self._shared = SharedState(cold_store, data_dir)
@@ -190,6 +205,8 @@ class AsyncExecutionContextStore(AsyncIndex, AsyncLeases, AsyncArchives):
         bound = push_deadline(self.timeout)
         try:
             result = await fn()
+        except ExecctxError:
+            raise  # already ours (e.g. NotDurableError, an OSError by descent): not re-translated
         except _VALKEY_ERRORS as exc:
             error, state = translate(
                 exc,
@@ -343,8 +360,34 @@ class AsyncExecutionContextStore(AsyncIndex, AsyncLeases, AsyncArchives):
             pipe.execute_command(*put_args(self._put_sha, chunk))
         for command in index:
             pipe.execute_command(*command)
+        waits = self._add_waits(pipe, [chunk[0][0] for chunk in chunks])
         replies = await pipe.execute()
+        self._check_waits(replies[len(replies) - waits :], chunks[0][0][0])
         return [r for chunk_replies in replies[: len(chunks)] for r in chunk_replies]
+
+    def _add_waits(self, pipe: Any, written: list[str]) -> int:
+        """Queue ``WAIT`` after the writes, on the connection(s) that sent them."""
+        if not self.min_replicas:
+            return 0
+        if not self._cluster:
+            pipe.execute_command("WAIT", self.min_replicas, self._wait_ms)
+            return 1
+        # A cluster pipeline sends each node's commands on one connection: one WAIT per
+        # node that took writes, queued on that node.
+        nodes = {id(n): n for n in (self._r.get_node_from_key(k) for k in written)}
+        for node in nodes.values():
+            pipe.execute_command("WAIT", self.min_replicas, self._wait_ms, target_nodes=node)
+        return len(nodes)
+
+    def _check_waits(self, counts: list[Any], where: str) -> None:
+        if self.min_replicas and any(int(c) < self.min_replicas for c in counts):
+            got = min(int(c) for c in counts)
+            raise NotDurableError(
+                f"The write is not confirmed durable: {got} of the {self.min_replicas} replicas"
+                f" required acknowledged it within {self._wait_ms} ms - at `{where}`; it is on"
+                " the primary but may be lost if the primary fails now: write it again (writes"
+                " are idempotent) or check the replicas (INFO replication)"
+            )
 
     async def _plan(self, scope: ExecutionScope, envelope: StepEnvelope) -> _Plan:
         check_scope(scope, envelope)
@@ -501,6 +544,17 @@ class AsyncExecutionContextStore(AsyncIndex, AsyncLeases, AsyncArchives):
         await async_run_blocking(self.cold.delete_prefix, prefix)
         return removed
 
+    async def _confirmed(self, key: str, command: tuple[Any, ...]) -> Any:
+        """Run one write command, then (with ``min_replicas``) WAIT on its connection."""
+        if not self.min_replicas:
+            return await self._r.execute_command(*command)
+        pipe = self._r.pipeline(transaction=False)
+        pipe.execute_command(*command)
+        waits = self._add_waits(pipe, [key])
+        replies = await pipe.execute()
+        self._check_waits(replies[len(replies) - waits :], key)
+        return replies[0]
+
     # -- flow vars ---------------------------------------------------------------------
     async def get_flow_vars(self, tenant_id: str, flow_id: str) -> dict[str, Any]:
         """A flow's variables (JSON values), sorted by name; {} when none."""
@@ -513,7 +567,9 @@ class AsyncExecutionContextStore(AsyncIndex, AsyncLeases, AsyncArchives):
         key = keys.flow_vars_key(tenant_id, flow_id)
         fields = encode_flow_vars(mapping)
         if fields:
-            await self._run("HSET", key, lambda: self._r.hset(key, mapping=fields))
+            await self._run(
+                "HSET", key, lambda: self._confirmed(key, ("HSET", key, *_flat(fields)))
+            )
 
     async def delete_flow_vars(
         self, tenant_id: str, flow_id: str, names: list[str] | None = None
@@ -521,10 +577,12 @@ class AsyncExecutionContextStore(AsyncIndex, AsyncLeases, AsyncArchives):
         """Delete some (or all) of a flow's variables; return how many were removed."""
         key = keys.flow_vars_key(tenant_id, flow_id)
         if names is None:
-            return int(await self._run("DEL", key, lambda: self._r.delete(key)))
+            return int(await self._run("DEL", key, lambda: self._confirmed(key, ("DEL", key))))
         if not names:
             return 0
-        return int(await self._run("HDEL", key, lambda: self._r.hdel(key, *names)))
+        return int(
+            await self._run("HDEL", key, lambda: self._confirmed(key, ("HDEL", key, *names)))
+        )
 
 
 def create_async_valkey_execution_context_store(
@@ -536,6 +594,7 @@ def create_async_valkey_execution_context_store(
     cold_store: Any = None,
     inline_limit_bytes: int = DEFAULT_INLINE_LIMIT,
     data_dir: str | os.PathLike[str] | None = None,
+    min_replicas: int = 0,
 ) -> AsyncExecutionContextStore:
     """Open the execution context store; the caller owns it (close it when done).
 
@@ -557,6 +616,8 @@ def create_async_valkey_execution_context_store(
         Envelopes larger than this keep their data in the cold tier.
     data_dir
         Data directory for the embedded server (AOF) and the default cold tier.
+    min_replicas
+        Replicas that must confirm each write (``WAIT``) before it returns (default 0).
     """
     return AsyncExecutionContextStore(
         resolve_url(url, data_dir=data_dir),
@@ -566,4 +627,9 @@ def create_async_valkey_execution_context_store(
         cold_store=cold_store,
         inline_limit_bytes=inline_limit_bytes,
         data_dir=data_dir,
+        min_replicas=min_replicas,
     )
+
+
+def _flat(fields: dict[str, bytes]) -> list[Any]:
+    return [item for pair in fields.items() for item in pair]
