@@ -80,6 +80,22 @@ class Cluster:
         self._wait(lambda: all(self._ok(p) for p in self.ports))
         return self
 
+    def wait_replicas_online(self, timeout: float = 30.0) -> None:
+        """Wait until every primary has its replicas in sync (``state=online``)."""
+
+        def online() -> bool:
+            for port in self.ports[: self.primaries]:
+                with self.client(port) as c:
+                    info = c.info("replication")
+                replicas = [v for k, v in info.items() if k.startswith("slave")]
+                if len(replicas) < self.replicas or any(
+                    not isinstance(r, dict) or r.get("state") != "online" for r in replicas
+                ):
+                    return False
+            return True
+
+        self._wait(online, timeout)
+
     def _known(self, port: int) -> int:
         with self.client(port) as c:
             return len(c.execute_command("CLUSTER", "NODES").decode().strip().splitlines())

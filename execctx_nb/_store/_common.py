@@ -14,6 +14,7 @@ import threading
 from typing import Any
 
 import msgspec
+import valkey
 
 from execctx_nb import keys
 from execctx_nb._connection._common import redact_url
@@ -24,6 +25,7 @@ from execctx_nb.errors import (
     EnvelopeDecodeError,
     InvalidKeyError,
     StoreError,
+    StoreUnavailableError,
 )
 
 __all__ = [
@@ -118,13 +120,19 @@ def validate_ttl(ttl_ms: object) -> int:
 
 
 def client_or_error(factory: Any, url: str, **kwargs: Any) -> Any:
-    """Build a client, turning a malformed URL into an error that says what is expected."""
+    """Build a client, turning a malformed URL or an unreachable cluster into our errors."""
     try:
         return factory(url, **kwargs)
     except ValueError as exc:
         raise StoreError(
             f"Invalid Valkey URL {redact_url(url)!r}: {exc} - at `url`; expected redis://host:port,"
             " rediss://host:port, valkey://host:port or unix:///path"
+        ) from exc
+    except (valkey.exceptions.ValkeyError, OSError) as exc:
+        # A cluster client reads the slot map when it is made: no node answered.
+        raise StoreUnavailableError(
+            f"Could not reach the Valkey Cluster at {redact_url(url)}: {type(exc).__name__}:"
+            f" {exc} - at `url`; give the URL of a node that runs (any node of the cluster)"
         ) from exc
 
 
