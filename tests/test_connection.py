@@ -186,3 +186,19 @@ def test_connect_is_thread_safe(valkey_url: str, tmp_path: Path) -> None:
     assert len(handles) == 8 and len({id(h.client) for h in handles}) == 1
     assert ec.disconnect(valkey_url, cold_store=str(tmp_path))
     assert all(h.closed for h in handles)
+
+
+def test_sentinel_urls_are_parsed_and_redacted() -> None:
+    from execctx_nb._connection._common import parse_sentinel_url, redact_url
+    from execctx_nb.errors import InvalidArgumentError
+
+    sentinels, service, settings = parse_sentinel_url(
+        "valkey+sentinel://app:s3cret@s1:26379,s2:26380/orders?db=2"
+    )
+    assert sentinels == [("s1", 26379), ("s2", 26380)] and service == "orders"
+    assert settings == {"username": "app", "password": "s3cret", "db": 2}
+    assert parse_sentinel_url("valkeys+sentinel://h:1/x")[2] == {"ssl": True}
+    assert "s3cret" not in redact_url("valkey+sentinel://app:s3cret@s1:26379/orders")
+    for bad in ("valkey+sentinel://h:1", "valkey+sentinel://h/x", "valkey+sentinel:///x"):
+        with pytest.raises(InvalidArgumentError, match="sentinel"):
+            parse_sentinel_url(bad)

@@ -15,6 +15,7 @@ import ssl
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
+from urllib.parse import unquote
 
 import valkey
 
@@ -26,6 +27,7 @@ __all__ = [
     "DEADLINE",
     "HEALTH_CHECK_INTERVAL",
     "RETRY_ON_ERROR",
+    "SENTINEL_SCHEMES",
     "CLUSTER_UNSUPPORTED",
     "BoundedMixin",
     "RetryListener",
@@ -35,6 +37,7 @@ __all__ = [
     "cluster_seed",
     "for_url",
     "is_cluster",
+    "parse_sentinel_url",
     "tls_failure",
     "deadline",
     "pop_deadline",
@@ -252,6 +255,56 @@ def cluster_seed(client: Any) -> tuple[str, int, dict[str, Any]]:
     return node.host, int(node.port), kwargs
 
 
+SENTINEL_SCHEMES = (
+    "valkey+sentinel://",
+    "redis+sentinel://",
+    "valkeys+sentinel://",
+    "rediss+sentinel://",
+)
+
+
+def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, dict[str, Any]]:
+    """``valkey+sentinel://[user:pass@]host:port[,host:port...]/service_name[?db=N]``.
+
+    Returns the sentinels' addresses, the monitored service name and the connection settings
+    of the data nodes (user, password, db, TLS for the ``s`` schemes).
+    """
+    scheme, _, rest = url.partition("://")
+    userinfo, at, hosts_part = rest.rpartition("@")
+    if not at:
+        userinfo, hosts_part = "", rest
+    hosts_text, _, tail = hosts_part.partition("/")
+    service, _, query = tail.partition("?")
+    sentinels = []
+    for item in filter(None, hosts_text.split(",")):
+        host, _, port = item.rpartition(":")
+        if not host or not port.isdigit():
+            raise InvalidArgumentError(
+                f"Invalid sentinel address {item!r} in {redact_url(url)!r}: expected host:port"
+                " - at `url`"
+            )
+        sentinels.append((host.strip("[]"), int(port)))
+    if not sentinels or not service:
+        raise InvalidArgumentError(
+            f"Invalid Sentinel URL {redact_url(url)!r}: expected"
+            " valkey+sentinel://[user:pass@]host:port[,host:port...]/service_name - at `url`"
+        )
+    settings: dict[str, Any] = {}
+    if userinfo:
+        user, _, password = userinfo.partition(":")
+        if user:
+            settings["username"] = unquote(user)
+        if password:
+            settings["password"] = unquote(password)
+    for pair in filter(None, query.split("&")):
+        name, _, value = pair.partition("=")
+        if name == "db":
+            settings["db"] = int(value)
+    if scheme.endswith("s+sentinel"):
+        settings["ssl"] = True
+    return sentinels, unquote(service), settings
+
+
 _CLUSTER_MODE: dict[str, bool] = {}
 
 
@@ -262,7 +315,7 @@ def is_cluster(url: str, timeout: float = DEFAULT_TIMEOUT) -> bool:
     reached, or a user not allowed ``CLUSTER INFO``, counts as a single node (not cached): a
     plain client that then meets a cluster fails with a message that says so (MOVED).
     """
-    if url.startswith("unix:"):
+    if url.startswith(("unix:", *SENTINEL_SCHEMES)):
         return False
     known = _CLUSTER_MODE.get(url)
     if known is not None:

@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 import valkey
 import valkey.cluster
 import valkey.retry
+import valkey.sentinel
 from valkey.backoff import AbstractBackoff, EqualJitterBackoff
 
 from execctx_nb._connection._common import (
@@ -43,6 +44,7 @@ from execctx_nb._connection._common import (
     DEFAULT_TIMEOUT,
     HEALTH_CHECK_INTERVAL,
     RETRY_ON_ERROR,
+    SENTINEL_SCHEMES,
     BoundedMixin,
     RetryListener,
     attempt_timeout,
@@ -51,6 +53,7 @@ from execctx_nb._connection._common import (
     cluster_seed,
     for_url,
     is_cluster,
+    parse_sentinel_url,
     tls_failure,
 )
 
@@ -73,6 +76,20 @@ Client = valkey.Valkey | valkey.cluster.ValkeyCluster
 
 
 def _client_for(url: str, kwargs: dict[str, Any], cluster: bool | None, timeout: float) -> Any:
+    if url.startswith(SENTINEL_SCHEMES):
+        # Sentinel: the pool asks the sentinels for the current primary on every connect,
+        # and a primary demoted by a failover (READONLY) drops the connection, so the
+        # bounded retry reconnects to the new one.
+        sentinels, service, settings = parse_sentinel_url(url)
+        bound = kwargs.get("socket_timeout", timeout)
+        sentinel_type: Any = valkey.sentinel.Sentinel  # partly unannotated
+        manager = sentinel_type(
+            sentinels,
+            sentinel_kwargs={"socket_timeout": bound, "socket_connect_timeout": bound},
+            **{k: v for k, v in kwargs.items() if k not in ("client_name",)},
+            **settings,
+        )
+        return manager.master_for(service)
     if cluster is None:
         cluster = is_cluster(url, timeout)
     if cluster:
@@ -246,6 +263,12 @@ def blocking_twin(client: Client, block_ms: int) -> Client:
     pool = client.connection_pool
     kwargs = dict(pool.connection_kwargs)
     kwargs.update(socket_timeout=attempt, health_check_interval=0, retry=retry)
+    if isinstance(pool, valkey.sentinel.SentinelConnectionPool):
+        pool_type: Any = valkey.sentinel.SentinelConnectionPool
+        sentinel_pool = pool_type(
+            pool.service_name, pool.sentinel_manager, max_connections=BLOCKING_POOL_SIZE, **kwargs
+        )
+        return valkey.Valkey.from_pool(sentinel_pool)
     twin_pool = type(pool)(
         connection_class=pool.connection_class, max_connections=BLOCKING_POOL_SIZE, **kwargs
     )
