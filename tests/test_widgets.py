@@ -411,3 +411,29 @@ def test_front_end_ships_in_the_package_and_loads_nothing_remote() -> None:
         assert not re.search(r"https?://", text), f"{f.name} references a remote URL"
         assert not re.search(r"^\s*import\b|\bimport\(", text, re.M), f"{f.name} imports a module"
     assert str(EventTail._esm).endswith("export default { render };\n")
+
+
+def test_widgets_and_magics_work_on_a_cluster(cluster_url, tenant) -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    with store_connect(cluster_url) as store:
+        put_steps(store, tenant, "run-1", {"ingest": (), "clean": ("ingest",)})
+    tail = EventTail(tenant, url=cluster_url)
+    graph = LineageGraph(tenant, "run-1", store=store_connect(cluster_url))
+    try:
+        with ExecutionEventPublisher(url=cluster_url) as pub:
+            pub.publish(tenant, committed("run-1", "clean"))
+        wait_for(lambda: tail.received == 1 and len(graph.nodes) == 2)
+        assert tail.error == "" and graph.error == ""
+    finally:
+        tail.close()
+        graph.close()
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "execctx_nb")
+    try:
+        shell.run_line_magic("execctx", f"connect {cluster_url}")
+        assert shell.run_line_magic("execctx", f"executions {tenant}") == ["run-1"]
+        frame = shell.run_line_magic("execctx", f"load {tenant} run-1 clean")
+        assert frame.height == 1
+    finally:
+        shell.run_line_magic("reload_ext", "execctx_nb")
