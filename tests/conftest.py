@@ -29,14 +29,25 @@ def node_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def valkey_url(node_url: str) -> str:
-    """The server most tests use: one node (modules with a contract table override this)."""
+def valkey_url(request: pytest.FixtureRequest, node_url: str) -> str:
+    """The server of a test: one node; in a module marked ``both_topologies``, one node and
+    then a real 3-primary cluster (the same contract table runs on both)."""
+    if getattr(request, "param", "node") == "cluster":
+        return str(request.getfixturevalue("cluster_url"))
     return node_url
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("both_topologies") and (
+        "valkey_url" in metafunc.fixturenames
+    ):
+        metafunc.parametrize("valkey_url", ["node", "cluster"], indirect=True)
 
 
 @pytest.fixture
 def valkey_client(valkey_url: str) -> Iterator[valkey.Valkey]:
-    client = valkey.Valkey.from_url(valkey_url, socket_timeout=5)
+    """A raw client of the test's server (a cluster client on a cluster)."""
+    client = client_for(valkey_url)
     yield client
     client.close()
 
@@ -66,10 +77,3 @@ def client_for(url: str) -> valkey.Valkey:
         client: valkey.Valkey = ValkeyCluster.from_url(url, socket_timeout=5)
         return client
     return valkey.Valkey.from_url(url, socket_timeout=5)
-
-
-@pytest.fixture(params=["node", "cluster"])
-def topology_url(request: pytest.FixtureRequest) -> str:
-    """The contract tables run on one node and on a 3-primary cluster (the same tests)."""
-    name = "node_url" if request.param == "node" else "cluster_url"
-    return str(request.getfixturevalue(name))

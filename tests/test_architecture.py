@@ -16,6 +16,7 @@ GENERATED = {
     "_store/_sync_leases.py",
     "_store/_sync_archive.py",
     "_store/_sync_index.py",
+    "_store/_sync_flow.py",
     "_events/_subscriber.py",
 }
 SUBMODULES = {"demo", "display", "errors", "events", "inference", "keys", "widgets"}

@@ -16,7 +16,6 @@ import pytest
 import rfc8785
 import valkey
 import valkey.asyncio
-from conftest import client_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twins import APIS, async_subscriber, close_all
@@ -50,22 +49,12 @@ from execctx_nb.events import (
 )
 from tests.servers import free_port
 
+# The contract table runs on one node and on a real 3-primary cluster.
+pytestmark = pytest.mark.both_topologies
+
 
 def _step(i: int, execution: str = "run-1") -> StepCommitted:
     return StepCommitted(execution_id=execution, step_id=f"s{i}", row_count=i)
-
-
-@pytest.fixture
-def valkey_url(topology_url: str) -> str:
-    """This module's contract table runs on one node and on a 3-primary cluster."""
-    return topology_url
-
-
-@pytest.fixture
-def valkey_client(valkey_url: str) -> Iterator[valkey.Valkey]:
-    client = client_for(valkey_url)
-    yield client
-    client.close()
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from typing import Any
 import msgspec
 import pytest
 import valkey
-from conftest import client_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twins import APIS, store_for
@@ -31,6 +30,9 @@ from execctx_nb.errors import (
 
 SCHEMA = {"type": "array", "items": {"type": "object"}}
 HASH = "a" * 64
+
+# The contract table runs on one node and on a real 3-primary cluster.
+pytestmark = pytest.mark.both_topologies
 
 
 def envelope(
@@ -51,19 +53,6 @@ def envelope(
         schema_hash=HASH,
         metadata=ec.StepMetadata(produced_at=produced_at or dt.datetime(2026, 1, 1, tzinfo=dt.UTC)),
     )
-
-
-@pytest.fixture
-def valkey_url(topology_url: str) -> str:
-    """This module's contract table runs on one node and on a 3-primary cluster."""
-    return topology_url
-
-
-@pytest.fixture
-def valkey_client(valkey_url: str) -> Iterator[valkey.Valkey]:
-    client = client_for(valkey_url)
-    yield client
-    client.close()
 
 
 @pytest.fixture(params=APIS)

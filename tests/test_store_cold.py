@@ -12,8 +12,6 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 import pytest
-import valkey
-from conftest import client_for
 from hypothesis import HealthCheck, given, settings
 from polars.testing import assert_frame_equal
 from polars.testing.parametric import dataframes
@@ -25,6 +23,9 @@ from execctx_nb._store import _cold
 from execctx_nb.errors import ColdTierError, IdempotencyConflictError
 
 HASH = "b" * 64
+
+# The contract table runs on one node and on a real 3-primary cluster.
+pytestmark = pytest.mark.both_topologies
 
 
 def envelope(step: str, data: object, *, attempt: int = 0) -> ec.StepEnvelope:
@@ -39,19 +40,6 @@ def cold_path(scope: ec.ExecutionScope, env: ec.StepEnvelope) -> str:
     return keys.cold_step_data_path(
         scope.tenant_id, env.execution_id, env.step_id, env.attempt, env.data_ref.sha256
     )
-
-
-@pytest.fixture
-def valkey_url(topology_url: str) -> str:
-    """This module's contract table runs on one node and on a 3-primary cluster."""
-    return topology_url
-
-
-@pytest.fixture
-def valkey_client(valkey_url: str) -> Iterator[valkey.Valkey]:
-    client = client_for(valkey_url)
-    yield client
-    client.close()
 
 
 @pytest.fixture(params=APIS)

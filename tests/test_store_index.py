@@ -10,23 +10,13 @@ from typing import Any
 
 import pytest
 import valkey
-from conftest import client_for
 from twins import APIS, store_for
 
 import execctx_nb as ec
 from execctx_nb import keys
 
-
-@pytest.fixture
-def valkey_url(topology_url: str) -> str:
-    return topology_url
-
-
-@pytest.fixture
-def valkey_client(valkey_url: str) -> Iterator[valkey.Valkey]:
-    client = client_for(valkey_url)
-    yield client
-    client.close()
+# The contract table runs on one node and on a real 3-primary cluster.
+pytestmark = pytest.mark.both_topologies
 
 
 @pytest.fixture(params=APIS)

@@ -52,6 +52,7 @@ from execctx_nb._connection._health import HealthMonitor, HealthState, translate
 from execctx_nb._log import LoggerLike, get_logger
 from execctx_nb._records import ExecutionScope, StepEnvelope
 from execctx_nb._store._async_archive import AsyncArchives
+from execctx_nb._store._async_flow import AsyncFlowVars
 from execctx_nb._store._async_index import AsyncIndex, index_commands
 from execctx_nb._store._async_leases import AsyncLeases
 from execctx_nb._store._cold import ColdTier
@@ -61,8 +62,6 @@ from execctx_nb._store._common import (
     check_envelope_at,
     client_or_error,
     decode_envelopes,
-    decode_flow_vars,
-    encode_flow_vars,
     parse_probe,
 )
 from execctx_nb._store._write import (
@@ -97,7 +96,7 @@ _VALKEY_ERRORS = (valkey.exceptions.ValkeyError, OSError)
 _Plan = tuple[str, str, int, bytes, StepEnvelope]  # step key, attempts key, attempt, JSON, envelope
 
 
-class AsyncExecutionContextStore(AsyncIndex, AsyncLeases, AsyncArchives):
+class AsyncExecutionContextStore(AsyncIndex, AsyncLeases, AsyncArchives, AsyncFlowVars):
     """The execution context of a workflow engine, stored in Valkey.
 
     Create it with :func:`create_async_valkey_execution_context_store` (or, in a notebook,
@@ -544,46 +543,6 @@ class AsyncExecutionContextStore(AsyncIndex, AsyncLeases, AsyncArchives):
         await async_run_blocking(self.cold.delete_prefix, prefix)
         return removed
 
-    async def _confirmed(self, key: str, command: tuple[Any, ...]) -> Any:
-        """Run one write command, then (with ``min_replicas``) WAIT on its connection."""
-        if not self.min_replicas:
-            return await self._r.execute_command(*command)
-        pipe = self._r.pipeline(transaction=False)
-        pipe.execute_command(*command)
-        waits = self._add_waits(pipe, [key])
-        replies = await pipe.execute()
-        self._check_waits(replies[len(replies) - waits :], key)
-        return replies[0]
-
-    # -- flow vars ---------------------------------------------------------------------
-    async def get_flow_vars(self, tenant_id: str, flow_id: str) -> dict[str, Any]:
-        """A flow's variables (JSON values), sorted by name; {} when none."""
-        key = keys.flow_vars_key(tenant_id, flow_id)
-        raw = await self._run("HGETALL", key, lambda: self._r.hgetall(key))
-        return decode_flow_vars(raw, key=key)
-
-    async def set_flow_vars(self, tenant_id: str, flow_id: str, mapping: dict[str, Any]) -> None:
-        """Set (merge) flow variables; values must be JSON-encodable."""
-        key = keys.flow_vars_key(tenant_id, flow_id)
-        fields = encode_flow_vars(mapping)
-        if fields:
-            await self._run(
-                "HSET", key, lambda: self._confirmed(key, ("HSET", key, *_flat(fields)))
-            )
-
-    async def delete_flow_vars(
-        self, tenant_id: str, flow_id: str, names: list[str] | None = None
-    ) -> int:
-        """Delete some (or all) of a flow's variables; return how many were removed."""
-        key = keys.flow_vars_key(tenant_id, flow_id)
-        if names is None:
-            return int(await self._run("DEL", key, lambda: self._confirmed(key, ("DEL", key))))
-        if not names:
-            return 0
-        return int(
-            await self._run("HDEL", key, lambda: self._confirmed(key, ("HDEL", key, *names)))
-        )
-
 
 def create_async_valkey_execution_context_store(
     url: str | None = None,
@@ -629,7 +588,3 @@ def create_async_valkey_execution_context_store(
         data_dir=data_dir,
         min_replicas=min_replicas,
     )
-
-
-def _flat(fields: dict[str, bytes]) -> list[Any]:
-    return [item for pair in fields.items() for item in pair]

@@ -60,11 +60,10 @@ from execctx_nb._store._common import (
     check_envelope_at,
     client_or_error,
     decode_envelopes,
-    decode_flow_vars,
-    encode_flow_vars,
     parse_probe,
 )
 from execctx_nb._store._sync_archive import Archives
+from execctx_nb._store._sync_flow import FlowVars
 from execctx_nb._store._sync_index import Index, index_commands
 from execctx_nb._store._sync_leases import Leases
 from execctx_nb._store._write import (
@@ -99,7 +98,7 @@ _VALKEY_ERRORS = (valkey.exceptions.ValkeyError, OSError)
 _Plan = tuple[str, str, int, bytes, StepEnvelope]  # step key, attempts key, attempt, JSON, envelope
 
 
-class ExecutionContextStore(Index, Leases, Archives):
+class ExecutionContextStore(Index, Leases, Archives, FlowVars):
     """The execution context of a workflow engine, stored in Valkey.
 
     Create it with :func:`create_valkey_execution_context_store` (or, in a notebook,
@@ -536,40 +535,6 @@ class ExecutionContextStore(Index, Leases, Archives):
         run_blocking(self.cold.delete_prefix, prefix)
         return removed
 
-    def _confirmed(self, key: str, command: tuple[Any, ...]) -> Any:
-        """Run one write command, then (with ``min_replicas``) WAIT on its connection."""
-        if not self.min_replicas:
-            return self._r.execute_command(*command)
-        pipe = self._r.pipeline(transaction=False)
-        pipe.execute_command(*command)
-        waits = self._add_waits(pipe, [key])
-        replies = pipe.execute()
-        self._check_waits(replies[len(replies) - waits :], key)
-        return replies[0]
-
-    # -- flow vars ---------------------------------------------------------------------
-    def get_flow_vars(self, tenant_id: str, flow_id: str) -> dict[str, Any]:
-        """A flow's variables (JSON values), sorted by name; {} when none."""
-        key = keys.flow_vars_key(tenant_id, flow_id)
-        raw = self._run("HGETALL", key, lambda: self._r.hgetall(key))
-        return decode_flow_vars(raw, key=key)
-
-    def set_flow_vars(self, tenant_id: str, flow_id: str, mapping: dict[str, Any]) -> None:
-        """Set (merge) flow variables; values must be JSON-encodable."""
-        key = keys.flow_vars_key(tenant_id, flow_id)
-        fields = encode_flow_vars(mapping)
-        if fields:
-            self._run("HSET", key, lambda: self._confirmed(key, ("HSET", key, *_flat(fields))))
-
-    def delete_flow_vars(self, tenant_id: str, flow_id: str, names: list[str] | None = None) -> int:
-        """Delete some (or all) of a flow's variables; return how many were removed."""
-        key = keys.flow_vars_key(tenant_id, flow_id)
-        if names is None:
-            return int(self._run("DEL", key, lambda: self._confirmed(key, ("DEL", key))))
-        if not names:
-            return 0
-        return int(self._run("HDEL", key, lambda: self._confirmed(key, ("HDEL", key, *names))))
-
 
 def create_valkey_execution_context_store(
     url: str | None = None,
@@ -615,7 +580,3 @@ def create_valkey_execution_context_store(
         data_dir=data_dir,
         min_replicas=min_replicas,
     )
-
-
-def _flat(fields: dict[str, bytes]) -> list[Any]:
-    return [item for pair in fields.items() for item in pair]

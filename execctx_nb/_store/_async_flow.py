@@ -1,0 +1,76 @@
+"""Flow variables of the store, and the one-command writes confirmed by replicas.
+
+A part of the store's one source (:mod:`execctx_nb._store._async`); ``scripts/unasync.py``
+generates :mod:`execctx_nb._store._sync_flow` from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from execctx_nb import keys
+from execctx_nb._store._common import decode_flow_vars, encode_flow_vars
+
+__all__ = ["AsyncFlowVars"]
+
+T = TypeVar("T")
+
+
+def _flat(fields: dict[str, bytes]) -> list[Any]:
+    return [item for pair in fields.items() for item in pair]
+
+
+class AsyncFlowVars:
+    """The flow-variable methods of the store (a mixin: the store provides the rest)."""
+
+    _r: Any
+    min_replicas: int
+
+    async def _run(self, op: str, where: str, fn: Callable[[], Awaitable[T]]) -> T:
+        raise NotImplementedError  # the store's boundary for valkey exceptions
+
+    def _add_waits(self, pipe: Any, written: list[str]) -> int:
+        raise NotImplementedError
+
+    def _check_waits(self, counts: list[Any], where: str) -> None:
+        raise NotImplementedError
+
+    async def _confirmed(self, key: str, command: tuple[Any, ...]) -> Any:
+        """Run one write command, then (with ``min_replicas``) WAIT on its connection."""
+        if not self.min_replicas:
+            return await self._r.execute_command(*command)
+        pipe = self._r.pipeline(transaction=False)
+        pipe.execute_command(*command)
+        waits = self._add_waits(pipe, [key])
+        replies = await pipe.execute()
+        self._check_waits(replies[len(replies) - waits :], key)
+        return replies[0]
+
+    async def get_flow_vars(self, tenant_id: str, flow_id: str) -> dict[str, Any]:
+        """A flow's variables (JSON values), sorted by name; {} when none."""
+        key = keys.flow_vars_key(tenant_id, flow_id)
+        raw = await self._run("HGETALL", key, lambda: self._r.hgetall(key))
+        return decode_flow_vars(raw, key=key)
+
+    async def set_flow_vars(self, tenant_id: str, flow_id: str, mapping: dict[str, Any]) -> None:
+        """Set (merge) flow variables; values must be JSON-encodable."""
+        key = keys.flow_vars_key(tenant_id, flow_id)
+        fields = encode_flow_vars(mapping)
+        if fields:
+            await self._run(
+                "HSET", key, lambda: self._confirmed(key, ("HSET", key, *_flat(fields)))
+            )
+
+    async def delete_flow_vars(
+        self, tenant_id: str, flow_id: str, names: list[str] | None = None
+    ) -> int:
+        """Delete some (or all) of a flow's variables; return how many were removed."""
+        key = keys.flow_vars_key(tenant_id, flow_id)
+        if names is None:
+            return int(await self._run("DEL", key, lambda: self._confirmed(key, ("DEL", key))))
+        if not names:
+            return 0
+        return int(
+            await self._run("HDEL", key, lambda: self._confirmed(key, ("HDEL", key, *names)))
+        )
