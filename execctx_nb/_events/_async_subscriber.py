@@ -1,10 +1,9 @@
 """A consumer-group subscriber of a tenant's event stream: effectively-once per group.
 
 The decisions (dedup, leases, dead letters) live in :mod:`execctx_nb._events._batch`; this
-module does the I/O and runs the loop: read, reclaim, recover, back off, stop. It is the one
-source of both APIs: ``scripts/unasync.py`` generates the sync subscriber
-(:mod:`execctx_nb._events._subscriber`) from it. Here the handler may be a plain function or
-a coroutine function.
+module does the I/O and runs the loop: read, reclaim, recover, back off, stop. The handler is
+a plain function (a coroutine function is awaited). Written once: ``scripts/unasync.py``
+makes ``_events/_subscriber.py`` from ``_events/_async_subscriber.py``.
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ round trip as the put script (``ZADD NX``: idempotent). A tenant written only by
 does not keep the index is still read: with no tenant index at all, listings fall back to a
 SCAN of the tenant's prefix, and :meth:`reindex` builds the index once (docs/wire-format.md).
 
-A part of the store's one source (:mod:`execctx_nb._store._async`); ``scripts/unasync.py``
-generates :mod:`execctx_nb._store._sync_index` from it.
+Part of the store, written once: ``scripts/unasync.py`` makes ``_store/_sync_index.py`` from
+``_store/_async_index.py``.
 """
 
 from __future__ import annotations

@@ -14,11 +14,10 @@ Every public method either completes or raises within ``timeout`` seconds per Va
 phase; valkey errors never escape: they become :class:`StoreUnavailableError` (server
 down, hung, loading, read-only, out of memory, forbidden), :class:`EnvelopeDecodeError`
 (malformed value, naming the key) or :class:`StoreError`. Cold-tier work (Parquet,
-object-store transfers) runs in a worker thread when awaited, so an event loop stays
-responsive.
+object-store transfers) goes through ``run_blocking``: a worker thread for awaiting
+callers, the calling thread otherwise.
 
-This module is the one source of both APIs: ``scripts/unasync.py`` generates the sync
-store (:mod:`execctx_nb._store._sync`) from it.
+Written once: ``scripts/unasync.py`` makes ``_store/_sync.py`` from ``_store/_async.py``.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 # Edit the async source, then run `make generate` (`make test` fails while stale).
 """Archives of the store: every attempt of an execution in one cold-tier object, and back.
 
-A part of the store's one source (:mod:`execctx_nb._store._sync`); ``scripts/unasync.py``
-generates :mod:`execctx_nb._store._sync_archive` from it.
+Part of the store, written once: ``scripts/unasync.py`` makes ``_store/_sync_archive.py`` from
+``_store/_async_archive.py``.
 
 Archiving is idempotent under any sequence of archive / evict / archive / restore: a new
 archive keeps every envelope of the one it replaces (hot envelopes are added), and an

@@ -2,8 +2,8 @@
 # Edit the async source, then run `make generate` (`make test` fails while stale).
 """Flow variables of the store, and the one-command writes confirmed by replicas.
 
-A part of the store's one source (:mod:`execctx_nb._store._sync`); ``scripts/unasync.py``
-generates :mod:`execctx_nb._store._sync_flow` from it.
+Part of the store, written once: ``scripts/unasync.py`` makes ``_store/_sync_flow.py`` from
+``_store/_async_flow.py``.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 # Edit the async source, then run `make generate` (`make test` fails while stale).
 """Execution leases of the store: acquire (SET NX), renew (SET IFEQ), release (DELIFEQ).
 
-A part of the store's one source (:mod:`execctx_nb._store._sync`); ``scripts/unasync.py``
-generates :mod:`execctx_nb._store._sync_leases` from it.
+Part of the store, written once: ``scripts/unasync.py`` makes ``_store/_sync_leases.py`` from
+``_store/_async_leases.py``.
 """
 
 from __future__ import annotations
