@@ -56,6 +56,7 @@ def test_writes_wait_for_replicas_and_say_when_they_are_not_durable(
                     )
                 assert "0 of the 1 replicas" in str(info.value) and "again" in str(info.value)
                 assert isinstance(info.value, ec.StoreUnavailableError)
+                assert store.health is ec.HealthState.DEGRADED
                 with (
                     ec.ExecutionEventPublisher(url=primary.url, min_replicas=1) as pub,
                     pytest.raises(NotDurableError, match="publish them again"),

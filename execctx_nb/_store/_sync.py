@@ -205,8 +205,11 @@ class ExecutionContextStore(Index, Leases, Archives, FlowVars):
         bound = push_deadline(self.timeout)
         try:
             result = fn()
-        except ExecctxError:
-            raise  # already ours (e.g. NotDurableError, an OSError by descent): not re-translated
+        except ExecctxError as exc:
+            # Already ours (e.g. NotDurableError, an OSError by descent): not re-translated.
+            degraded = HealthState.DEGRADED if isinstance(exc, NotDurableError) else None
+            self._health.failure(degraded, str(exc), token)
+            raise
         except _VALKEY_ERRORS as exc:
             error, state = translate(
                 exc,
