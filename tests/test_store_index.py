@@ -90,3 +90,15 @@ def test_listing_never_scans_the_keyspace(
         assert after == before
     else:
         assert store.list_executions(tenant) == ["run-1"]
+
+
+def test_a_planted_index_member_is_left_out(
+    store: Any, valkey_client: valkey.Valkey, tenant: str
+) -> None:
+    scope = ec.ExecutionScope(tenant, "run-1")
+    store.put_step(scope, _env("run-1", "good"))
+    valkey_client.zadd(keys.steps_index_key(tenant, "run-1"), {"../../evil": 1, "a:b": 2})
+    valkey_client.zadd(keys.executions_index_key(tenant), {"x y": 1e300})
+    assert store.list_steps(scope) == ["good"]
+    assert [e.step_id for e in store.get_execution(scope)] == ["good"]
+    assert store.list_executions(tenant) == ["run-1"]

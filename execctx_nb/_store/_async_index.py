@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from execctx_nb import keys
 from execctx_nb._records import ExecutionScope
 from execctx_nb._store._common import EVICT_BATCH
+from execctx_nb.errors import InvalidKeyError
 
 __all__ = ["AsyncIndex", "index_commands"]
 
@@ -40,7 +41,19 @@ def index_commands(scope: ExecutionScope, step_ids: list[str]) -> list[tuple[Any
 
 
 def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _valid_ids(members: Any) -> list[str]:
+    # The index is read back: a member no key could be built from (planted, or written by a
+    # broken engine) is left out rather than failing the whole listing.
+    out = []
+    for member in members:
+        try:
+            out.append(keys.validate_id(_text(member)))
+        except InvalidKeyError:
+            continue
+    return out
 
 
 class AsyncIndex:
@@ -72,7 +85,7 @@ class AsyncIndex:
         await self._check_access("ZRANGE", keys.lease_key(scope.tenant_id, scope.execution_id))
         members, indexed = await self._run("ZRANGE", index, read)
         if indexed:
-            return sorted(_text(m) for m in members)
+            return sorted(_valid_ids(members))
         pattern = keys.steps_pattern(scope.tenant_id, scope.execution_id)
         found = await self._run("SCAN", pattern, lambda: self._scan(pattern))
         skip = len(pattern) - 1
@@ -102,8 +115,11 @@ class AsyncIndex:
             "ZRANGE", index, lambda: self._r.zrange(index, 0, stop, desc=True, withscores=True)
         )
         if rows:
+            valid = set(_valid_ids(m for m, _ in rows))
             return [
-                (_text(m), dt.datetime.fromtimestamp(score / 1000, dt.UTC)) for m, score in rows
+                (_text(m), dt.datetime.fromtimestamp(min(max(score, 0), 2**43) / 1000, dt.UTC))
+                for m, score in rows
+                if _text(m) in valid
             ]
         pattern = keys.executions_pattern(tenant_id)
         found = await self._run("SCAN", pattern, lambda: self._scan(pattern))
