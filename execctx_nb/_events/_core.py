@@ -34,7 +34,14 @@ __all__ = [
     "text",
     "validate_count",
 ]
-CONNECTION_ERRORS = (valkey.exceptions.ConnectionError, valkey.exceptions.TimeoutError, OSError)
+CONNECTION_ERRORS = (
+    valkey.exceptions.ConnectionError,
+    valkey.exceptions.TimeoutError,
+    OSError,
+    # A cluster mid-failover (a primary down, its replica not promoted yet): an outage too.
+    valkey.exceptions.ClusterError,
+    valkey.exceptions.ValkeyClusterException,
+)
 MAX_COUNT = 1000  # Lua's unpack() takes ~8000 values: acks of one batch stay far below
 
 

@@ -27,7 +27,7 @@ from execctx_nb._connection._common import (
 )
 from execctx_nb._connection._sync import Client
 from execctx_nb._events._batch import MAX_EVENT_BYTES
-from execctx_nb._events._core import FORBIDDEN_ERRORS, refused, tls_refused
+from execctx_nb._events._core import CONNECTION_ERRORS, FORBIDDEN_ERRORS, refused, tls_refused
 from execctx_nb._events._records import (
     Event,
     encode_event,
@@ -56,7 +56,7 @@ ENTRY_FIELDS: tuple[str, str, str] = ("kind", "idem", "event")
 
 # Sending many entries in one round trip; bounded so one reply buffer stays small.
 _CHUNK = 1000
-_CONNECTION_ERRORS = (valkey.exceptions.ConnectionError, valkey.exceptions.TimeoutError, OSError)
+_CONNECTION_ERRORS = CONNECTION_ERRORS  # cluster failover errors included
 
 
 def entry_fields(

@@ -20,7 +20,7 @@ import valkey
 
 from execctx_nb import keys
 from execctx_nb._connection._sync import Client
-from execctx_nb._events._core import FORBIDDEN_ERRORS, refused
+from execctx_nb._events._core import CONNECTION_ERRORS, FORBIDDEN_ERRORS, refused
 from execctx_nb.errors import EventStreamError, InvalidArgumentError, StoreUnavailableError
 
 __all__ = ["TRIM_STEP", "TrimResult", "trim_events"]
@@ -123,7 +123,7 @@ def trim_events(
         return _trim_in_steps(client, stream, maxlen=maxlen, minid=minid)
     except FORBIDDEN_ERRORS as exc:
         raise refused(exc, stream) from exc
-    except (valkey.exceptions.ConnectionError, valkey.exceptions.TimeoutError, OSError) as exc:
+    except CONNECTION_ERRORS as exc:
         raise StoreUnavailableError(
             f"Could not trim `{stream}`: {exc} - each step of the trim"
             " is atomic and safe to repeat; try again"

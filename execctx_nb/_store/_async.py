@@ -91,7 +91,8 @@ from execctx_nb.errors import (
 __all__ = ["AsyncExecutionContextStore", "create_async_valkey_execution_context_store"]
 
 T = TypeVar("T")
-_VALKEY_ERRORS = (valkey.exceptions.ValkeyError, OSError)
+# ValkeyClusterException (a cluster with no reachable node) does not derive from ValkeyError.
+_VALKEY_ERRORS = (valkey.exceptions.ValkeyError, valkey.exceptions.ValkeyClusterException, OSError)
 _Plan = tuple[str, str, int, bytes, StepEnvelope]  # step key, attempts key, attempt, JSON, envelope
 
 
