@@ -163,6 +163,7 @@ def _polars(obj: Any, opts: Options) -> dict[str, Any]:
     from execctx_nb.inference._polars import exportable_dtype, spec_from_polars
 
     k = opts.sample_size
+    full_nulls: dict[str, int] = {}
     try:
         if isinstance(obj, pl.Series):
             total = obj.len()
@@ -172,7 +173,9 @@ def _polars(obj: Any, opts: Options) -> dict[str, Any]:
 
             cast = exportable_dtype(sample.dtype)
             arr = (sample if cast is None else sample.cast(cast)).to_arrow()
-            return _render(ColumnWalker(opts.rule).node(arr, spec), sample.len(), total)
+            node = ColumnWalker(opts.rule).node(arr, spec)
+            _whole_column_nulls(node, obj.null_count())
+            return _render(node, sample.len(), total)
         if isinstance(obj, pl.LazyFrame):
             schema = obj.collect_schema()
             total = int(obj.select(pl.len()).collect().item())
@@ -182,6 +185,8 @@ def _polars(obj: Any, opts: Options) -> dict[str, Any]:
         elif isinstance(obj, pl.DataFrame):
             schema, total = obj.schema, obj.height
             frame = obj[even_indices(total, k)] if total > k else obj
+            if total > k:  # an eager frame knows each column's null count: no sampling needed
+                full_nulls = dict(zip(obj.columns, obj.null_count().row(0), strict=True))
         else:
             raise SchemaInferenceError(
                 f"Cannot infer a schema: expected a Polars DataFrame, LazyFrame or Series, got "
@@ -199,7 +204,7 @@ def _polars(obj: Any, opts: Options) -> dict[str, Any]:
         (name, _one_chunk(table.column(name)), spec_from_polars(dtype, 2, opts.max_depth))
         for name, dtype in schema.items()
     ]
-    return _render(_table_root(columns, opts), table.num_rows, total)
+    return _render(_with_nulls(_table_root(columns, opts), full_nulls), table.num_rows, total)
 
 
 def _arrow(obj: Any, opts: Options) -> dict[str, Any]:
@@ -209,6 +214,7 @@ def _arrow(obj: Any, opts: Options) -> dict[str, Any]:
     from execctx_nb.inference._columns import ColumnWalker
 
     k = opts.sample_size
+    full_nulls: dict[str, int] = {}
     try:
         if not isinstance(
             obj, (pa.Table, pa.RecordBatch, pa.Array, pa.ChunkedArray, pa.RecordBatchReader)
@@ -221,10 +227,14 @@ def _arrow(obj: Any, opts: Options) -> dict[str, Any]:
             arr = obj.take(even_indices(total, k)) if total > k else obj
             arr = _one_chunk(arr)
             spec = spec_from_arrow(arr.type, 1, opts.max_depth)
-            return _render(ColumnWalker(opts.rule).node(arr, spec), len(arr), total)
+            node = ColumnWalker(opts.rule).node(arr, spec)
+            _whole_column_nulls(node, obj.null_count)
+            return _render(node, len(arr), total)
         else:
             total = obj.num_rows
             table = obj.take(even_indices(total, k)) if total > k else obj
+            if total > k:  # Arrow keeps each column's null count: no sampling needed
+                full_nulls = {f.name: obj.column(i).null_count for i, f in enumerate(obj.schema)}
     except (pa.ArrowException, OSError) as exc:
         raise _translate(exc, "the Arrow input") from exc
     columns = []
@@ -236,7 +246,25 @@ def _arrow(obj: Any, opts: Options) -> dict[str, Any]:
                 spec_from_arrow(field.type, 2, opts.max_depth),
             )
         )
-    return _render(_table_root(columns, opts), table.num_rows, total)
+    return _render(_with_nulls(_table_root(columns, opts), full_nulls), table.num_rows, total)
+
+
+def _whole_column_nulls(node: Node, nulls: int) -> None:
+    # Nullability from the whole column, the rest from the sample: a null outside the
+    # sample must not make a row of the data fail its own schema. (The nulls annotation
+    # still counts the sample's.)
+    if nulls and not node.has_null and not node.cut:
+        node.has_null = True
+
+
+def _with_nulls(root: Node, full_nulls: dict[str, int]) -> Node:
+    """Mark the top-level columns the whole eager frame has nulls in as nullable."""
+    if full_nulls and not root.cut:
+        properties = root.get(ObjectStrategy).properties
+        for name, nulls in full_nulls.items():
+            if name in properties:
+                _whole_column_nulls(properties[name], nulls)
+    return root
 
 
 def _from_stream(obj: Any) -> Any:

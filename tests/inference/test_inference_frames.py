@@ -288,3 +288,24 @@ def test_polars_128_bit_integers() -> None:
     assert prop(s, "u")["type"] == ["integer", "null"]
     assert prop(s, "n", "x")["type"] == "integer"
     assert infer_schema(df["i"])["type"] == ["integer", "null"]
+
+
+def test_nulls_outside_the_sample_make_a_column_nullable() -> None:
+    # A 1,000-row frame with one null at row 501 (not among the 200 rows sampled): eager
+    # frames know each column's null count, so the schema accepts every row of the data.
+    import jsonschema
+    import pyarrow as pa
+
+    values: list[int | None] = list(range(1000))
+    values[501] = None
+    rows = [{"a": v} for v in values]
+    for obj in (pl.DataFrame({"a": values}), pa.table({"a": values})):
+        schema = infer_schema(obj)
+        assert schema["properties"]["a"]["type"] == ["integer", "null"]
+        validator = jsonschema.Draft202012Validator(schema)
+        assert all(validator.is_valid(row) for row in rows)
+    for column in (pl.Series("a", values), pa.array(values)):
+        assert infer_schema(column)["type"] == ["integer", "null"]
+    assert (
+        infer_schema(pl.DataFrame({"a": list(range(1000))}))["properties"]["a"]["type"] == "integer"
+    )
