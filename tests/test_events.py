@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import hashlib
 import json
 import threading
@@ -18,7 +19,7 @@ import valkey
 import valkey.asyncio
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from twins import APIS, async_subscriber, close_all
+from twins import APIS, async_subscriber, close_all, run_loop_until
 
 from execctx_nb import (
     AsyncExecutionEventSubscriber,
@@ -86,29 +87,8 @@ def _subscriber(api: str, url: str, **kw: Any) -> Any:
     return ExecutionEventSubscriber(make_client(url), **options)
 
 
-def _run(
-    sub: ExecutionEventSubscriber,
-    target: Any,
-    handler: Callable[[Event, EventMeta], object],
-    until: Callable[[], bool],
-    timeout: float = 10.0,
-    **kw: Any,
-) -> None:
-    """Run the loop in a thread until ``until()`` holds (then stop it), or fail after timeout."""
-    stop = threading.Event()
-    runner = threading.Thread(
-        target=sub.run_loop, args=(target, handler), kwargs={"stop": stop, "block_ms": 100, **kw}
-    )
-    runner.start()
-    end = time.monotonic() + timeout
-    try:
-        while not until():
-            assert time.monotonic() < end, "condition not reached in time"
-            time.sleep(0.02)
-    finally:
-        stop.set()
-        runner.join(5)
-    assert not runner.is_alive(), "run_loop did not return after stop"
+# The shared loop runner (tests/twins.py), with this module's 100 ms BLOCK.
+_run = functools.partial(run_loop_until, block_ms=100)
 
 
 def _pending(client: valkey.Valkey, tenant: str, group: str = "g") -> int:
@@ -346,7 +326,9 @@ def test_entries_of_a_dead_consumer_are_reclaimed(
     valkey_client.xreadgroup("g", "dead", {stream: ">"}, count=250)  # read, never acked
     metas: list[EventMeta] = []
     sub = _subscriber(api, valkey_url)
-    _run(sub, tenant, lambda e, m: metas.append(m), lambda: sub.stats.handled == 250, count=20)
+    run_loop_until(
+        sub, tenant, lambda e, m: metas.append(m), lambda: sub.stats.handled == 250, count=20
+    )
     assert {m.delivery_count for m in metas} == {2}
     assert sub.stats.reclaimed == 250  # XAUTOCLAIM followed its cursor over several calls
     assert _pending(valkey_client, tenant) == 0

@@ -145,16 +145,16 @@ def close_all() -> None:
 
 def run_loop_until(
     sub: Any, tenant: Any, handler: Callable[..., object], until: Callable[[], bool],
-    timeout: float = 10.0,
+    timeout: float = 10.0, **loop_kwargs: Any,
 ) -> None:  # fmt: skip
     """Run ``sub.run_loop`` in a thread until ``until()`` holds, then stop it; fail on timeout
-    or if the loop died (it must outlive whatever the test does to it)."""
+    or if the loop died (it must outlive whatever the test does to it). ``loop_kwargs`` go to
+    ``run_loop`` (``block_ms`` defaults to 50)."""
     import time
 
     stop = threading.Event()
-    runner = threading.Thread(
-        target=sub.run_loop, args=(tenant, handler), kwargs={"stop": stop, "block_ms": 50}
-    )
+    kwargs = {"stop": stop, "block_ms": 50, **loop_kwargs}
+    runner = threading.Thread(target=sub.run_loop, args=(tenant, handler), kwargs=kwargs)
     runner.start()
     end = time.monotonic() + timeout
     try:
