@@ -37,6 +37,7 @@ PAIRS = {
     "execctx_nb/_store/_async_archive.py": "execctx_nb/_store/_sync_archive.py",
     "execctx_nb/_store/_async_index.py": "execctx_nb/_store/_sync_index.py",
     "execctx_nb/_store/_async_flow.py": "execctx_nb/_store/_sync_flow.py",
+    "execctx_nb/_store/_async_parts.py": "execctx_nb/_store/_sync_parts.py",
     "execctx_nb/_events/_async_subscriber.py": "execctx_nb/_events/_subscriber.py",
 }
 
@@ -48,6 +49,7 @@ SUBS: list[tuple[str, str]] = [
     (r"\bexecctx_nb\._store\._async_archive\b", "execctx_nb._store._sync_archive"),
     (r"\bexecctx_nb\._store\._async_index\b", "execctx_nb._store._sync_index"),
     (r"\bexecctx_nb\._store\._async_flow\b", "execctx_nb._store._sync_flow"),
+    (r"\bexecctx_nb\._store\._async_parts\b", "execctx_nb._store._sync_parts"),
     (r"\bexecctx_nb\._events\._async_subscriber\b", "execctx_nb._events._subscriber"),
     (r"\bvalkey\.asyncio\.", "valkey."),
     (r"\bimport valkey\.asyncio\b", "import valkey"),

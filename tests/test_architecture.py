@@ -17,6 +17,7 @@ GENERATED = {
     "_store/_sync_archive.py",
     "_store/_sync_index.py",
     "_store/_sync_flow.py",
+    "_store/_sync_parts.py",
     "_events/_subscriber.py",
 }
 SUBMODULES = {"demo", "display", "errors", "events", "inference", "keys", "widgets"}

@@ -540,8 +540,7 @@ class AsyncExecutionContextStore(AsyncIndex, AsyncLeases, AsyncArchives, AsyncFl
 
     async def delete_execution(self, scope: ExecutionScope) -> int:
         """Delete every key of an execution and its cold objects; return the keys deleted."""
-        await self._check_access("UNLINK", keys.lease_key(scope.tenant_id, scope.execution_id))
-        removed = await self._evict(scope)
+        removed = await self._evict(scope)  # reads the tenant's index first: NOPERM before cold
         prefix = keys.cold_execution_prefix(scope.tenant_id, scope.execution_id)
         await async_run_blocking(self.cold.delete_prefix, prefix)
         return removed

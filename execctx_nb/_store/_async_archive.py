@@ -13,15 +13,14 @@ who may not read ``t:acme:*`` must not archive, restore or delete acme's objects
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import msgspec
 
 from execctx_nb import keys
 from execctx_nb._concurrency import async_run_blocking
 from execctx_nb._records import ExecutionScope, StepEnvelope
-from execctx_nb._store._cold import ColdTier
+from execctx_nb._store._async_parts import AsyncStoreParts
 from execctx_nb._store._common import Archive, no_archive
 from execctx_nb.errors import ColdTierError, EnvelopeDecodeError
 
@@ -30,36 +29,8 @@ __all__ = ["AsyncArchives"]
 T = TypeVar("T")
 
 
-class AsyncArchives:
-    """The archive methods of the store (a mixin: the store provides the rest)."""
-
-    _r: Any
-
-    @property
-    def cold(self) -> ColdTier:
-        raise NotImplementedError
-
-    async def _run(self, op: str, where: str, fn: Callable[[], Awaitable[T]]) -> T:
-        raise NotImplementedError  # the store's boundary for valkey exceptions
-
-    async def _check_access(self, op: str, key: str) -> None:
-        raise NotImplementedError
-
-    async def _step_ids(self, scope: ExecutionScope) -> list[str]:
-        raise NotImplementedError
-
-    async def _evict(self, scope: ExecutionScope) -> int:
-        raise NotImplementedError
-
-    async def put_steps(
-        self, scope: ExecutionScope, envelopes: list[StepEnvelope]
-    ) -> list[StepEnvelope]:
-        raise NotImplementedError
-
-    async def get_execution(
-        self, scope: ExecutionScope, *, data: bool = True
-    ) -> list[StepEnvelope]:
-        raise NotImplementedError
+class AsyncArchives(AsyncStoreParts):
+    """The archive methods of the store (a part: the store provides the rest)."""
 
     async def archive_execution(
         self, scope: ExecutionScope, flow_id: str, *, evict: bool = False
@@ -78,7 +49,6 @@ class AsyncArchives:
             (``forbidden``): then nothing in the cold tier is touched.
         """
         path = keys.cold_archive_path(scope.tenant_id, flow_id, scope.execution_id)
-        await self._check_access("HGETALL", keys.lease_key(scope.tenant_id, scope.execution_id))
         attempts = [
             keys.step_attempts_key(scope.tenant_id, scope.execution_id, step)
             for step in await self._step_ids(scope)

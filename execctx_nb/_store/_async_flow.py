@@ -6,10 +6,10 @@ Part of the store, written once: ``scripts/unasync.py`` makes ``_store/_sync_flo
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from execctx_nb import keys
+from execctx_nb._store._async_parts import AsyncStoreParts
 from execctx_nb._store._common import decode_flow_vars, encode_flow_vars
 
 __all__ = ["AsyncFlowVars"]
@@ -21,20 +21,8 @@ def _flat(fields: dict[str, bytes]) -> list[Any]:
     return [item for pair in fields.items() for item in pair]
 
 
-class AsyncFlowVars:
-    """The flow-variable methods of the store (a mixin: the store provides the rest)."""
-
-    _r: Any
-    min_replicas: int
-
-    async def _run(self, op: str, where: str, fn: Callable[[], Awaitable[T]]) -> T:
-        raise NotImplementedError  # the store's boundary for valkey exceptions
-
-    def _add_waits(self, pipe: Any, written: list[str]) -> int:
-        raise NotImplementedError
-
-    def _check_waits(self, counts: list[Any], where: str) -> None:
-        raise NotImplementedError
+class AsyncFlowVars(AsyncStoreParts):
+    """The flow-variable methods of the store (a part: the store provides the rest)."""
 
     async def _confirmed(self, key: str, command: tuple[Any, ...]) -> Any:
         """Run one write command, then (with ``min_replicas``) WAIT on its connection."""

@@ -6,13 +6,13 @@ Part of the store, written once: ``scripts/unasync.py`` makes ``_store/_sync_lea
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import msgspec
 
 from execctx_nb import keys
 from execctx_nb._records import ExecutionScope
+from execctx_nb._store._async_parts import AsyncStoreParts
 from execctx_nb._store._common import Lease, new_lease_token, validate_ttl
 from execctx_nb.errors import LeaseError
 
@@ -21,14 +21,8 @@ __all__ = ["AsyncLeases"]
 T = TypeVar("T")
 
 
-class AsyncLeases:
-    """The lease methods of the store (a mixin: the store provides ``_run`` and the script)."""
-
-    _acquire_script: Any
-    _r: Any
-
-    async def _run(self, op: str, where: str, fn: Callable[[], Awaitable[T]]) -> T:
-        raise NotImplementedError  # the store's boundary for valkey exceptions
+class AsyncLeases(AsyncStoreParts):
+    """The lease methods of the store (a part: the store provides ``_run`` and the script)."""
 
     async def acquire_lease(self, scope: ExecutionScope, owner: str, ttl_ms: int) -> Lease | None:
         """Take the execution's lease for ``ttl_ms``; None when another owner holds it."""

@@ -15,16 +15,15 @@ who may not read ``t:acme:*`` must not archive, restore or delete acme's objects
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import msgspec
 
 from execctx_nb import keys
 from execctx_nb._concurrency import run_blocking
 from execctx_nb._records import ExecutionScope, StepEnvelope
-from execctx_nb._store._cold import ColdTier
 from execctx_nb._store._common import Archive, no_archive
+from execctx_nb._store._sync_parts import StoreParts
 from execctx_nb.errors import ColdTierError, EnvelopeDecodeError
 
 __all__ = ["Archives"]
@@ -32,32 +31,8 @@ __all__ = ["Archives"]
 T = TypeVar("T")
 
 
-class Archives:
-    """The archive methods of the store (a mixin: the store provides the rest)."""
-
-    _r: Any
-
-    @property
-    def cold(self) -> ColdTier:
-        raise NotImplementedError
-
-    def _run(self, op: str, where: str, fn: Callable[[], T]) -> T:
-        raise NotImplementedError  # the store's boundary for valkey exceptions
-
-    def _check_access(self, op: str, key: str) -> None:
-        raise NotImplementedError
-
-    def _step_ids(self, scope: ExecutionScope) -> list[str]:
-        raise NotImplementedError
-
-    def _evict(self, scope: ExecutionScope) -> int:
-        raise NotImplementedError
-
-    def put_steps(self, scope: ExecutionScope, envelopes: list[StepEnvelope]) -> list[StepEnvelope]:
-        raise NotImplementedError
-
-    def get_execution(self, scope: ExecutionScope, *, data: bool = True) -> list[StepEnvelope]:
-        raise NotImplementedError
+class Archives(StoreParts):
+    """The archive methods of the store (a part: the store provides the rest)."""
 
     def archive_execution(self, scope: ExecutionScope, flow_id: str, *, evict: bool = False) -> str:
         """Write every attempt of every step to the archive path; return its URI.
@@ -74,7 +49,6 @@ class Archives:
             (``forbidden``): then nothing in the cold tier is touched.
         """
         path = keys.cold_archive_path(scope.tenant_id, flow_id, scope.execution_id)
-        self._check_access("HGETALL", keys.lease_key(scope.tenant_id, scope.execution_id))
         attempts = [
             keys.step_attempts_key(scope.tenant_id, scope.execution_id, step)
             for step in self._step_ids(scope)

@@ -8,11 +8,11 @@ Part of the store, written once: ``scripts/unasync.py`` makes ``_store/_sync_flo
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 from execctx_nb import keys
 from execctx_nb._store._common import decode_flow_vars, encode_flow_vars
+from execctx_nb._store._sync_parts import StoreParts
 
 __all__ = ["FlowVars"]
 
@@ -23,20 +23,8 @@ def _flat(fields: dict[str, bytes]) -> list[Any]:
     return [item for pair in fields.items() for item in pair]
 
 
-class FlowVars:
-    """The flow-variable methods of the store (a mixin: the store provides the rest)."""
-
-    _r: Any
-    min_replicas: int
-
-    def _run(self, op: str, where: str, fn: Callable[[], T]) -> T:
-        raise NotImplementedError  # the store's boundary for valkey exceptions
-
-    def _add_waits(self, pipe: Any, written: list[str]) -> int:
-        raise NotImplementedError
-
-    def _check_waits(self, counts: list[Any], where: str) -> None:
-        raise NotImplementedError
+class FlowVars(StoreParts):
+    """The flow-variable methods of the store (a part: the store provides the rest)."""
 
     def _confirmed(self, key: str, command: tuple[Any, ...]) -> Any:
         """Run one write command, then (with ``min_replicas``) WAIT on its connection."""

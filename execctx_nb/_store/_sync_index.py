@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 from execctx_nb import keys
 from execctx_nb._records import ExecutionScope
 from execctx_nb._store._common import EVICT_BATCH
+from execctx_nb._store._sync_parts import StoreParts
 from execctx_nb.errors import InvalidKeyError
 
 __all__ = ["Index", "index_commands"]
@@ -58,19 +58,8 @@ def _valid_ids(members: Any) -> list[str]:
     return out
 
 
-class Index:
-    """The listing methods of the store (a mixin: the store provides ``_run`` and the rest)."""
-
-    _r: Any
-
-    def _run(self, op: str, where: str, fn: Callable[[], T]) -> T:
-        raise NotImplementedError  # the store's boundary for valkey exceptions
-
-    def _check_access(self, op: str, key: str) -> None:
-        raise NotImplementedError
-
-    def _scan(self, pattern: str) -> list[bytes]:
-        raise NotImplementedError
+class Index(StoreParts):
+    """The listing methods of the store (a part: the store provides ``_run`` and the rest)."""
 
     def _step_ids(self, scope: ExecutionScope) -> list[str]:
         """The execution's step ids from its index; a tenant without any index is scanned."""
@@ -84,7 +73,8 @@ class Index:
             members, indexed = pipe.execute()
             return members, int(indexed)
 
-        self._check_access("ZRANGE", keys.lease_key(scope.tenant_id, scope.execution_id))
+        # Both keys lie in the tenant's prefix: a user who may not read it gets NOPERM here,
+        # before anything is scanned or touched (no separate access probe needed).
         members, indexed = self._run("ZRANGE", index, read)
         if indexed:
             return sorted(_valid_ids(members))
@@ -111,8 +101,8 @@ class Index:
         and its times are then unknown (the Unix epoch).
         """
         index = keys.executions_index_key(tenant_id)
-        self._check_access("ZRANGE", keys.tenant_probe_key(tenant_id))
         stop = -1 if limit is None else max(0, limit) - 1
+        # The index is the tenant's key: reading it checks the caller may (NOPERM otherwise).
         rows = self._run(
             "ZRANGE", index, lambda: self._r.zrange(index, 0, stop, desc=True, withscores=True)
         )
