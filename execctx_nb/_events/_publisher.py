@@ -56,7 +56,6 @@ ENTRY_FIELDS: tuple[str, str, str] = ("kind", "idem", "event")
 
 # Sending many entries in one round trip; bounded so one reply buffer stays small.
 _CHUNK = 1000
-_CONNECTION_ERRORS = CONNECTION_ERRORS  # cluster failover errors included
 
 
 def entry_fields(
@@ -244,7 +243,7 @@ class ExecutionEventPublisher:
             conn = pool.get_connection("XADD")
         except FORBIDDEN_ERRORS as exc:
             raise refused(exc, stream) from exc
-        except _CONNECTION_ERRORS as exc:
+        except CONNECTION_ERRORS as exc:
             if tls_failure(exc) is not None:
                 raise tls_refused(exc, stream) from exc
             raise StoreUnavailableError(
@@ -262,7 +261,7 @@ class ExecutionEventPublisher:
                     replies.append(conn.read_response())
                 except valkey.exceptions.ResponseError as exc:
                     replies.append(exc)
-        except _CONNECTION_ERRORS as exc:
+        except CONNECTION_ERRORS as exc:
             conn.disconnect()
             raise StoreUnavailableError(
                 f"Lost the connection while publishing {len(commands)} event(s) to `{stream}`:"
