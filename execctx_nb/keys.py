@@ -82,6 +82,8 @@ __all__ = [
     "step_attempts_pattern",
     "step_key",
     "step_keys",
+    "step_keys_of",
+    "step_keys_under",
     "tenant_acl_rules",
     "tenant_probe_key",
     "steps_index_key",
@@ -279,10 +281,19 @@ def step_attempts_key(tenant_id: str, execution_id: str, step_id: str) -> str:
 
 def step_keys(tenant_id: str, execution_id: str, step_id: str) -> tuple[str, str]:
     """``(step_key, step_attempts_key)`` of one step, its ids validated once (the write path)."""
-    prefix = execution_prefix(tenant_id, execution_id)
-    step = validate_id(step_id, kind="step id")
-    key = f"{prefix}steps:{step}"
+    return step_keys_under(execution_prefix(tenant_id, execution_id), step_id)
+
+
+def step_keys_under(prefix: str, step_id: str) -> tuple[str, str]:
+    """:func:`step_keys` under an :func:`execution_prefix` built (and checked) before."""
+    key = f"{prefix}steps:{validate_id(step_id, kind='step id')}"
     return key, f"{prefix}attempts:{{{key}}}"
+
+
+def step_keys_of(tenant_id: str, execution_id: str, step_ids: list[str]) -> list[str]:
+    """The :func:`step_key` of each of ``step_ids``: the tenant and execution checked once."""
+    prefix = execution_prefix(tenant_id, execution_id) + "steps:"
+    return [prefix + validate_id(step, kind="step id") for step in step_ids]
 
 
 def step_attempts_pattern(tenant_id: str, execution_id: str) -> str:

@@ -330,3 +330,83 @@ def test_records_built_in_python_refuse_a_bad_attempt() -> None:
         StepEnvelope(execution_id="e", step_id="s", attempt=-1)
     with pytest.raises(InvalidKeyError, match=r"event\.attempt"):
         events.StepCommitted(execution_id="e", step_id="s", attempt=-1)
+
+
+# -- envelopes read back: data and schema stay raw JSON until first used ---------------------
+FRAME_CASES: list[list[dict[str, Any]]] = [
+    [{"a": 1}, {"a": 2.5}],
+    [{"a": 1}, {"a": None}],
+    [{"a": {"x": 1}}, {"a": {"y": "s"}}],
+    [{"a": [{"x": 1}]}, {"a": [{"x": 2, "z": True}]}],
+    [{"a": 2**63}],
+    [{"a": 'é ]}[{ " \\ "'}],
+    [{}],
+    [{}, {"a": 1}],
+    [{"b": 1, "a": 2}, {"a": 3, "b": 4}],
+    [{"a": True}, {"a": 1}],
+    [{"a": "1"}, {"a": 1}],
+    [{"a": []}, {"a": [1]}],
+    [{"a": [[1, 2], [3]]}],
+    [{"a": [1, "x"]}],
+    [{"a": {}}],
+    [{"": 1, "a ": 2}],
+]
+
+
+@pytest.mark.parametrize("rows", FRAME_CASES, ids=[str(i) for i in range(len(FRAME_CASES))])
+def test_rows_read_from_raw_json_give_the_same_frame_as_python_rows(
+    rows: list[dict[str, Any]],
+) -> None:
+    eager = StepEnvelope(execution_id="e", step_id="s", data=rows)
+    stored = StepEnvelope.from_json(eager.to_json())
+    fast, slow = stored.to_polars(), eager.to_polars()
+    assert fast.schema == slow.schema and fast.equals(slow)
+    assert stored.data == rows  # the raw path left data raw; it still decodes on use
+
+
+@pytest.mark.parametrize("levels", [31, 32, 33, 40])
+def test_raw_rows_are_refused_at_the_same_depth_as_python_rows(levels: int) -> None:
+    leaf: Any = 1
+    for _ in range(levels - 1):
+        leaf = {"k": leaf}
+    rows = [{"col": leaf}, {"col": leaf}]  # each row is one more level
+    eager = StepEnvelope(execution_id="e", step_id="s", data=rows)
+    stored = StepEnvelope.from_json(eager.to_json())
+    if levels > 32:  # the row is level 1, its column holds levels - 1 more
+        for env in (eager, stored):
+            with pytest.raises(EnvelopeDecodeError, match=r"more than 32 levels deep - at `data\["):
+                env.to_polars()
+    else:
+        assert stored.to_polars().equals(eager.to_polars())
+
+
+def test_an_envelope_read_back_equals_the_one_written_and_re_encodes_to_the_same_bytes() -> None:
+    import pickle
+
+    env = StepEnvelope.from_frame(ROWS, execution_id="e", step_id="s", lineage=["up"])
+    wire = env.to_json()
+    back = StepEnvelope.from_json(wire)
+    assert back == env and env == back
+    assert (back != env) is False and (env != back) is False
+    assert back.to_json() == wire
+    assert repr(back) == repr(env) and repr(back).startswith("StepEnvelope(")
+    assert pickle.loads(pickle.dumps(back)) == env
+    assert back.data == ROWS and back.schema == env.schema
+    assert isinstance(back, StepEnvelope) and type(back.eager()) is StepEnvelope
+    other = StepEnvelope.from_json(wire.replace(b'"name":"a"', b'"name":"b"'))
+    assert other != env
+
+
+@pytest.mark.parametrize(
+    ("schema", "got"), [(b"[1]", "array"), (b'"x"', "str"), (b"5", "int"), (b"true", "bool")]
+)
+def test_a_schema_that_is_not_an_object_is_refused_when_read(schema: bytes, got: str) -> None:
+    doc = b'{"executionId":"e","stepId":"s","schema":' + schema + b"}"
+    with pytest.raises(EnvelopeDecodeError, match=rf"got `{got}` - at `\$\.schema`"):
+        StepEnvelope.from_json(doc, where="t:x:exec:e:step:s")
+
+
+def test_malformed_data_is_refused_when_read_not_when_used() -> None:
+    doc = b'{"executionId":"e","stepId":"s","data":[{"a":1},]}'
+    with pytest.raises(EnvelopeDecodeError, match="Malformed JSON"):
+        StepEnvelope.from_json(doc)

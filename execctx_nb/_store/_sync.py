@@ -70,6 +70,7 @@ from execctx_nb._store._write import (
     PUT_SCRIPT,
     check_conflict,
     check_data_ref,
+    check_execution,
     check_scope,
     cold_data_path,
     cold_envelope,
@@ -95,7 +96,7 @@ __all__ = ["ExecutionContextStore", "create_valkey_execution_context_store"]
 T = TypeVar("T")
 # ValkeyClusterException (a cluster with no reachable node) does not derive from ValkeyError.
 _VALKEY_ERRORS = (valkey.exceptions.ValkeyError, valkey.exceptions.ValkeyClusterException, OSError)
-_Plan = tuple[str, str, int, bytes, StepEnvelope]  # step key, attempts key, attempt, JSON, envelope
+_Plan = tuple[str, str, int, Any, StepEnvelope]  # step key, attempts key, attempt, JSON, envelope
 
 
 class ExecutionContextStore(Index, Leases, Archives, FlowVars):
@@ -329,9 +330,16 @@ class ExecutionContextStore(Index, Leases, Archives, FlowVars):
         StoreUnavailableError
             The writes did not land in time (nothing is ever dropped silently).
         """
-        plans = [self._plan(scope, envelope) for envelope in envelopes]
-        if not plans:
+        if not envelopes:
             return []
+        # The scope's ids are checked once per batch, not once per envelope.
+        prefix = keys.execution_prefix(check_scope(scope).tenant_id, scope.execution_id)
+        plans = []
+        for envelope in envelopes:
+            plan = self._plan(scope, prefix, envelope)
+            if plan[3] is None:  # the data goes to the cold tier
+                plan = self._plan_cold(scope, plan[4], plan[0], plan[1])
+            plans.append(plan)
         where = (
             plans[0][0]
             if len(plans) == 1
@@ -391,23 +399,21 @@ class ExecutionContextStore(Index, Leases, Archives, FlowVars):
                 " are idempotent) or check the replicas (INFO replication)"
             )
 
-    def _plan(self, scope: ExecutionScope, envelope: StepEnvelope) -> _Plan:
-        check_scope(scope, envelope)
+    def _plan(self, scope: ExecutionScope, prefix: str, envelope: StepEnvelope) -> _Plan:
+        """The write plan of an envelope; its JSON is None when its data goes to the cold
+        tier (:meth:`_plan_cold` makes that plan)."""
+        check_execution(scope, envelope)
         env = fill_envelope(envelope)
-        key, akey = keys.step_keys(scope.tenant_id, env.execution_id, env.step_id)
+        key, akey = keys.step_keys_under(prefix, env.step_id)
         if env.data_ref is not None:  # a reference given (a restore, another engine): check it
             check_data_ref(env, self.cold.uri(cold_data_path(scope, env)), key)
-        if (
-            env.data is not None
-            and env.data_ref is None
-            and fits_inline(env.data, self.inline_limit_bytes)
-        ):
+        if env.data is None:
+            return key, akey, env.attempt, envelope_json(env), env
+        if env.data_ref is None and fits_inline(env.data, self.inline_limit_bytes):
             wire = envelope_json(env)
             if len(wire) <= self.inline_limit_bytes:
                 return key, akey, env.attempt, wire, env
-        if env.data is None:
-            return key, akey, env.attempt, envelope_json(env), env
-        return self._plan_cold(scope, env, key, akey)
+        return key, akey, env.attempt, None, env
 
     def _plan_cold(self, scope: ExecutionScope, env: StepEnvelope, key: str, akey: str) -> _Plan:
         payload, rows = run_blocking(data_parquet, env)
@@ -486,7 +492,7 @@ class ExecutionContextStore(Index, Leases, Archives, FlowVars):
         return raw, latest
 
     def _load(self, scope: ExecutionScope, env: StepEnvelope, where: str) -> StepEnvelope:
-        if env.data is None and env.data_ref is not None:
+        if env.data_ref is not None and env.data is None:
             path = cold_data_path(scope, env)
             read = functools.partial(self.cold.read_frame, env.data_ref, path, where=where)
             return msgspec.structs.replace(env, data=run_blocking(read))
@@ -499,7 +505,7 @@ class ExecutionContextStore(Index, Leases, Archives, FlowVars):
 
         ``data=False`` leaves cold-tier data unread, as in :meth:`get_step`.
         """
-        step_keys = [keys.step_key(scope.tenant_id, scope.execution_id, s) for s in step_ids]
+        step_keys = keys.step_keys_of(scope.tenant_id, scope.execution_id, step_ids)
         if not step_keys:
             return []
         where = keys.execution_prefix(scope.tenant_id, scope.execution_id)

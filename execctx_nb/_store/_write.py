@@ -42,6 +42,7 @@ __all__ = [
     "PUT_SCRIPT",
     "VOLATILE_METADATA",
     "check_conflict",
+    "check_execution",
     "check_scope",
     "cold_envelope",
     "data_parquet",
@@ -63,9 +64,12 @@ VOLATILE_METADATA = ("producedAt", "elapsedMs")
 # (identical bytes already stored) or the stored JSON (a different payload: the client
 # decides whether it is the same write). One script call per batch rather than one per
 # envelope: the per-call cost of a script (~1.5 us of the server's time, plus one command
-# to pack and one reply to parse in the client) dominated the work of a small write.
+# to pack and one reply to parse in the client) dominated the work of a small write. The
+# latest-envelope SETs are deferred into one MSET (in batch order, so of two attempts of one
+# step in a batch the later-written higher one wins, as with a SET each): a redis.call per
+# envelope fewer took the script from 0.74x to 0.85x of pipelined SETs.
 PUT_SCRIPT = """
-local out = {}
+local out, latest_keys = {}, {}
 for i = 1, #KEYS, 2 do
   local akey, attempt, wire = KEYS[i + 1], ARGV[i], ARGV[i + 1]
   if redis.call('HSETNX', akey, attempt, wire) == 0 then
@@ -80,10 +84,14 @@ for i = 1, #KEYS, 2 do
         if other and other > n then latest = false break end
       end
     end
-    if latest then redis.call('SET', KEYS[i], wire) end
+    if latest then
+      latest_keys[#latest_keys + 1] = KEYS[i]
+      latest_keys[#latest_keys + 1] = wire
+    end
     out[#out + 1] = 1
   end
 end
+if #latest_keys > 0 then redis.call('MSET', unpack(latest_keys)) end
 return out
 """
 
@@ -141,9 +149,13 @@ _JSON_EXACT_POLARS = frozenset({"Int64", "Float64", "String", "Boolean"})
 _JSON_EXACT_ARROW = frozenset({"int64", "double", "bool", "large_string"})
 
 
-def check_scope(scope: ExecutionScope, envelope: StepEnvelope) -> None:
+def check_scope(scope: ExecutionScope) -> ExecutionScope:
     if not isinstance(scope, ExecutionScope):
         raise InvalidKeyError(f"Invalid scope {scope!r}: expected an ExecutionScope - at `scope`")
+    return scope
+
+
+def check_execution(scope: ExecutionScope, envelope: StepEnvelope) -> None:
     if envelope.execution_id != scope.execution_id:
         raise InvalidKeyError(
             f"Envelope execution id {envelope.execution_id!r} does not match the scope's"
