@@ -49,8 +49,11 @@ def kill_and_reap(server: ValkeyServer) -> None:
 class ControlledServer:
     """A valkey-server on a fixed port and data dir; ``aof=True`` turns on appendonly."""
 
-    def __init__(self, *, aof: bool = False, data_dir: Path | None = None) -> None:
+    def __init__(
+        self, *, aof: bool = False, data_dir: Path | None = None, config: dict[str, str] | None = None
+    ) -> None:
         self.aof = aof
+        self.config = config or {}
         self.port = free_port()
         self._owns_dir = data_dir is None  # removed on exit: AOFs of fault runs add up in /tmp
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="execctx-valkey-"))
@@ -66,7 +69,7 @@ class ControlledServer:
         return int(self._server._process.pid)
 
     def start(self) -> ControlledServer:
-        config: dict[str, object] = {"save": ""}
+        config: dict[str, object] = {"save": "", **self.config}
         if self.aof:
             config.update(appendonly="yes", appendfsync="always")
         self._server = ValkeyServer(

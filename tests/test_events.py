@@ -702,6 +702,55 @@ def test_async_client_type_is_accepted_by_the_twin(valkey_url: str) -> None:
     asyncio.run(sub.client.aclose())
 
 
+@pytest.mark.parametrize("msetex", [True, False], ids=["native", "no-msetex"])
+def test_the_loop_uses_native_commands_or_the_scripts_with_the_same_outcome(
+    api: str, tenant: str, msetex: bool
+) -> None:
+    # Valkey 9.1 takes MULTI/MSETEX/XACK/XREADGROUP; a server without MSETEX (renamed away
+    # here, as on Valkey < 9.1) falls back to the Lua scripts. Each key handled once either way.
+    from servers import ControlledServer
+
+    config = {} if msetex else {"rename-command": 'MSETEX ""'}
+    with ControlledServer(config=config) as server:
+        client = valkey.Valkey.from_url(server.url)
+        pub = ExecutionEventPublisher(make_client(server.url, retries=0))
+        events = [_step(i) for i in range(250)]
+        pub.publish_many(tenant, events + events[:40])  # forty published twice
+        seen: list[EventMeta] = []
+        sub = _subscriber(api, server.url)
+        try:
+            _run(
+                sub,
+                tenant,
+                lambda e, m: seen.append(m),
+                lambda: sub.stats.handled + sub.stats.duplicates == 290,
+            )
+            # A failing handler releases its lease (the script path) and is retried.
+            failures = {"left": 1}
+
+            def flaky(event: Any, meta: EventMeta) -> None:
+                if failures["left"]:
+                    failures["left"] -= 1
+                    raise RuntimeError("boom")
+                seen.append(meta)
+
+            pub.publish(tenant, _step(999))
+            _run(sub, tenant, flaky, lambda: len(seen) == 251, timeout=15)
+        finally:
+            if api == "sync":
+                sub.close()
+                sub.client.close()
+            close_all()
+        assert len({m.idempotency_key for m in seen}) == len(seen) == 251
+        assert sub.stats.duplicates == 40 and sub.stats.failed == 1
+        assert _pending(client, tenant) == 0
+        stats = client.info("commandstats")
+        assert ("cmdstat_msetex" in stats) is msetex
+        assert ("cmdstat_exec" in stats) is msetex  # done marks + acks in MULTI/EXEC
+        pub.client.close()
+        client.close()
+
+
 def test_one_batch_mixing_bad_keys_extra_fields_and_duplicates(
     publisher: ExecutionEventPublisher,
     valkey_url: str,

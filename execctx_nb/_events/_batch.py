@@ -47,6 +47,7 @@ from execctx_nb.errors import InvalidKeyError
 __all__ = [
     "MAX_EVENT_BYTES",
     "Batch",
+    "native_commit",
     "Delivery",
     "dead_letter_fields",
     "entry_fields",
@@ -70,12 +71,13 @@ _NO_KIND: tuple[str, type | None] = ("", None)
 class Delivery:
     """One entry as read or claimed, with its delivery count.
 
-    ``fields`` is the entry's field dict, or (entries read by :data:`READ_LUA`) that
-    script's reply row; :func:`entry_fields` turns either into the dict.
+    ``fields`` is the entry's field dict, (entries read by :data:`READ_LUA`) that
+    script's reply row, or (entries read by :meth:`Batch.add_new`) ``(kind, idem, event)``;
+    :func:`entry_fields` turns any of them into the dict.
     """
 
     stream_id: str
-    fields: dict[Any, Any] | list[Any]
+    fields: dict[Any, Any] | list[Any] | tuple[Any, Any, Any]
     deliveries: int = 1
 
 
@@ -84,6 +86,8 @@ def entry_fields(d: Delivery) -> dict[Any, Any]:
     f = d.fields
     if isinstance(f, dict):
         return f
+    if isinstance(f, tuple):  # (kind, idem, event): read by add_new
+        return {b"kind": f[0], b"idem": f[1], b"event": f[2]}
     if len(f) == 3:  # {id, SKIPPED, fields}
         flat = f[2]
     elif len(f) == 6:  # {id, old, kind, idem, event, fields}
@@ -304,6 +308,42 @@ class Batch:
         if slow:
             self.add(slow)
 
+    def add_new(self, entries: Sequence[Any]) -> None:
+        """New entries (delivered once, not leased yet) as the server sent them, unparsed by
+        the client library: ``[id, [field, value, ...]]`` each. The hot path of consuming.
+
+        Per entry: three field checks, the idempotency key checked by keys.validate_id
+        (whose cache of valid ids makes a repeat a set lookup) and one decode. An entry off
+        the publisher's shape (``kind, idem, event`` in that order) takes :meth:`add`, which
+        names what is wrong.
+        """
+        decode, kinds, execution = _EVENT_DECODER.decode, _KIND_CLASSES, self.execution
+        validate, leaders, place = keys.validate_id, self.leaders, self._place
+        add = self.add  # off the common shape: parsed in place, so stream order holds
+        for sid, f in entries:
+            sid = sid.decode() if type(sid) is bytes else text(sid)
+            kind, cls = kinds.get(f[1], _NO_KIND) if len(f) == 6 else _NO_KIND
+            if cls is None or f[0] != b"kind" or f[2] != b"idem" or f[4] != b"event":
+                add([Delivery(sid, dict(zip(f[::2], f[1::2], strict=True)))])
+                continue
+            raw = f[5]
+            d = Delivery(sid, (f[1], f[3], raw))
+            try:
+                idem = validate(f[3].decode())
+                if len(raw) > MAX_EVENT_BYTES:
+                    raise ValueError(raw)
+                event = decode(raw)
+            except (*_DECODE_ERRORS, ValueError, TypeError, AttributeError, InvalidKeyError):
+                add([Delivery(sid, entry_fields(d))])  # parse_delivery names the fault
+                continue
+            if cls is not type(event):
+                add([Delivery(sid, entry_fields(d))])
+                continue
+            if execution is None and idem not in leaders:
+                leaders[idem] = _Parsed(d, kind, idem, event)
+            else:
+                place(_Parsed(d, kind, idem, event))
+
     def add(self, deliveries: Sequence[Delivery]) -> None:
         """Entries read without a lease (blocking read, XAUTOCLAIM): parsed here."""
         cfg = self.cfg
@@ -442,6 +482,23 @@ class Batch:
             self.token,
             *dead_letter_fields(d, error, self.cfg),
         ]
+
+
+def native_commit(argv: list[Any]) -> tuple[list[Any], list[Any]] | None:
+    """``(done-mark key/value pairs, ids to acknowledge)`` of a :data:`COMMIT_LUA` argument
+    list that only marks done and acknowledges (the common case), or None when it also
+    releases leases or resets busy entries (that takes the script)."""
+    ndone, nrelease, nbusy = argv[5], argv[6], argv[7]
+    if nrelease or nbusy:
+        return None
+    prefix, kv, ids = argv[3], [], []
+    for i in range(8, 8 + 2 * ndone, 2):
+        sid = argv[i + 1]
+        kv.append(prefix + argv[i])
+        kv.append("d:" + sid)
+        ids.append(sid)
+    ids.extend(argv[8 + 2 * ndone :])
+    return kv, ids
 
 
 def parse_xautoclaim(reply: Any) -> tuple[str, list[Delivery], list[str]]:

@@ -27,6 +27,7 @@ __all__ = [
     "SubscriberStats",
     "default_consumer_name",
     "is_nogroup",
+    "is_unknown_command",
     "is_transient",
     "new_token",
     "refused",
@@ -50,9 +51,23 @@ def text(value: bytes | str) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
+def is_unknown_command(exc: BaseException) -> bool:
+    """True for a server that lacks a command (e.g. MSETEX before Valkey 9.1)."""
+    return (
+        isinstance(exc, valkey.exceptions.ResponseError) and "unknown command" in str(exc).lower()
+    )
+
+
+def _reply(exc: BaseException) -> str:
+    # The server's error text: valkey-py prefixes an error raised inside a pipeline with
+    # "Command # n (...) of pipeline caused error: ".
+    message = str(exc)
+    return message.rpartition(" of pipeline caused error: ")[2]
+
+
 def is_nogroup(exc: BaseException) -> bool:
     """True for the server's NOGROUP reply (the group or the stream is gone)."""
-    return isinstance(exc, valkey.exceptions.ResponseError) and str(exc).startswith("NOGROUP")
+    return isinstance(exc, valkey.exceptions.ResponseError) and _reply(exc).startswith("NOGROUP")
 
 
 # Refusals that pass by themselves: memory freed (OOM), a failover done (READONLY,
@@ -67,7 +82,7 @@ def is_transient(exc: BaseException) -> bool:
         return True
     return (
         isinstance(exc, valkey.exceptions.ResponseError)
-        and str(exc).split(" ", 1)[0] in _TRANSIENT_CODES
+        and _reply(exc).split(" ", 1)[0] in _TRANSIENT_CODES
     )
 
 
