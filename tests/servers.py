@@ -50,7 +50,11 @@ class ControlledServer:
     """A valkey-server on a fixed port and data dir; ``aof=True`` turns on appendonly."""
 
     def __init__(
-        self, *, aof: bool = False, data_dir: Path | None = None, config: dict[str, str] | None = None
+        self,
+        *,
+        aof: bool = False,
+        data_dir: Path | None = None,
+        config: dict[str, str] | None = None,
     ) -> None:
         self.aof = aof
         self.config = config or {}

@@ -40,7 +40,6 @@ from execctx_nb._events._core import (
     is_transient,
     is_unknown_command,
     refused,
-    text,
     tls_refused,
     validate_count,
 )

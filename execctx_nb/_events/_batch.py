@@ -320,8 +320,8 @@ class Batch:
         decode, kinds, execution = _EVENT_DECODER.decode, _KIND_CLASSES, self.execution
         validate, leaders, place = keys.validate_id, self.leaders, self._place
         add = self.add  # off the common shape: parsed in place, so stream order holds
-        for sid, f in entries:
-            sid = sid.decode() if type(sid) is bytes else text(sid)
+        for entry_id, f in entries:
+            sid = entry_id.decode() if type(entry_id) is bytes else text(entry_id)
             kind, cls = kinds.get(f[1], _NO_KIND) if len(f) == 6 else _NO_KIND
             if cls is None or f[0] != b"kind" or f[2] != b"idem" or f[4] != b"event":
                 add([Delivery(sid, dict(zip(f[::2], f[1::2], strict=True)))])
