@@ -119,3 +119,47 @@ def test_email_is_the_ascii_addr_spec_strict_validators_accept() -> None:
         "a(b)@x.io",
     ]:
         assert detect_format(["a@example.com", near]) is None, near
+
+
+# The uri body is an unrolled possessive loop; this is the plain alternation it replaces.
+_REF_PCT = "%[0-9A-Fa-f]{2}"
+_REF_URIC = rf"(?:[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=-]|{_REF_PCT})"
+_REF_AUTH = rf"(?:[A-Za-z0-9._~!$&'()*+,;=:@\[\]-]|{_REF_PCT})"
+_REF_URI = (
+    rf"(?:[A-Za-z][A-Za-z0-9+.-]*://{_REF_AUTH}+(?:[/?#]{_REF_URIC}*)?"
+    rf"|(?:mailto|urn|tel|data):{_REF_URIC}+)"
+)
+_URI_PIECES = st.sampled_from(
+    [*"aZ09._~:/?#[]@!$&'()*+,;=-% \n\u00e9", "%2F", "%zz", "%4", "://", "http://", "mailto:"]
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.sampled_from(["", "http://", "s3://", "mailto:", "urn:", "data:", "x"]),
+    st.lists(_URI_PIECES, max_size=16).map("".join),
+)
+def test_the_unrolled_uri_expression_accepts_exactly_the_reference_language(
+    scheme: str, rest: str
+) -> None:
+    import re
+
+    from execctx_nb.inference._formats import _BODIES
+
+    value = scheme + rest
+    ours = re.fullmatch(_BODIES["uri"], value, re.ASCII)
+    reference = re.fullmatch(_REF_URI, value, re.ASCII)
+    assert (ours is None) == (reference is None), value
+
+
+def test_huge_arrow_strings_are_counted_by_length_and_ends_not_hashed() -> None:
+    # Values longer than any format: opaque strings, counted by (byte length, first and last
+    # KB). Equal ends and lengths count as one, a differing middle is not looked at.
+    base = "x" * 100_000
+    values = [base + str(i) for i in range(30)] + [base + "0"] * 5 + [None]
+    values.append("y" * 50_000 + "m" + "y" * 49_999)  # middle differs from the next
+    values.append("y" * 50_000 + "n" + "y" * 49_999)
+    schema = infer_schema(pa.table({"s": pa.array(values, pa.large_string())}))
+    column = schema["properties"]["s"]
+    assert column["type"] == ["null", "string"] and "format" not in column
+    assert "enum" not in column and column["x-execctx-cardinality"] == 31
