@@ -20,9 +20,9 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from execctx_nb import ExecutionEventPublisher, connect
+from execctx_nb import ExecutionEventPublisher, ExecutionScope, StepEnvelope, connect
 from execctx_nb.demo import EXECUTIONS, STEPS, load_demo
-from execctx_nb.events import StepCommitted
+from execctx_nb.events import ExecutionLog, StepCommitted
 from execctx_nb.lab import jupyterlab_offline_args
 from tests.servers import free_port
 
@@ -50,7 +50,7 @@ def lab(tmp_path: Path, valkey_url: str, tenant: str) -> Iterator[str]:
                 "from execctx_nb.widgets import EventTail, LineageGraph\n"
                 f"store = connect({valkey_url!r})"
             ),
-            new_code_cell(f"tail = EventTail({tenant!r}, store=store)\ntail"),
+            new_code_cell(f"tail = EventTail({tenant!r}, store=store, max_events=5)\ntail"),
             new_code_cell(
                 f"graph = LineageGraph({tenant!r}, {EXECUTIONS[0]!r}, store=store)\ngraph"
             ),
@@ -167,6 +167,28 @@ def test_widgets_render_and_update_in_jupyterlab(
             expect(row).to_be_visible(timeout=30_000)
             expect(row).to_contain_text("committed (7 rows)")
 
+            # Python sends changes, not the buffer: later batches add rows on top and the
+            # oldest leave at the bottom (max_events=5); a filter change redraws them all.
+            with ExecutionEventPublisher(url=valkey_url) as pub:
+                pub.publish_many(
+                    tenant,
+                    [
+                        StepCommitted(execution_id="browser-run", step_id=f"later{i}")
+                        for i in range(8)
+                    ],
+                )
+                pub.publish(tenant, ExecutionLog(execution_id="browser-run", message="a log"))
+            rows = tail.locator("tbody tr")
+            expect(rows.first).to_contain_text("a log", timeout=30_000)
+            expect(rows).to_have_count(5)
+            expect(rows.nth(1)).to_contain_text("later7")
+            expect(tail.locator("tbody tr", has_text="published_later")).to_have_count(0)
+            tail.locator('input[data-kind="step.committed"]').uncheck()
+            expect(rows).to_have_count(1, timeout=30_000)
+            expect(rows.first).to_contain_text("a log")
+            tail.locator('input[data-kind="step.committed"]').check()
+            expect(rows).to_have_count(5, timeout=30_000)
+
             # The demo graph is drawn wider than the cell, so it must scale down to fit.
             canvas = graph.locator(".canvas")
             drawn = float(graph.locator("svg").get_attribute("width") or 0)
@@ -180,6 +202,30 @@ def test_widgets_render_and_update_in_jupyterlab(
             expect(panel).to_contain_text("score", timeout=30_000)
             expect(panel).to_contain_text("step envelope")
             _assert_nodes_inside(nodes, canvas)
+            rect = graph.locator('g[data-step="score"] rect')
+            expect(rect).to_have_attribute("stroke-width", "3")  # the patched selection
+
+            # A step committed later is patched in: a node and its edge, nothing redrawn.
+            edges = graph.locator("path.execctx-edge")
+            edges_before = edges.count()
+            with connect(valkey_url) as store:
+                store.put_step(
+                    ExecutionScope(tenant, EXECUTIONS[0]),
+                    StepEnvelope.from_frame(
+                        [{"a": 1}],
+                        execution_id=EXECUTIONS[0],
+                        step_id="added_live",
+                        lineage=["score"],
+                    ),
+                )
+            with ExecutionEventPublisher(url=valkey_url) as pub:
+                pub.publish(
+                    tenant, StepCommitted(execution_id=EXECUTIONS[0], step_id="added_live")
+                )
+            expect(nodes).to_have_count(len(STEPS) + 1, timeout=30_000)
+            expect(edges).to_have_count(edges_before + 1)
+            expect(graph.locator(".info")).to_contain_text(f"{len(STEPS) + 1} steps")
+            expect(rect).to_have_attribute("stroke-width", "3")  # the drawing was not reset
 
             # No news/update toast: the lab's settings say never, without asking (the
             # overrides become the schema's defaults on the server).

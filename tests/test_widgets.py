@@ -132,6 +132,37 @@ def test_updates_are_batched(make_tail, publisher, tenant) -> None:
     assert 1 <= len(updates) <= 25, updates
 
 
+def test_the_front_end_is_sent_changes_not_the_buffer(make_tail, publisher, tenant) -> None:
+    # What the view receives, replayed the way tail.js applies it, is what Python shows.
+    tail = make_tail(tenant, max_events=20)
+    sent: list[dict] = []
+    real_send = tail.send
+    tail.send = lambda content, buffers=None: (sent.append(content), real_send(content, buffers))
+    view: list[dict] = []
+
+    def replay() -> list[dict]:
+        for msg in sent:
+            if msg["op"] == "reset":
+                view[:] = msg["rows"]
+            else:
+                view[:] = (view + msg["rows"])[-msg["keep"] :]
+        sent.clear()
+        return view
+
+    for batch in range(6):
+        publisher.publish_many(tenant, [committed("run-1", f"b{batch}-{i}") for i in range(7)])
+        wait_for(lambda b=batch: tail.received == 7 * (b + 1))
+    adds = [m for m in sent if m["op"] == "add"]
+    assert adds and sum(len(m["rows"]) for m in adds) <= 42  # each row sent once
+    assert replay() == tail.events and len(view) == 20
+    tail.kinds = ["step.failed"]  # a filter change redraws: one reset with what is left
+    assert [m["op"] for m in sent] == ["reset"] and replay() == tail.events == []
+    tail.kinds = []
+    assert replay() == tail.events and len(view) == 20
+    tail._on_view_message(tail, {"op": "sync"}, [])  # a new view asks for the rows
+    assert [m["op"] for m in sent] == ["reset"] and replay() == tail.events
+
+
 def test_pause_buffers_and_resume_shows(make_tail, publisher, tenant) -> None:
     tail = make_tail(tenant)
     tail.paused = True

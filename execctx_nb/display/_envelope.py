@@ -38,15 +38,21 @@ def preview_rows(
         return [], [], 0
     if not isinstance(data, list):
         module = type(data).__module__
-        if module.startswith(("polars", "pyarrow")):
-            frame = env.to_polars()
-            return list(frame.columns), frame.head(limit).to_dicts(), frame.height
+        if module.startswith("pyarrow"):  # sliced before converting (a slice is a view)
+            import polars as pl
+
+            head = pl.from_arrow(data.slice(0, limit))
+            assert isinstance(head, pl.DataFrame)
+            return list(head.columns), head.to_dicts(), data.num_rows
+        if module.startswith("polars"):
+            return list(data.columns), data.head(limit).to_dicts(), data.height
         data = [data]
-    rows = [r if isinstance(r, dict) else {"value": r} for r in data]
+    # Sliced first: mapping every row of a 1M-row list cost 56 ms per display.
+    rows = [r if isinstance(r, dict) else {"value": r} for r in data[:limit]]
     columns: dict[str, None] = {}
-    for row in rows[:limit]:
+    for row in rows:
         columns.update(dict.fromkeys(row))
-    return list(columns), rows[:limit], len(rows)
+    return list(columns), rows, len(data)
 
 
 def _lineage_text(env: StepEnvelope) -> str:

@@ -37,8 +37,13 @@ __all__ = [
     "NodePosition",
     "graph_from_envelopes",
     "layout",
+    "edge_svg",
+    "extend_layout",
     "node_caption",
+    "node_svg",
     "render_svg",
+    "svg_open",
+    "svg_title",
 ]
 
 NODE_W = 156
@@ -264,8 +269,25 @@ def render_svg(graph: Graph, lay: Layout | None = None, *, selected: str | None 
     lay = lay or layout(graph)
     by_id = {n.node_id: n for n in graph.nodes}
     pos = {p.node_id: p for p in lay.positions}
-    esc = html.escape
-    out = [
+    out = [svg_open(graph, lay)]
+    for src, dst in sorted(set(graph.edges)):
+        if src in pos and dst in pos and src != dst:
+            out.append(edge_svg(pos[src], pos[dst]))
+    out.extend(node_svg(by_id[p.node_id], p, selected=selected) for p in lay.positions)
+    if not lay.positions:
+        out.append(f'<text x="{MARGIN}" y="{MARGIN + 14}" fill="#5f6368">no steps yet</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def svg_title(graph: Graph) -> str:
+    """The text of the drawing's ``<title>``."""
+    return f"Lineage graph: {len(graph.nodes)} steps, {len(graph.edges)} edges"
+
+
+def svg_open(graph: Graph, lay: Layout) -> str:
+    """The opening ``<svg>`` tag and title of a drawing of ``lay``."""
+    return (
         # Scales down to its container (never wider than drawn, never cropped): a fixed-width
         # SVG in an `overflow: auto` box showed a wide graph scrolled to the clicked node,
         # its first column cut off. The width/height attributes stay for viewers that drop
@@ -274,46 +296,94 @@ def render_svg(graph: Graph, lay: Layout | None = None, *, selected: str | None 
         f' height="{lay.height}" viewBox="0 0 {lay.width} {lay.height}"'
         ' preserveAspectRatio="xMinYMin meet"'
         f' style="display:block;width:100%;max-width:{lay.width}px;height:auto" role="img"'
-        ' font-family="system-ui, -apple-system, Segoe UI, sans-serif" font-size="12">',
-        f"<title>Lineage graph: {len(graph.nodes)} steps, {len(graph.edges)} edges</title>",
-    ]
-    for src, dst in sorted(set(graph.edges)):
-        if src not in pos or dst not in pos or src == dst:
-            continue
-        a, b = pos[src], pos[dst]
-        x1, y1 = a.x + NODE_W, a.y + NODE_H // 2
-        x2, y2 = b.x - 6, b.y + NODE_H // 2
-        mid = (x1 + x2) // 2
-        out.append(
-            f'<path class="execctx-edge" d="M{x1},{y1} C{mid},{y1} {mid},{y2} {x2},{y2}"'
-            ' fill="none" stroke="#9aa0a6" stroke-width="1.5"/>'
-        )
+        ' font-family="system-ui, -apple-system, Segoe UI, sans-serif" font-size="12">'
+        f"<title>{svg_title(graph)}</title>"
+    )
+
+
+def edge_svg(a: NodePosition, b: NodePosition) -> str:
+    """One edge from ``a`` to ``b``: a curve and its arrowhead."""
+    x1, y1 = a.x + NODE_W, a.y + NODE_H // 2
+    x2, y2 = b.x - 6, b.y + NODE_H // 2
+    mid = (x1 + x2) // 2
+    return (
+        f'<path class="execctx-edge" d="M{x1},{y1} C{mid},{y1} {mid},{y2} {x2},{y2}"'
+        ' fill="none" stroke="#9aa0a6" stroke-width="1.5"/>'
         # A drawn arrowhead, not an SVG <marker>: markers need document-unique ids.
-        out.append(f'<polygon points="{x2},{y2 - 4} {x2 + 6},{y2} {x2},{y2 + 4}" fill="#9aa0a6"/>')
-    for p in lay.positions:
-        node = by_id[p.node_id]
-        fill, stroke = STATUS_COLOURS.get(node.status, STATUS_COLOURS["pending"])
-        width = "3" if node.node_id == selected else "1.5"
-        dash = ' stroke-dasharray="5 3"' if node.status in ("external", "pending") else ""
-        name = _clip(node.node_id, 14 if node.attempt else 20)
+        f'<polygon points="{x2},{y2 - 4} {x2 + 6},{y2} {x2},{y2 + 4}" fill="#9aa0a6"/>'
+    )
+
+
+def node_svg(node: GraphNode, p: NodePosition, *, selected: str | None = None) -> str:
+    """One node's ``<g data-step=...>`` element."""
+    esc = html.escape
+    fill, stroke = STATUS_COLOURS.get(node.status, STATUS_COLOURS["pending"])
+    width = "3" if node.node_id == selected else "1.5"
+    dash = ' stroke-dasharray="5 3"' if node.status in ("external", "pending") else ""
+    name = _clip(node.node_id, 14 if node.attempt else 20)
+    out = [
+        f'<g class="execctx-node execctx-{esc(node.status)}" data-step="{esc(node.node_id)}"'
+        ' style="cursor:pointer">'
+        f"<title>{esc(node.node_id)} ({esc(node.status)})</title>"
+        f'<rect x="{p.x}" y="{p.y}" width="{NODE_W}" height="{NODE_H}" rx="7"'
+        f' fill="{fill}" stroke="{stroke}" stroke-width="{width}"{dash}/>'
+        f'<text x="{p.x + 10}" y="{p.y + 21}" font-weight="600" fill="#202124">{esc(name)}</text>'
+    ]
+    if node.attempt:
+        # A retried step says so in its corner: the attempt is what lineage pins.
         out.append(
-            f'<g class="execctx-node execctx-{esc(node.status)}" data-step="{esc(node.node_id)}"'
-            ' style="cursor:pointer">'
-            f"<title>{esc(node.node_id)} ({esc(node.status)})</title>"
-            f'<rect x="{p.x}" y="{p.y}" width="{NODE_W}" height="{NODE_H}" rx="7"'
-            f' fill="{fill}" stroke="{stroke}" stroke-width="{width}"{dash}/>'
-            f'<text x="{p.x + 10}" y="{p.y + 21}" font-weight="600" fill="#202124">{esc(name)}</text>'
+            f'<text x="{p.x + NODE_W - 8}" y="{p.y + 20}" text-anchor="end" font-size="10"'
+            f' fill="{stroke}">attempt {node.attempt}</text>'
         )
-        if node.attempt:
-            # A retried step says so in its corner: the attempt is what lineage pins.
-            out.append(
-                f'<text x="{p.x + NODE_W - 8}" y="{p.y + 20}" text-anchor="end" font-size="10"'
-                f' fill="{stroke}">attempt {node.attempt}</text>'
-            )
-        out.append(
-            f'<text x="{p.x + 10}" y="{p.y + 40}" fill="#5f6368">{esc(node_caption(node))}</text></g>'
-        )
-    if not lay.positions:
-        out.append(f'<text x="{MARGIN}" y="{MARGIN + 14}" fill="#5f6368">no steps yet</text>')
-    out.append("</svg>")
+    out.append(
+        f'<text x="{p.x + 10}" y="{p.y + 40}" fill="#5f6368">{esc(node_caption(node))}</text></g>'
+    )
     return "".join(out)
+
+
+def extend_layout(lay: Layout, before: Graph, graph: Graph) -> Layout | None:
+    """``lay`` (a layout of ``before``) with the nodes ``graph`` adds placed, none moved; None
+    when a full :func:`layout` is needed (a drawn node gained or lost an input, or a node
+    went away).
+
+    A live graph grows by steps whose inputs are drawn already: each new node goes below the
+    last node of its layer (one more than its deepest input's). Laying the whole graph out
+    again per batch cost O(steps) each time, quadratic over a run, and moved every node the
+    viewer was looking at.
+    """
+    placed = {p.node_id: p for p in lay.positions}
+    if len(before.nodes) != len(placed):
+        return None
+    preds: dict[str, list[str]] = {n.node_id: [] for n in graph.nodes}
+    for src, dst in graph.edges:
+        if src in preds and dst in preds and src != dst:
+            preds[dst].append(src)
+    old_preds: dict[str, set[str]] = {n.node_id: set() for n in before.nodes}
+    for src, dst in before.edges:
+        if dst in old_preds and src != dst:
+            old_preds[dst].add(src)
+    if any(n not in preds or set(preds[n]) != ins for n, ins in old_preds.items()):
+        return None
+    todo = sorted(n for n in preds if n not in placed)
+    if not todo:
+        return lay
+    bottom: dict[int, int] = {}
+    for p in lay.positions:
+        bottom[p.layer] = max(bottom.get(p.layer, -1), p.y)
+    rank = {p.layer: p.rank for p in lay.positions}
+    positions = list(lay.positions)
+    while todo:
+        ready = [n for n in todo if all(q in placed for q in preds[n])]
+        if not ready:
+            return None  # new nodes in a cycle (bad lineage): the full layout breaks it
+        for node in ready:
+            li = 1 + max((placed[q].layer for q in preds[node]), default=-1)
+            y = MARGIN if li not in bottom else bottom[li] + NODE_H + GAP_Y
+            bottom[li] = y
+            rank[li] = rank.get(li, -1) + 1
+            placed[node] = NodePosition(node, li, rank[li], MARGIN + li * (NODE_W + GAP_X), y)
+            positions.append(placed[node])
+        todo = [n for n in todo if n not in placed]
+    width = max(lay.width, max(p.x for p in positions) + NODE_W + MARGIN)
+    height = max(lay.height, max(p.y for p in positions) + NODE_H + MARGIN)
+    return Layout(positions=tuple(positions), width=width, height=height)

@@ -19,10 +19,14 @@ from execctx_nb.display._layout import (
     STATUS_COLOURS,
     Graph,
     Layout,
+    edge_svg,
+    extend_layout,
     graph_from_envelopes,
     layout,
     node_caption,
+    node_svg,
     render_svg,
+    svg_title,
 )
 from execctx_nb.errors import ExecctxError
 from execctx_nb.widgets._live import LiveWidget, error_text
@@ -68,8 +72,10 @@ class LineageGraph(LiveWidget):
 
     tenant = t.Unicode().tag(sync=True)
     execution_id = t.Unicode().tag(sync=True)
-    svg = t.Unicode("").tag(sync=True)
-    nodes = t.List(t.Dict(), default_value=[]).tag(sync=True)
+    nodes = t.List(default_value=[])
+    """The drawn nodes with their layout (Python side: the front-end is sent SVG changes)."""
+    steps = t.Int(0).tag(sync=True)
+    failed = t.Int(0).tag(sync=True)
     selected = t.Unicode("").tag(sync=True)
     details = t.Dict(default_value={}).tag(sync=True)
     colours = t.Dict(default_value={k: list(v) for k, v in STATUS_COLOURS.items()}).tag(sync=True)
@@ -93,7 +99,10 @@ class LineageGraph(LiveWidget):
         self._loaded: dict[str, StepEnvelope] = {}  # step id -> envelope with its data
         self._graph = Graph()
         self._layout: Layout | None = None
+        self._svg: str | None = None  # the whole drawing, rendered when asked for
+        self._drawn_selection = ""
         self.observe(self._on_select, names=["selected"])
+        self.on_msg(self._on_view_message)
         live = (self._store is not None) if live is None else live
         stop = threading.Event()
         entries = None
@@ -136,11 +145,23 @@ class LineageGraph(LiveWidget):
         """The current graph (nodes and edges)."""
         return self._graph
 
-    def _redraw(self) -> None:
-        """Lay the graph out again (its steps changed) and draw it."""
+    @property
+    def svg(self) -> str:
+        """The drawing as one SVG string (the static output; views are sent changes)."""
         with self._lock:
+            if self._svg is None:
+                selected = self.selected or None
+                self._svg = render_svg(self._graph, self._layout, selected=selected)
+            return self._svg
+
+    def _redraw(self) -> None:
+        """Draw the graph again (its steps changed): new nodes are placed without moving
+        the others, and a view is sent only the nodes and edges that changed."""
+        with self._lock:
+            before, lay = self._graph, self._layout
             graph = graph_from_envelopes(self._envelopes.values(), self.execution_id)
-            lay = layout(graph)
+            grown = extend_layout(lay, before, graph) if lay is not None else None
+            lay = grown if grown is not None else layout(graph)
             pos = {p.node_id: p for p in lay.positions}
             nodes = [
                 {
@@ -156,17 +177,72 @@ class LineageGraph(LiveWidget):
                 }
                 for n in graph.nodes
             ]
-            self._graph, self._layout = graph, lay
+            self._graph, self._layout, self._svg = graph, lay, None
             with self.hold_sync():
                 self.nodes = nodes
-                self._draw()
+                self.steps = len(nodes)
+                self.failed = sum(n["status"] == "failed" for n in nodes)
+                if grown is None or not before.nodes:
+                    self._send_all()
+                else:
+                    self._send_changes(before, graph, lay)
+                self._drawn_selection = self.selected
+                if self.selected:
+                    self.details = self._details(self.selected)
+
+    def _send_all(self) -> None:
+        self.send({"op": "reset", "svg": self.svg})
+
+    def _send_changes(self, before: Graph, graph: Graph, lay: Layout) -> None:
+        old = {n.node_id: n for n in before.nodes}
+        pos = {p.node_id: p for p in lay.positions}
+        selected = self.selected or None
+        nodes = {
+            n.node_id: node_svg(n, pos[n.node_id], selected=selected)
+            for n in graph.nodes
+            if old.get(n.node_id) != n
+        }
+        had = set(before.edges)
+        edges = [
+            edge_svg(pos[src], pos[dst])
+            for src, dst in graph.edges
+            if (src, dst) not in had and src in pos and dst in pos and src != dst
+        ]
+        if nodes or edges:
+            self.send(
+                {
+                    "op": "patch",
+                    "width": lay.width,
+                    "height": lay.height,
+                    "title": svg_title(graph),
+                    "nodes": nodes,
+                    "edges": edges,
+                }
+            )
 
     def _draw(self) -> None:
-        """Draw the current layout with the current selection (no layout pass)."""
+        """Show the current selection (no layout pass): the two nodes whose border changed."""
         with self._lock, self.hold_sync():
-            self.svg = render_svg(self._graph, self._layout, selected=self.selected or None)
+            self._svg = None
+            lay, selected = self._layout, self.selected or None
+            changed = {self._drawn_selection, self.selected} - {""}
+            self._drawn_selection = self.selected
+            if lay is not None and changed:
+                pos = {p.node_id: p for p in lay.positions}
+                nodes = {
+                    n.node_id: node_svg(n, pos[n.node_id], selected=selected)
+                    for n in self._graph.nodes
+                    if n.node_id in changed and n.node_id in pos
+                }
+                self.send({"op": "patch", "nodes": nodes, "edges": []})
             if self.selected:
                 self.details = self._details(self.selected)
+
+    def _on_view_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        # A view was drawn (a cell re-run, a second view): it asks for the drawing once.
+        if isinstance(content, dict) and content.get("op") == "sync":
+            with self._lock:
+                self._send_all()
 
     def _envelope_with_data(self, step_id: str) -> StepEnvelope | None:
         env = self._loaded.get(step_id)

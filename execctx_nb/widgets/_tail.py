@@ -94,7 +94,12 @@ class EventTail(LiveWidget):
     kinds = t.List(t.Unicode(), default_value=[]).tag(sync=True)
     execution_id = t.Unicode("").tag(sync=True)
     paused = t.Bool(False).tag(sync=True)
-    events = t.List(t.Dict(), default_value=[]).tag(sync=True)
+    events = t.List(default_value=[])
+    """The rows shown (oldest first), in Python. The front-end is sent changes instead:
+    ``add`` (new rows, and how many to keep) per batch, ``reset`` (all rows) when the
+    filters change, on resume and when a view is drawn. Re-sending the whole buffer per
+    update made p99 96 ms at 10,000 events/s with 2,000 rows."""
+    shown = t.Int(0).tag(sync=True)
     max_events = t.Int(200).tag(sync=True)
     received = t.Int(0).tag(sync=True)
     dropped = t.Int(0).tag(sync=True)
@@ -139,6 +144,7 @@ class EventTail(LiveWidget):
         self.last_update: float = 0.0
         """``time.perf_counter()`` of the latest model update (the tail benchmark reads it)."""
         self.observe(self._refilter, names=["kinds", "execution_id", "paused"])
+        self.on_msg(self._on_view_message)
         if start:
             self.start()
 
@@ -203,7 +209,7 @@ class EventTail(LiveWidget):
             if self.paused:
                 self.pending += sum(1 for r in rows if self._wanted(r))
             else:
-                self._publish()
+                self._publish(rows)
             # Counters last: wait() watches `received`, so `events` is complete when it moves.
             self.dropped += overflow
             self.received += len(rows)
@@ -220,11 +226,26 @@ class EventTail(LiveWidget):
         self._seen_set.add(key)
         return True
 
-    def _publish(self) -> None:
+    def _publish(self, added: list[dict[str, Any]] | None = None) -> None:
+        """Show the buffer: ``added`` rows were just appended to it (None: redraw all)."""
         with self.hold_sync():
+            before = self.shown
             self.events = [r for r in self._buffer if self._wanted(r)]
+            self.shown = len(self.events)
             self.pending = 0
+            if added is None:
+                self.send({"op": "reset", "rows": self.events})
+            else:
+                new = [r for r in added if self._wanted(r)][-self.shown :] if self.shown else []
+                if new or self.shown < before + len(new):  # rows added, or old ones dropped
+                    self.send({"op": "add", "rows": new, "keep": self.shown})
         self.last_update = time.perf_counter()
+
+    def _on_view_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        # A view was drawn (a cell re-run, a second view): it asks for the rows once.
+        if isinstance(content, dict) and content.get("op") == "sync":
+            with self._lock:
+                self.send({"op": "reset", "rows": self.events})
 
     def _refilter(self, change: dict[str, Any]) -> None:
         with self._lock:

@@ -87,7 +87,7 @@ function render({ model, el }) {
     pause.textContent = model.get("paused") ? "Resume" : "Pause";
     if (document.activeElement !== exec) exec.value = model.get("execution_id");
     const pending = model.get("pending");
-    counts.textContent = `${model.get("events").length} shown · ${model.get("received")} received` +
+    counts.textContent = `${model.get("shown")} shown · ${model.get("received")} received` +
       (model.get("dropped") ? ` · ${model.get("dropped")} dropped` : "") +
       (pending ? ` · ${pending} waiting` : "");
     // A fatal error, else the latest notice of the reader (an outage it is retrying).
@@ -96,29 +96,43 @@ function render({ model, el }) {
     error.style.display = message ? "block" : "none";
   }
 
-  function drawRows() {
-    // Newest first; rows are rebuilt per batch (at most max_events, batched by Python).
-    const rows = model.get("events").slice().reverse().map((ev) =>
-      h("tr", { class: `k-${KIND_CLASS[ev.kind] || "log"}`, "data-id": ev.id },
-        h("td", { class: "ts" }, ev.ts.replace("T", " ").slice(0, 23)),
-        h("td", {}, ev.kind),
-        h("td", {}, ev.executionId),
-        h("td", {}, ev.stepId),
-        h("td", { class: "num" }, ev.attempt),
-        h("td", {}, ev.summary)));
-    body.replaceChildren(...rows);
+  function rowOf(ev) {
+    return h("tr", { class: `k-${KIND_CLASS[ev.kind] || "log"}`, "data-id": ev.id },
+      h("td", { class: "ts" }, ev.ts.replace("T", " ").slice(0, 23)),
+      h("td", {}, ev.kind),
+      h("td", {}, ev.executionId),
+      h("td", {}, ev.stepId),
+      h("td", { class: "num" }, ev.attempt),
+      h("td", {}, ev.summary));
+  }
+
+  // Python sends changes, not the whole buffer: "add" (new rows, oldest first, and how many
+  // rows to keep) per batch, "reset" (every row) on a filter change, a resume, or on request.
+  // Newest first on screen, so new rows go on top and the oldest leave at the bottom.
+  function onMessage(msg) {
+    if (msg.op === "reset") {
+      body.replaceChildren(...msg.rows.slice().reverse().map(rowOf));
+    } else if (msg.op === "add") {
+      const rows = msg.rows.slice(-msg.keep);
+      const fresh = document.createDocumentFragment();
+      for (let i = rows.length - 1; i >= 0; i--) fresh.append(rowOf(rows[i]));
+      body.prepend(fresh);
+      while (body.childElementCount > msg.keep) body.lastElementChild.remove();
+    }
     drawHeader();
   }
 
   drawKinds();
-  drawRows();
+  drawHeader();
   const handlers = [
-    ["change:events", drawRows],
+    ["msg:custom", onMessage],
     ["change:kinds", drawKinds],
-    ["change:status change:paused change:received change:dropped change:pending change:error change:notice " +
+    ["change:status change:paused change:received change:dropped change:pending change:shown " +
+      "change:error change:notice " +
       "change:execution_id change:tenant", drawHeader],
   ];
   for (const [name, fn] of handlers) model.on(name, fn);
+  model.send({ op: "sync" }); // this view's rows: sent back as one "reset"
   return () => {
     for (const [name, fn] of handlers) model.off(name, fn);
   };
