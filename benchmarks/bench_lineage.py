@@ -26,7 +26,11 @@ def _envelopes(n: int) -> list[StepEnvelope]:
         StepEnvelope(
             execution_id="run",
             step_id=f"s{i:04d}",
-            lineage=tuple(LineageEntry(step_id=f"s{j:04d}") for j in sorted({i - 1, i // 2}) if j >= 0 and j < i),
+            lineage=tuple(
+                LineageEntry(step_id=f"s{j:04d}")
+                for j in sorted({i - 1, i // 2})
+                if j >= 0 and j < i
+            ),
         )
         for i in range(n)
     ]
@@ -67,7 +71,9 @@ def baseline_run(n: int) -> tuple[float, int]:
 
 
 def main() -> None:
-    print(f"{'steps':>6} {'widget s':>9} {'KB sent':>9} {'baseline s':>11} {'KB sent':>9} {'ratio':>6}")
+    print(
+        f"{'steps':>6} {'widget s':>9} {'KB sent':>9} {'baseline s':>11} {'KB sent':>9} {'ratio':>6}"
+    )
     totals: dict[int, float] = {}
     for n in (250, 500):
         ours = [widget_run(n) for _ in range(REPEATS)]

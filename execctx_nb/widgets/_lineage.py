@@ -72,7 +72,7 @@ class LineageGraph(LiveWidget):
 
     tenant = t.Unicode().tag(sync=True)
     execution_id = t.Unicode().tag(sync=True)
-    nodes = t.List(default_value=[])
+    nodes: t.List[dict[str, Any]] = t.List(default_value=[])
     """The drawn nodes with their layout (Python side: the front-end is sent SVG changes)."""
     steps = t.Int(0).tag(sync=True)
     failed = t.Int(0).tag(sync=True)

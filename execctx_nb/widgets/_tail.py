@@ -94,7 +94,7 @@ class EventTail(LiveWidget):
     kinds = t.List(t.Unicode(), default_value=[]).tag(sync=True)
     execution_id = t.Unicode("").tag(sync=True)
     paused = t.Bool(False).tag(sync=True)
-    events = t.List(default_value=[])
+    events: t.List[dict[str, Any]] = t.List(default_value=[])
     """The rows shown (oldest first), in Python. The front-end is sent changes instead:
     ``add`` (new rows, and how many to keep) per batch, ``reset`` (all rows) when the
     filters change, on resume and when a view is drawn. Re-sending the whole buffer per
