@@ -219,9 +219,7 @@ def test_widgets_render_and_update_in_jupyterlab(
                     ),
                 )
             with ExecutionEventPublisher(url=valkey_url) as pub:
-                pub.publish(
-                    tenant, StepCommitted(execution_id=EXECUTIONS[0], step_id="added_live")
-                )
+                pub.publish(tenant, StepCommitted(execution_id=EXECUTIONS[0], step_id="added_live"))
             expect(nodes).to_have_count(len(STEPS) + 1, timeout=30_000)
             expect(edges).to_have_count(edges_before + 1)
             expect(graph.locator(".info")).to_contain_text(f"{len(STEPS) + 1} steps")
