@@ -392,6 +392,9 @@ class StoredEnvelope(_RawPayload, frozen=True, kw_only=True):
     def __repr__(self) -> str:
         return repr(self.eager())
 
+    # IPython picks the first of _repr_pretty_ / __repr__ along the MRO: keep the notebook text.
+    _repr_pretty_ = StepEnvelope._repr_pretty_
+
     def __rich_repr__(self) -> Any:
         return self.eager().__rich_repr__()
 

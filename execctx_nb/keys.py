@@ -464,7 +464,7 @@ def cold_archive_path(tenant_id: str, flow_id: str, execution_id: str) -> str:
 # Every command the store, the publisher, the subscribers and tail send (docs/security.md).
 TENANT_ACL_COMMANDS = (
     # store: envelopes, attempts, flow vars, leases, listings, the put and lease scripts
-    "get", "set", "mget", "exists", "del", "unlink", "scan", "hget", "hset", "hsetnx",
+    "get", "set", "mset", "mget", "exists", "del", "unlink", "scan", "hget", "hset", "hsetnx",
     "hgetall", "hdel", "hkeys", "hlen", "pexpire", "eval", "evalsha", "script|load", "delifeq",
     "ping", "zadd", "zrange", "zrevrange", "zrem", "zscore",
     # a Valkey Cluster: the probe and the slot map the cluster client reads
@@ -472,6 +472,8 @@ TENANT_ACL_COMMANDS = (
     # event stream: publish, consume (scripts above), reclaim, dead letters, trim, tail
     "xadd", "xread", "xreadgroup", "xack", "xclaim", "xautoclaim", "xpending", "xgroup|create",
     "xrange", "xrevrange", "xlen", "xinfo|groups", "xinfo|stream", "xtrim", "msetex",
+    # the native consume loop: done marks, acks and the next read in one MULTI/EXEC
+    "multi", "exec", "discard",
 )  # fmt: skip
 
 
