@@ -148,11 +148,14 @@ class StepEnvelope(_Wire, frozen=True, kw_only=True):
     data_ref: DataRef | None = None
 
     def __post_init__(self) -> None:
-        keys.validate_id(self.execution_id, kind="execution id", where="envelope.executionId")
-        keys.validate_id(self.step_id, kind="step id", where="envelope.stepId")
+        self._check_ids()
         # msgspec checks Meta constraints on decode only; a record built in Python with a bad
         # attempt would otherwise be written and then refused by every reader.
         keys.validate_attempt(self.attempt, where="envelope.attempt")
+
+    def _check_ids(self) -> None:
+        keys.validate_id(self.execution_id, kind="execution id", where="envelope.executionId")
+        keys.validate_id(self.step_id, kind="step id", where="envelope.stepId")
 
     # -- wire ---------------------------------------------------------------------------
     @classmethod
@@ -350,8 +353,7 @@ class StoredEnvelope(_RawPayload, frozen=True, kw_only=True):
 
     def __post_init__(self) -> None:
         # The attempt's bounds were checked by its type on decode; the ids are checked here.
-        keys.validate_id(self.execution_id, kind="execution id", where="envelope.executionId")
-        keys.validate_id(self.step_id, kind="step id", where="envelope.stepId")
+        self._check_ids()
         schema = _SCHEMA.__get__(self)
         if type(schema) is msgspec.Raw and bytes(memoryview(schema)[:1]) not in (b"{", b"n"):
             got = type(msgspec.json.decode(schema))

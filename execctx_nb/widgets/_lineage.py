@@ -19,6 +19,7 @@ from execctx_nb.display._layout import (
     STATUS_COLOURS,
     Graph,
     Layout,
+    NodePosition,
     edge_svg,
     extend_layout,
     graph_from_envelopes,
@@ -196,12 +197,9 @@ class LineageGraph(LiveWidget):
     def _send_changes(self, before: Graph, graph: Graph, lay: Layout) -> None:
         old = {n.node_id: n for n in before.nodes}
         pos = {p.node_id: p for p in lay.positions}
-        selected = self.selected or None
-        nodes = {
-            n.node_id: node_svg(n, pos[n.node_id], selected=selected)
-            for n in graph.nodes
-            if old.get(n.node_id) != n
-        }
+        nodes = self._nodes_svg(
+            graph, pos, {n.node_id for n in graph.nodes if old.get(n.node_id) != n}
+        )
         had = set(before.edges)
         edges = [
             edge_svg(pos[src], pos[dst])
@@ -224,19 +222,26 @@ class LineageGraph(LiveWidget):
         """Show the current selection (no layout pass): the two nodes whose border changed."""
         with self._lock, self.hold_sync():
             self._svg = None
-            lay, selected = self._layout, self.selected or None
+            lay = self._layout
             changed = {self._drawn_selection, self.selected} - {""}
             self._drawn_selection = self.selected
             if lay is not None and changed:
                 pos = {p.node_id: p for p in lay.positions}
-                nodes = {
-                    n.node_id: node_svg(n, pos[n.node_id], selected=selected)
-                    for n in self._graph.nodes
-                    if n.node_id in changed and n.node_id in pos
-                }
+                nodes = self._nodes_svg(self._graph, pos, changed)
                 self.send({"op": "patch", "nodes": nodes, "edges": []})
             if self.selected:
                 self.details = self._details(self.selected)
+
+    def _nodes_svg(
+        self, graph: Graph, pos: dict[str, NodePosition], ids: set[str]
+    ) -> dict[str, str]:
+        """The markup of the nodes ``ids`` (drawn with the current selection), by step id."""
+        selected = self.selected or None
+        return {
+            n.node_id: node_svg(n, pos[n.node_id], selected=selected)
+            for n in graph.nodes
+            if n.node_id in ids and n.node_id in pos
+        }
 
     def _on_view_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
         # A view was drawn (a cell re-run, a second view): it asks for the drawing once.
