@@ -52,7 +52,7 @@ def widget_run(n: int) -> tuple[float, int]:
     start = time.perf_counter()
     for env in envs:
         graph._envelopes[env.step_id] = env  # what a step event does, without the store
-        graph._redraw()
+        graph._redraw({env.step_id})
     elapsed = time.perf_counter() - start
     assert len(graph.nodes) == n
     graph.close()

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from execctx_nb._records import LineageEntry, StepEnvelope, StepMetadata
+from execctx_nb.display._grow import GrowingGraph
 from execctx_nb.display._layout import (
     GAP_X,
     NODE_W,
@@ -197,3 +198,73 @@ def test_graph_from_envelopes_builds_edges_pending_and_external() -> None:
     }
     assert set(g.edges) == {("ingest", "clean"), ("r0/ref", "clean"), ("lookup", "clean")}
     assert_layout_contract(g)
+
+
+def _lineage_env(
+    step: int, ins: list[int], status: str, attempt: int, *, external: int = 6
+) -> StepEnvelope:
+    """Step ``s<step>`` reading ``s<i>`` for each ``i`` (of execution r0 when i % 7 == external)."""
+    lineage = tuple(
+        LineageEntry(step_id=f"s{i}", execution_id="r0" if i % 7 == external else None) for i in ins
+    )
+    return StepEnvelope(
+        execution_id="r1", step_id=f"s{step}", lineage=lineage, status=status, attempt=attempt
+    )
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(
+        st.lists(
+            st.tuples(
+                st.integers(0, 9),
+                st.lists(st.integers(0, 9), max_size=3),
+                st.sampled_from(["success", "failed"]),
+                st.integers(0, 2),
+            ),
+            min_size=1,
+            max_size=4,
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_growing_graph_is_the_full_graph_after_every_update(
+    batches: list[list[tuple[int, list[int], str, int]]],
+) -> None:
+    """Updates in place (new steps, re-attempts, pending steps written, cycles) always end
+    in the graph :func:`graph_from_envelopes` builds; a placement never moves a drawn node."""
+    envs: dict[str, StepEnvelope] = {}
+    grow = GrowingGraph(envs, "r1")
+    for batch in batches:
+        before = dict(grow.pos)
+        for step, ins, status, attempt in batch:
+            envs[f"s{step}"] = _lineage_env(step, ins, status, attempt)
+        change = grow.update({f"s{step}" for step, *_ in batch})
+        full = graph_from_envelopes(envs.values(), "r1")
+        assert grow.graph == full
+        assert grow.failed == sum(n.status == "failed" for n in full.nodes)
+        assert grow.edge_count == len(full.edges)
+        assert sorted(grow.pos) == sorted(n.node_id for n in full.nodes)
+        spots = {(p.x, p.y) for p in grow.pos.values()}
+        assert len(spots) == len(grow.pos)  # no two nodes drawn on each other
+        for p in grow.pos.values():
+            assert p.x + NODE_W <= grow.width and p.y <= grow.height
+        if change is not None:
+            assert all(grow.pos[k] == p for k, p in before.items())  # nothing moved
+            for src, dst in full.edges:
+                on_cycle = _on_cycle(full, src, dst)
+                assert grow.pos[src].layer < grow.pos[dst].layer or on_cycle
+        else:
+            assert grow.layout == layout(full)  # laid out anew: the full layout
+
+
+def test_growing_graph_costs_what_an_update_changes() -> None:
+    envs: dict[str, StepEnvelope] = {"s0": _lineage_env(0, [], "success", 0)}
+    grow = GrowingGraph(envs, "r1")
+    for i in range(1, 300):
+        envs[f"s{i}"] = _lineage_env(i, [i - 1, i // 2], "success", 0, external=-1)
+        change = grow.update({f"s{i}"})
+        assert change is not None  # grown in place, never laid out again
+        assert change.nodes == {f"s{i}"}
+        assert sorted(change.edges) == sorted({(f"s{j}", f"s{i}") for j in {i - 1, i // 2}})

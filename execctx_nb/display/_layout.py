@@ -38,7 +38,7 @@ __all__ = [
     "graph_from_envelopes",
     "layout",
     "edge_svg",
-    "extend_layout",
+    "layer_x",
     "node_caption",
     "node_svg",
     "render_svg",
@@ -221,13 +221,18 @@ def layout(graph: Graph) -> Layout:
                     node,
                     li,
                     ri,
-                    MARGIN + li * (NODE_W + GAP_X),
+                    layer_x(li),
                     MARGIN + offset + ri * (NODE_H + GAP_Y),
                 )
             )
     return Layout(
         positions=tuple(positions), width=max(width, 2 * MARGIN), height=max(height, 2 * MARGIN)
     )
+
+
+def layer_x(layer: int) -> int:
+    """The x of the nodes in ``layer``."""
+    return MARGIN + layer * (NODE_W + GAP_X)
 
 
 def _fmt_rows(n: int | None) -> str:
@@ -280,9 +285,9 @@ def render_svg(graph: Graph, lay: Layout | None = None, *, selected: str | None 
     return "".join(out)
 
 
-def svg_title(graph: Graph) -> str:
+def svg_title(steps: int, edges: int) -> str:
     """The text of the drawing's ``<title>``."""
-    return f"Lineage graph: {len(graph.nodes)} steps, {len(graph.edges)} edges"
+    return f"Lineage graph: {steps} steps, {edges} edges"
 
 
 def svg_open(graph: Graph, lay: Layout) -> str:
@@ -297,7 +302,7 @@ def svg_open(graph: Graph, lay: Layout) -> str:
         ' preserveAspectRatio="xMinYMin meet"'
         f' style="display:block;width:100%;max-width:{lay.width}px;height:auto" role="img"'
         ' font-family="system-ui, -apple-system, Segoe UI, sans-serif" font-size="12">'
-        f"<title>{svg_title(graph)}</title>"
+        f"<title>{svg_title(len(graph.nodes), len(graph.edges))}</title>"
     )
 
 
@@ -339,51 +344,3 @@ def node_svg(node: GraphNode, p: NodePosition, *, selected: str | None = None) -
         f'<text x="{p.x + 10}" y="{p.y + 40}" fill="#5f6368">{esc(node_caption(node))}</text></g>'
     )
     return "".join(out)
-
-
-def extend_layout(lay: Layout, before: Graph, graph: Graph) -> Layout | None:
-    """``lay`` (a layout of ``before``) with the nodes ``graph`` adds placed, none moved; None
-    when a full :func:`layout` is needed (a drawn node gained or lost an input, or a node
-    went away).
-
-    A live graph grows by steps whose inputs are drawn already: each new node goes below the
-    last node of its layer (one more than its deepest input's). Laying the whole graph out
-    again per batch cost O(steps) each time, quadratic over a run, and moved every node the
-    viewer was looking at.
-    """
-    placed = {p.node_id: p for p in lay.positions}
-    if len(before.nodes) != len(placed):
-        return None
-    preds: dict[str, list[str]] = {n.node_id: [] for n in graph.nodes}
-    for src, dst in graph.edges:
-        if src in preds and dst in preds and src != dst:
-            preds[dst].append(src)
-    old_preds: dict[str, set[str]] = {n.node_id: set() for n in before.nodes}
-    for src, dst in before.edges:
-        if dst in old_preds and src != dst:
-            old_preds[dst].add(src)
-    if any(n not in preds or set(preds[n]) != ins for n, ins in old_preds.items()):
-        return None
-    todo = sorted(n for n in preds if n not in placed)
-    if not todo:
-        return lay
-    bottom: dict[int, int] = {}
-    for p in lay.positions:
-        bottom[p.layer] = max(bottom.get(p.layer, -1), p.y)
-    rank = {p.layer: p.rank for p in lay.positions}
-    positions = list(lay.positions)
-    while todo:
-        ready = [n for n in todo if all(q in placed for q in preds[n])]
-        if not ready:
-            return None  # new nodes in a cycle (bad lineage): the full layout breaks it
-        for node in ready:
-            li = 1 + max((placed[q].layer for q in preds[node]), default=-1)
-            y = MARGIN if li not in bottom else bottom[li] + NODE_H + GAP_Y
-            bottom[li] = y
-            rank[li] = rank.get(li, -1) + 1
-            placed[node] = NodePosition(node, li, rank[li], MARGIN + li * (NODE_W + GAP_X), y)
-            positions.append(placed[node])
-        todo = [n for n in todo if n not in placed]
-    width = max(lay.width, max(p.x for p in positions) + NODE_W + MARGIN)
-    height = max(lay.height, max(p.y for p in positions) + NODE_H + MARGIN)
-    return Layout(positions=tuple(positions), width=width, height=height)

@@ -14,16 +14,12 @@ from execctx_nb._events._tail import tail
 from execctx_nb._records import ExecutionScope, StepEnvelope
 from execctx_nb._store._session import connect
 from execctx_nb._store._sync import ExecutionContextStore
+from execctx_nb.display._grow import Change, GrowingGraph
 from execctx_nb.display._html import CSS
 from execctx_nb.display._layout import (
     STATUS_COLOURS,
     Graph,
-    Layout,
-    NodePosition,
     edge_svg,
-    extend_layout,
-    graph_from_envelopes,
-    layout,
     node_caption,
     node_svg,
     render_svg,
@@ -73,8 +69,6 @@ class LineageGraph(LiveWidget):
 
     tenant = t.Unicode().tag(sync=True)
     execution_id = t.Unicode().tag(sync=True)
-    nodes: t.List[dict[str, Any]] = t.List(default_value=[])
-    """The drawn nodes with their layout (Python side: the front-end is sent SVG changes)."""
     steps = t.Int(0).tag(sync=True)
     failed = t.Int(0).tag(sync=True)
     selected = t.Unicode("").tag(sync=True)
@@ -98,8 +92,6 @@ class LineageGraph(LiveWidget):
         self._lock = threading.RLock()
         self._unread: dict[str, Any] = {}  # step id -> its latest event, envelope not read yet
         self._loaded: dict[str, StepEnvelope] = {}  # step id -> envelope with its data
-        self._graph = Graph()
-        self._layout: Layout | None = None
         self._svg: str | None = None  # the whole drawing, rendered when asked for
         self._drawn_selection = ""
         self.observe(self._on_select, names=["selected"])
@@ -126,7 +118,9 @@ class LineageGraph(LiveWidget):
         self._envelopes: dict[str, StepEnvelope] = {e.step_id: e for e in envelopes}
         if self._store is None:
             self._loaded = dict(self._envelopes)  # given envelopes: nothing to load
-        self._redraw()
+        self._grow = GrowingGraph(self._envelopes, execution_id)
+        self._nodes: list[dict[str, Any]] | None = None
+        self._redraw(None)
         if entries is not None:
             self._follow(entries, stop, "execctx-lineage")
 
@@ -144,7 +138,31 @@ class LineageGraph(LiveWidget):
     @property
     def graph(self) -> Graph:
         """The current graph (nodes and edges)."""
-        return self._graph
+        with self._lock:
+            return self._grow.graph
+
+    @property
+    def nodes(self) -> list[dict[str, Any]]:
+        """The drawn nodes with their layout, by step id (the front-end is sent SVG)."""
+        with self._lock:
+            if self._nodes is None:
+                grow = self._grow
+                self._nodes = [self._node_dict(grow.nodes[k]) for k in sorted(grow.nodes)]
+            return self._nodes
+
+    def _node_dict(self, n: Any) -> dict[str, Any]:
+        p = self._grow.pos[n.node_id]
+        return {
+            "id": n.node_id,
+            "status": n.status,
+            "rows": n.row_count,
+            "elapsedMs": n.elapsed_ms,
+            "attempt": n.attempt,
+            "caption": node_caption(n),
+            "layer": p.layer,
+            "x": p.x,
+            "y": p.y,
+        }
 
     @property
     def svg(self) -> str:
@@ -152,41 +170,24 @@ class LineageGraph(LiveWidget):
         with self._lock:
             if self._svg is None:
                 selected = self.selected or None
-                self._svg = render_svg(self._graph, self._layout, selected=selected)
+                self._svg = render_svg(self._grow.graph, self._grow.layout, selected=selected)
             return self._svg
 
-    def _redraw(self) -> None:
-        """Draw the graph again (its steps changed): new nodes are placed without moving
-        the others, and a view is sent only the nodes and edges that changed."""
+    def _redraw(self, step_ids: set[str] | None) -> None:
+        """Draw the steps ``step_ids`` again (None: send the whole drawing). New nodes are placed
+        without moving the others, and a view is sent only the nodes and edges that changed:
+        an update costs what it changes, not the size of the graph."""
         with self._lock:
-            before, lay = self._graph, self._layout
-            graph = graph_from_envelopes(self._envelopes.values(), self.execution_id)
-            grown = extend_layout(lay, before, graph) if lay is not None else None
-            lay = grown if grown is not None else layout(graph)
-            pos = {p.node_id: p for p in lay.positions}
-            nodes = [
-                {
-                    "id": n.node_id,
-                    "status": n.status,
-                    "rows": n.row_count,
-                    "elapsedMs": n.elapsed_ms,
-                    "attempt": n.attempt,
-                    "caption": node_caption(n),
-                    "layer": pos[n.node_id].layer,
-                    "x": pos[n.node_id].x,
-                    "y": pos[n.node_id].y,
-                }
-                for n in graph.nodes
-            ]
-            self._graph, self._layout, self._svg = graph, lay, None
+            grow = self._grow
+            change = grow.update(step_ids) if step_ids is not None else None
+            self._svg = self._nodes = None
             with self.hold_sync():
-                self.nodes = nodes
-                self.steps = len(nodes)
-                self.failed = sum(n["status"] == "failed" for n in nodes)
-                if grown is None or not before.nodes:
+                self.steps = len(grow.nodes)
+                self.failed = grow.failed
+                if change is None:
                     self._send_all()
                 else:
-                    self._send_changes(before, graph, lay)
+                    self._send_changes(change)
                 self._drawn_selection = self.selected
                 if self.selected:
                     self.details = self._details(self.selected)
@@ -194,25 +195,17 @@ class LineageGraph(LiveWidget):
     def _send_all(self) -> None:
         self.send({"op": "reset", "svg": self.svg})
 
-    def _send_changes(self, before: Graph, graph: Graph, lay: Layout) -> None:
-        old = {n.node_id: n for n in before.nodes}
-        pos = {p.node_id: p for p in lay.positions}
-        nodes = self._nodes_svg(
-            graph, pos, {n.node_id for n in graph.nodes if old.get(n.node_id) != n}
-        )
-        had = set(before.edges)
-        edges = [
-            edge_svg(pos[src], pos[dst])
-            for src, dst in graph.edges
-            if (src, dst) not in had and src in pos and dst in pos and src != dst
-        ]
+    def _send_changes(self, change: Change) -> None:
+        grow = self._grow
+        nodes = self._nodes_svg(change.nodes)
+        edges = [edge_svg(grow.pos[src], grow.pos[dst]) for src, dst in change.edges]
         if nodes or edges:
             self.send(
                 {
                     "op": "patch",
-                    "width": lay.width,
-                    "height": lay.height,
-                    "title": svg_title(graph),
+                    "width": grow.width,
+                    "height": grow.height,
+                    "title": svg_title(len(grow.nodes), grow.edge_count),
                     "nodes": nodes,
                     "edges": edges,
                 }
@@ -222,25 +215,21 @@ class LineageGraph(LiveWidget):
         """Show the current selection (no layout pass): the two nodes whose border changed."""
         with self._lock, self.hold_sync():
             self._svg = None
-            lay = self._layout
             changed = {self._drawn_selection, self.selected} - {""}
             self._drawn_selection = self.selected
-            if lay is not None and changed:
-                pos = {p.node_id: p for p in lay.positions}
-                nodes = self._nodes_svg(self._graph, pos, changed)
-                self.send({"op": "patch", "nodes": nodes, "edges": []})
+            if changed:
+                self.send({"op": "patch", "nodes": self._nodes_svg(changed), "edges": []})
             if self.selected:
                 self.details = self._details(self.selected)
 
-    def _nodes_svg(
-        self, graph: Graph, pos: dict[str, NodePosition], ids: set[str]
-    ) -> dict[str, str]:
+    def _nodes_svg(self, ids: set[str]) -> dict[str, str]:
         """The markup of the nodes ``ids`` (drawn with the current selection), by step id."""
         selected = self.selected or None
+        grow = self._grow
         return {
-            n.node_id: node_svg(n, pos[n.node_id], selected=selected)
-            for n in graph.nodes
-            if n.node_id in ids and n.node_id in pos
+            i: node_svg(grow.nodes[i], grow.pos[i], selected=selected)
+            for i in sorted(ids)
+            if i in grow.nodes and i in grow.pos
         }
 
     def _on_view_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
@@ -269,7 +258,7 @@ class LineageGraph(LiveWidget):
         except ExecctxError as exc:
             return {"stepId": step_id, "status": "error", "html": "", "caption": error_text(exc)}
         if env is None:
-            node = next((n for n in self._graph.nodes if n.node_id == step_id), None)
+            node = self._grow.nodes.get(step_id)
             what = node.status if node is not None else "unknown"
             return {
                 "stepId": step_id,
@@ -298,7 +287,7 @@ class LineageGraph(LiveWidget):
 
     # -- live ---------------------------------------------------------------------------
     def _on_batch(self, batch: Batch) -> None:
-        changed = False
+        changed: set[str] = set()
         # Steps whose envelope could not be read at their event are read again now.
         wanted, self._unread = self._unread, {}
         for entry in batch:
@@ -329,11 +318,11 @@ class LineageGraph(LiveWidget):
                 with self._lock:
                     self._envelopes[step_id] = env
                     self._loaded.pop(step_id, None)  # a new attempt: load its data anew
-                changed = True
+                changed.add(step_id)
         if not self._unread and self.notice.startswith("Could not read step"):
             self.notice = ""  # every step is read again: the warning is stale
         if changed:
-            self._redraw()
+            self._redraw(changed)
 
     def _read(self, step_id: str) -> StepEnvelope | None:
         assert self._store is not None  # live graphs read from a store
@@ -347,11 +336,15 @@ class LineageGraph(LiveWidget):
         """
         end = time.monotonic() + timeout
         # Counted on the synced nodes, so the drawing is complete when this returns.
-        while sum(n["status"] in ("success", "failed") for n in self.nodes) < steps:
+        while self._written() < steps:
             if time.monotonic() >= end:
                 return False
             time.sleep(0.01)
         return True
+
+    def _written(self) -> int:
+        with self._lock:
+            return sum(n.status in ("success", "failed") for n in self._grow.nodes.values())
 
     def close(self) -> None:
         """Stop following events, close the graph's store handle and the widget."""
@@ -363,7 +356,7 @@ class LineageGraph(LiveWidget):
     def __repr__(self) -> str:
         return (
             f"LineageGraph(tenant={self.tenant!r}, execution={self.execution_id!r},"
-            f" steps={len(self._graph.nodes)}, edges={len(self._graph.edges)})"
+            f" steps={len(self._grow.nodes)}, edges={self._grow.edge_count})"
         )
 
     def _repr_html_(self) -> str:
