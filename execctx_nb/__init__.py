@@ -9,7 +9,8 @@ The table of contents:
 - event stream: :class:`ExecutionEventPublisher`, :class:`ExecutionEventSubscriber`,
   :class:`AsyncExecutionEventSubscriber`, :class:`EventMeta`, :func:`tail`
 - inference: :func:`infer_schema`, :func:`schema_hash`, :func:`merge_schemas`,
-  :func:`schema_diff` (:class:`SchemaDiff`), namespace :mod:`execctx_nb.inference`
+  :func:`schema_diff` (:class:`SchemaDiff`), namespace :mod:`execctx_nb.inference`;
+  :func:`schema_to_polars` / :func:`schema_to_arrow` (JSON Schema to dtypes)
 - errors: :class:`ExecctxError` and its tree (:mod:`execctx_nb.errors`)
 - notebooks: :mod:`execctx_nb.display` (rich displays), :mod:`execctx_nb.widgets`
   (``EventTail``, ``LineageGraph``; imported on use), :mod:`execctx_nb.demo` (a demo flow),
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 from execctx_nb import demo, display, errors, events, inference, keys
 from execctx_nb._connection._health import HealthState
+from execctx_nb._dtypes import schema_to_arrow, schema_to_polars
 from execctx_nb._events._async_subscriber import AsyncExecutionEventSubscriber
 from execctx_nb._events._core import EventMeta
 from execctx_nb._events._publisher import ExecutionEventPublisher
@@ -100,5 +102,7 @@ __all__ = [
     "merge_schemas",
     "schema_diff",
     "schema_hash",
+    "schema_to_arrow",
+    "schema_to_polars",
     "tail",
 ]

@@ -12,10 +12,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import msgspec
 
 from execctx_nb import keys
+from execctx_nb._dtypes import conform
+from execctx_nb._frames import ACCEPTED, arrow_to_pandas, data_kind, encode_scalar, step_data
 from execctx_nb._inline import raw_rows_frame, rows_frame
 from execctx_nb.errors import EnvelopeDecodeError, EnvelopeEncodeError
 
 if TYPE_CHECKING:
+    import pandas as pd
     import polars as pl
     import pyarrow as pa
 
@@ -108,14 +111,23 @@ class DataRef(_Wire, frozen=True, kw_only=True):
 
 
 def _encode_data(obj: Any) -> Any:
-    """msgspec enc_hook: frames become JSON rows."""
-    module = type(obj).__module__
-    if module.startswith("pyarrow"):
+    """msgspec enc_hook: frames become JSON rows; numpy and pandas scalars JSON values."""
+    module = type(obj).__module__ or ""
+    name = type(obj).__name__
+    if module.startswith("pyarrow") and name in ("Table", "RecordBatch"):
         # Maps become JSON objects, as their inferred schema says (not lists of pairs).
         return obj.to_pylist(maps_as_pydicts="strict")
-    if module.startswith("polars"):
+    if module.startswith("polars") and name == "DataFrame":
         return obj.to_dicts()
-    raise NotImplementedError(f"cannot encode {type(obj).__name__} as JSON step data")
+    if module.startswith("polars") and name == "LazyFrame":
+        raise NotImplementedError(
+            "a LazyFrame has no JSON form until collected: put it through the store"
+            " (it is written to the cold tier) or collect() it first"
+        )
+    value = encode_scalar(obj)
+    if value is NotImplemented:
+        raise NotImplementedError(f"cannot encode {type(obj).__name__} as JSON step data")
+    return value
 
 
 _ENCODER = msgspec.json.Encoder(enc_hook=_encode_data, decimal_format="number")
@@ -235,14 +247,25 @@ class StepEnvelope(_Wire, frozen=True, kw_only=True):
         """
         from execctx_nb.inference import infer_schema, schema_hash
 
-        module = type(frame).__module__
-        if module.startswith("polars"):
+        frame = step_data(frame, where="from_frame(frame)")
+        kind = data_kind(frame)
+        rows: int | None
+        size: int | None
+        if kind == "polars":
             rows, size = int(frame.height), int(frame.estimated_size())
-        elif module.startswith("pyarrow"):
+        elif kind == "arrow":
             rows, size = int(frame.num_rows), int(frame.nbytes)
+        elif kind == "lazy":
+            rows = size = None  # known once the store has written it
         else:
             rows = len(frame) if isinstance(frame, list) else 1
-            size = len(_ENCODER.encode(frame))
+            try:
+                size = len(_ENCODER.encode(frame))
+            except (TypeError, ValueError, OverflowError, NotImplementedError) as exc:
+                raise EnvelopeEncodeError(
+                    f"Cannot encode step {step_id!r} data as JSON: {exc} - at"
+                    f" `from_frame(frame)`; pass {ACCEPTED}"
+                ) from exc
         schema = infer_schema(frame)
         entries = tuple(
             e if isinstance(e, LineageEntry) else LineageEntry(step_id=e) for e in lineage
@@ -283,7 +306,7 @@ class StepEnvelope(_Wire, frozen=True, kw_only=True):
         data = self._inline_data()
         if isinstance(data, pa.Table):
             return data
-        frame = data if type(data).__module__.startswith("polars") else self.to_polars()
+        frame = self.to_polars()
         try:
             table: pa.Table = frame.to_arrow()
         except pa.ArrowException as exc:  # e.g. Polars Int128, which pyarrow cannot import
@@ -303,17 +326,35 @@ class StepEnvelope(_Wire, frozen=True, kw_only=True):
         return table
 
     def to_polars(self) -> pl.DataFrame:
-        """The data as a Polars DataFrame (every row is read to infer column dtypes)."""
+        """The data as a Polars DataFrame.
+
+        JSON rows come back with the dtypes the envelope's schema describes (dates,
+        datetimes, durations, decimals, bytes, nested structs and lists: see
+        :func:`execctx_nb.schema_to_polars`); a LazyFrame is collected.
+        """
         import polars as pl
 
         data = self._inline_data()
         if isinstance(data, pl.DataFrame):
             return data
+        if isinstance(data, pl.LazyFrame):
+            return data.collect()
         if type(data).__module__.startswith("pyarrow"):
             frame = pl.from_arrow(data)
             assert isinstance(frame, pl.DataFrame)
             return frame
-        return rows_frame(data, self.step_id)
+        return conform(rows_frame(data, self.step_id), self.schema)
+
+    def to_pandas(self) -> pd.DataFrame:
+        """The data as a pandas DataFrame with faithful dtypes.
+
+        A frame stored from pandas comes back with its own dtypes (pandas' metadata travels
+        with the Parquet file). Otherwise integer and boolean columns holding nulls become
+        pandas' nullable ``Int64``/``boolean`` (never floats), Arrow dictionaries become
+        categoricals and zoned datetimes keep their zone. Needs pandas installed.
+        """
+        table = self.to_arrow()
+        return arrow_to_pandas(table)
 
     def _inline_data(self) -> Any:
         if self.data_ref is not None and self.data is None:
@@ -408,7 +449,7 @@ class StoredEnvelope(_RawPayload, frozen=True, kw_only=True):
         if type(raw) is msgspec.Raw:
             frame = raw_rows_frame(raw)
             if frame is not None:
-                return frame
+                return conform(frame, self.schema)
         return super().to_polars()
 
     to_polars.__doc__ = StepEnvelope.to_polars.__doc__

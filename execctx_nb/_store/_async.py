@@ -28,7 +28,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import msgspec
 import valkey.asyncio
@@ -84,10 +84,14 @@ from execctx_nb._store._write import (
 from execctx_nb.errors import (
     ColdTierError,
     ExecctxError,
+    InvalidKeyError,
     NotDurableError,
     StoreError,
     StoreUnavailableError,
 )
+
+if TYPE_CHECKING:
+    import polars as pl
 
 __all__ = ["AsyncExecutionContextStore", "create_async_valkey_execution_context_store"]
 
@@ -503,6 +507,37 @@ class AsyncExecutionContextStore(AsyncIndex, AsyncLeases, AsyncArchives, AsyncFl
             read = functools.partial(self.cold.read_frame, env.data_ref, path, where=where)
             return msgspec.structs.replace(env, data=await async_run_blocking(read))
         return env
+
+    async def scan_step(
+        self, scope: ExecutionScope, step_id: str, attempt: int | None = None
+    ) -> pl.LazyFrame:
+        """A Polars LazyFrame over a stored step's data (the latest attempt, or ``attempt``).
+
+        Cold-tier Parquet is scanned lazily after the integrity checks of :meth:`get_step`
+        (reference, size, row count, sha256), so filters and projections push down into
+        the scan; inline rows are decoded with their schema's dtypes.
+
+        Raises
+        ------
+        InvalidKeyError
+            No such step (or attempt) is stored.
+        ColdTierError
+            The envelope's cold data is missing, altered or outside the cold tier.
+        """
+        env = await self.get_step(scope, step_id, attempt, data=False)
+        if env is None:
+            which = f"step {step_id!r}" + (f" attempt {attempt}" if attempt is not None else "")
+            raise InvalidKeyError(
+                f"No {which} in {scope.tenant_id}/{scope.execution_id} - at `scan_step`;"
+                " list the steps with list_steps(scope)"
+            )
+        if env.data_ref is not None and env.data is None:
+            path = cold_data_path(scope, env)
+            where = keys.step_key(scope.tenant_id, scope.execution_id, step_id)
+            scan = functools.partial(self.cold.scan_frame, env.data_ref, path, where=where)
+            lazy: pl.LazyFrame = await async_run_blocking(scan)
+            return lazy
+        return env.to_polars().lazy()
 
     async def get_steps(
         self, scope: ExecutionScope, step_ids: list[str], *, data: bool = True

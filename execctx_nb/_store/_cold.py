@@ -19,13 +19,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from execctx_nb._frames import data_kind
 from execctx_nb._records import DataRef
 from execctx_nb.errors import ColdTierError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["PROGRESS_MIN_BYTES", "ColdTier", "default_cold_location", "frame_kind"]
+__all__ = ["PROGRESS_MIN_BYTES", "ColdTier", "default_cold_location"]
 
 PROGRESS_MIN_BYTES = 64 * 1024 * 1024
 """Transfers at least this large show a progress bar (in notebooks only)."""
@@ -41,16 +42,6 @@ def default_cold_location(data_dir: str | os.PathLike[str] | None = None) -> str
     if data_dir is not None:
         return str(Path(data_dir).expanduser().resolve() / "cold")
     return str(Path.home() / ".cache" / "execctx_nb" / "cold")
-
-
-def frame_kind(data: Any) -> str | None:
-    """``"polars"``, ``"arrow"`` or None (JSON rows) for step data."""
-    module = type(data).__module__
-    if module.startswith("polars") and type(data).__name__ == "DataFrame":
-        return "polars"
-    if module.startswith("pyarrow") and type(data).__name__ == "Table":
-        return "arrow"
-    return None
 
 
 def _in_notebook() -> bool:
@@ -246,7 +237,7 @@ class ColdTier:
         return bytes(buffer)
 
     # -- frames -------------------------------------------------------------------------
-    def read_frame(self, ref: DataRef, path: str, *, where: str) -> Any:
+    def read_frame(self, ref: DataRef, path: str, *, where: str, decode: bool = True) -> Any:
         """Load the frame ``ref`` points to, which must be the object at ``path``.
 
         The reference is input read back from Valkey, so it is checked before anything is
@@ -283,12 +274,24 @@ class ColdTier:
             rows = parquet_rows(source, where=ref.uri)
             if ref.row_count is not None and rows != ref.row_count:
                 raise _mismatch(ref, where, "row count")
-            frame = decode_parquet(source, where=ref.uri)
+            frame = decode_parquet(source, where=ref.uri) if decode else None
         except ColdTierError:
             self._verify(ref, where, *digest_job.result())  # a damaged object: say so first
             raise
         self._verify(ref, where, *digest_job.result())
+        if not decode:
+            import polars as pl
+
+            # Checked whole (size, row count, sha256) before the scan is handed out; the
+            # plan reads the same file (local) or the verified bytes (remote).
+            scan_source = io.BytesIO(source) if isinstance(source, bytes) else source
+            return pl.scan_parquet(scan_source)
         return frame
+
+    def scan_frame(self, ref: DataRef, path: str, *, where: str) -> Any:
+        """A Polars LazyFrame over the object ``ref`` points to, after the checks of
+        :meth:`read_frame` (the object is hashed, not decoded)."""
+        return self.read_frame(ref, path, where=where, decode=False)
 
     @staticmethod
     def _verify(ref: DataRef, where: str, size: int, digest: str) -> None:
@@ -325,8 +328,16 @@ def _file_digest(path: Path) -> tuple[int, str]:
 
 def encode_parquet(frame: Any) -> tuple[memoryview, int]:
     """Parquet bytes (a view, not a copy) and row count; Polars and Arrow keep exact dtypes."""
-    kind = frame_kind(frame)
+    kind = data_kind(frame)
     sink = io.BytesIO()
+    if kind == "lazy":
+        # Streaming: Polars runs the plan batch by batch into the Parquet writer; the frame
+        # is never held whole in memory (the compressed file is).
+        frame.sink_parquet(sink, metadata={_FRAME_KEY.decode(): "polars"})
+        import pyarrow.parquet as pq
+
+        rows = pq.ParquetFile(io.BytesIO(sink.getbuffer())).metadata.num_rows
+        return sink.getbuffer(), int(rows)
     if kind is None:  # JSON rows: read every row, so a key first seen late is kept
         import polars as pl
 

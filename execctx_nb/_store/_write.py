@@ -23,7 +23,9 @@ from valkey.crc import key_slot
 
 from execctx_nb import keys
 from execctx_nb._records import DataRef, ExecutionScope, StepEnvelope
-from execctx_nb._store._cold import encode_parquet, frame_kind
+from execctx_nb._frames import data_kind, step_data
+from execctx_nb._store._cold import encode_parquet
+from execctx_nb._store._exact import json_exact
 from execctx_nb.errors import (
     ColdTierError,
     EnvelopeDecodeError,
@@ -145,8 +147,6 @@ def put_args(sha: str, chunk: list[Any]) -> list[Any]:
     return args
 
 
-_JSON_EXACT_POLARS = frozenset({"Int64", "Float64", "String", "Boolean"})
-_JSON_EXACT_ARROW = frozenset({"int64", "double", "bool", "large_string"})
 
 
 def check_scope(scope: ExecutionScope) -> ExecutionScope:
@@ -163,59 +163,40 @@ def check_execution(scope: ExecutionScope, envelope: StepEnvelope) -> None:
         )
 
 
-def _json_exact(data: Any, kind: str) -> bool:
-    """True when JSON rows give back exactly these dtypes (else the data goes to Parquet)."""
-    if kind == "polars":
-        if data.height == 0 or any(str(t) not in _JSON_EXACT_POLARS for t in data.dtypes):
-            return False
-        columns = data.get_columns()
-    else:
-        schema = data.schema
-        if (
-            data.num_rows == 0
-            or schema.metadata
-            or any(str(f.type) not in _JSON_EXACT_ARROW or not f.nullable for f in schema)
-        ):
-            return False
-        import polars as pl
-
-        columns = pl.from_arrow(data).get_columns()  # type: ignore[union-attr]
-    for column in columns:
-        # An all-null column would come back as dtype Null; NaN and inf encode as null.
-        if column.null_count() == len(column):
-            return False
-        if str(column.dtype) == "Float64" and not column.drop_nulls().is_finite().all():
-            return False
-    return True
-
-
 def fits_inline(data: Any, limit: int) -> bool:
-    """Whether ``data`` stays inline as JSON (small enough, and JSON keeps its dtypes)."""
-    kind = frame_kind(data)
+    """Whether ``data`` stays inline as JSON rows: small enough, and JSON plus the schema
+    give its values back exactly (see :func:`execctx_nb._store._exact.json_exact`)."""
+    kind = data_kind(data)
     if kind is None:
         return True  # JSON rows: decided on the encoded size by the caller
+    if kind == "lazy":
+        return False  # never collected here: sunk to the cold tier
     size = data.estimated_size() if kind == "polars" else data.nbytes
-    return bool(size <= limit and _json_exact(data, kind))
+    return bool(size <= limit and json_exact(data))
 
 
 def _data_size(data: Any) -> int | None:
-    kind = frame_kind(data)
+    kind = data_kind(data)
     if kind == "polars":
         return int(data.estimated_size())
     if kind == "arrow":
         return int(data.nbytes)
+    if kind == "lazy":
+        return None  # the Parquet size is known once written (dataRef.bytes)
     try:
         return len(_JSON.encode(data))  # JSON rows: their encoded size
-    except (TypeError, ValueError, OverflowError, msgspec.EncodeError):
+    except (TypeError, ValueError, OverflowError, NotImplementedError, msgspec.EncodeError):
         return None  # not JSON: the write reports it (EnvelopeEncodeError) with its context
 
 
 def _row_count(data: Any) -> int | None:
-    kind = frame_kind(data)
+    kind = data_kind(data)
     if kind == "polars":
         return int(data.height)
     if kind == "arrow":
         return int(data.num_rows)
+    if kind == "lazy":
+        return None  # counted while written (dataRef.rowCount)
     if isinstance(data, list):
         return len(data)
     return None if data is None else 1
@@ -224,6 +205,10 @@ def _row_count(data: Any) -> int | None:
 def fill_envelope(envelope: StepEnvelope) -> StepEnvelope:
     """Fill schema, schema hash, row count, bytes and produced-at where the caller left them out."""
     changes: dict[str, Any] = {}
+    data = step_data(envelope.data)
+    if data is not envelope.data:  # pandas, DuckDB, a Dataset...: what the store keeps
+        changes["data"] = data
+        envelope = msgspec.structs.replace(envelope, data=data)
     if envelope.data is not None and envelope.schema is None:
         from execctx_nb.inference import infer_schema
 
@@ -288,7 +273,14 @@ def cold_envelope(
     """The wire JSON and envelope that reference ``payload`` at ``uri`` instead of inline data."""
     digest = digest or hashlib.sha256(payload).hexdigest()
     ref = DataRef(uri=uri, bytes=len(payload), sha256=digest, row_count=rows)
-    stored = msgspec.structs.replace(env, data=None, data_ref=ref)
+    meta = env.metadata
+    if meta.row_count is None or meta.bytes is None:  # a LazyFrame: known once written
+        meta = msgspec.structs.replace(
+            meta,
+            row_count=rows if meta.row_count is None else meta.row_count,
+            bytes=len(payload) if meta.bytes is None else meta.bytes,
+        )
+    stored = msgspec.structs.replace(env, data=None, data_ref=ref, metadata=meta)
     return envelope_json(stored), stored
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from execctx_nb.errors import SchemaInferenceError
 from execctx_nb.inference._sample import block_ranges, even_indices, sample_iterable
+from execctx_nb.inference._sources import native_frame, pushed_down_sample
 from execctx_nb.inference._spec import Spec
 from execctx_nb.inference._strategies import EnumRule, Node, ObjectStrategy
 
@@ -73,7 +74,14 @@ def infer_schema(
     (['null', 'string'], ['id', 'tag'])
     """
     opts = make_options(sample_size, max_depth, enum_max, enum_min_count, seed, lazy_blocks)
+    obj = native_frame(obj)
     module = type(obj).__module__ or ""
+    try:
+        pushed = pushed_down_sample(obj, sample_size, lazy_blocks)
+    except Exception as exc:  # the engine's own error (a failing query, a missing file)
+        raise _translate(exc, f"the {module.split('.')[0]} input") from exc
+    if pushed is not None:
+        return _arrow(pushed[0], opts, total=pushed[1])
     if module.startswith("polars"):
         return _polars(obj, opts)
     if (
@@ -207,7 +215,8 @@ def _polars(obj: Any, opts: Options) -> dict[str, Any]:
     return _render(_with_nulls(_table_root(columns, opts), full_nulls), table.num_rows, total)
 
 
-def _arrow(obj: Any, opts: Options) -> dict[str, Any]:
+def _arrow(obj: Any, opts: Options, total: int | None = None) -> dict[str, Any]:
+    """Schema of an Arrow input; with ``total``, ``obj`` is a sample of that many rows."""
     import pyarrow as pa
 
     from execctx_nb.inference._arrow import spec_from_arrow
@@ -230,9 +239,11 @@ def _arrow(obj: Any, opts: Options) -> dict[str, Any]:
             node = ColumnWalker(opts.rule).node(arr, spec)
             _whole_column_nulls(node, obj.null_count)
             return _render(node, len(arr), total)
+        elif total is not None:  # sampled where it lives
+            table = obj
         else:
             total = obj.num_rows
-            table = obj.take(even_indices(total, k)) if total > k else obj
+            table = _without_views(obj).take(even_indices(total, k)) if total > k else obj
             if total > k:  # Arrow keeps each column's null count: no sampling needed
                 full_nulls = {f.name: obj.column(i).null_count for i, f in enumerate(obj.schema)}
     except (pa.ArrowException, OSError) as exc:
@@ -247,6 +258,28 @@ def _arrow(obj: Any, opts: Options) -> dict[str, Any]:
             )
         )
     return _render(_with_nulls(_table_root(columns, opts), full_nulls), table.num_rows, total)
+
+
+def _without_views(table: Any) -> Any:
+    """``table`` with string/binary view columns as large types: pyarrow has no ``take``
+    kernel for views (``pa.table(polars_frame)`` makes them)."""
+    import pyarrow as pa
+
+    def plain(t: Any) -> Any:
+        if pa.types.is_string_view(t):
+            return pa.large_string()
+        if pa.types.is_binary_view(t):
+            return pa.large_binary()
+        if pa.types.is_struct(t):
+            return pa.struct([f.with_type(plain(f.type)) for f in t])
+        if pa.types.is_list(t) or pa.types.is_large_list(t):
+            return pa.large_list(t.value_field.with_type(plain(t.value_type)))
+        if pa.types.is_list_view(t) or pa.types.is_large_list_view(t):
+            return pa.large_list(t.value_field.with_type(plain(t.value_type)))
+        return t
+
+    schema = pa.schema([f.with_type(plain(f.type)) for f in table.schema], table.schema.metadata)
+    return table if schema.equals(table.schema) else table.cast(schema)
 
 
 def _whole_column_nulls(node: Node, nulls: int) -> None:
