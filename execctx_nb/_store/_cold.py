@@ -10,6 +10,7 @@ schema); a key-value entry ``execctx.frame`` says which reader gives the frame b
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import functools
 import hashlib
 import io
@@ -60,7 +61,7 @@ class ColdTier:
         an obstore store object.
     """
 
-    def __init__(self, location: str | os.PathLike[str] | Any) -> None:
+    def __init__(self, location: str | os.PathLike[str] | Any, *, timeout: float = 2.0) -> None:
         import obstore.store
 
         self._store: Any
@@ -78,7 +79,24 @@ class ColdTier:
             self._root = root
         elif isinstance(location, str):
             try:
-                self._store = obstore.store.from_url(location)
+                # Every request is bounded by the store's timeout, retries included: a put
+                # with the endpoint down fails within it instead of obstore's 2.7-3.4 s.
+                self._store = obstore.store.from_url(
+                    location,
+                    client_options={
+                        "timeout": f"{timeout}s",
+                        "connect_timeout": f"{min(timeout, 1.0)}s",
+                    },
+                    retry_config={
+                        "max_retries": 1,
+                        "retry_timeout": dt.timedelta(seconds=timeout),
+                        "backoff": {
+                            "init_backoff": dt.timedelta(milliseconds=50),
+                            "max_backoff": dt.timedelta(seconds=timeout / 4),
+                            "base": 2,
+                        },
+                    },
+                )
             except Exception as exc:
                 raise ColdTierError(
                     f"Cannot open cold tier {location!r}: {exc} - at `cold_store`; expected a"
@@ -88,7 +106,9 @@ class ColdTier:
             self.base_url = location.rstrip("/") + "/"
         else:
             self._store = location
-            self.base_url = f"obstore:{type(location).__name__}/"
+            self.base_url = portable_base(location)
+            if type(location).__name__ == "LocalStore" and location.prefix is not None:
+                self._root = Path(str(location.prefix))
 
     def __repr__(self) -> str:
         return f"ColdTier({self.base_url!r})"
@@ -96,6 +116,20 @@ class ColdTier:
     def uri(self, path: str) -> str:
         """The URI recorded in a DataRef for ``path``."""
         return self.base_url + path
+
+    def names(self, uri: str, path: str) -> bool:
+        """Whether a recorded ``uri`` names the object at ``path`` of this cold tier.
+
+        Exactly this tier's URI, or any URL ending in ``/`` + ``path`` (another engine, or
+        this bucket opened another way: ``s3://bucket/prefix/...`` against a store object
+        or an endpoint URL). Safe because ``path`` is built from the envelope's own tenant,
+        execution, step and attempt, and the object is always read from this tier at
+        ``path``, never from where the URI points.
+        """
+        if uri == self.uri(path):
+            return True
+        scheme, sep, rest = uri.partition("://")
+        return bool(sep) and scheme.isalnum() and rest.endswith("/" + path)
 
     def size(self, path: str) -> int | None:
         """The size of the object at ``path`` in bytes (a stat or HEAD); None when absent."""
@@ -249,7 +283,7 @@ class ColdTier:
         A local directory is read by path (memory-mapped by Polars), not through a copy.
         """
         expected = self.uri(path)
-        if ref.uri != expected:
+        if not self.names(ref.uri, path):
             raise ColdTierError(
                 f"The envelope at `{where}` references {ref.uri!r}, not the object of its own"
                 f" tenant, execution, step and attempt ({expected!r}) - nothing was read; the"
@@ -297,6 +331,25 @@ class ColdTier:
     def _verify(ref: DataRef, where: str, size: int, digest: str) -> None:
         if size != ref.bytes or digest != ref.sha256:
             raise _mismatch(ref, where, "sha256")
+
+
+def portable_base(store: Any) -> str:
+    """The URL prefix another engine can resolve for an obstore store object
+    (``s3://bucket/prefix/``, ``gs://``, ``az://``, ``file://``)."""
+    kind = type(store).__name__
+    prefix = str(getattr(store, "prefix", None) or "").strip("/")
+    config = getattr(store, "config", None) or {}
+    if kind == "LocalStore":
+        return Path(prefix or "/").as_uri().rstrip("/") + "/"
+    bucket = {
+        "S3Store": ("s3", config.get("bucket")),
+        "GCSStore": ("gs", config.get("bucket")),
+        "AzureStore": ("az", config.get("container_name")),
+    }.get(kind)
+    if bucket is not None and bucket[1]:
+        base = f"{bucket[0]}://{bucket[1]}/" + (f"{prefix}/" if prefix else "")
+        return base
+    return f"obstore:{kind}/" + (f"{prefix}/" if prefix else "")
 
 
 def _mismatch(ref: DataRef, where: str, what: str) -> ColdTierError:

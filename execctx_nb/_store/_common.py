@@ -69,8 +69,11 @@ class SharedState:
     Thread-safe: the cold tier is opened once, the store is closed once.
     """
 
-    def __init__(self, cold_store: Any, data_dir: str | os.PathLike[str] | None) -> None:
+    def __init__(
+        self, cold_store: Any, data_dir: str | os.PathLike[str] | None, timeout: float = 2.0
+    ) -> None:
         self.location = cold_store if cold_store is not None else default_cold_location(data_dir)
+        self.timeout = timeout
         self.closed = False
         self.run_id: str | None = None  # the server's run_id at the last probe
         self._cold: ColdTier | None = None
@@ -80,7 +83,7 @@ class SharedState:
         """The cold tier, opened on first use."""
         with self._lock:
             if self._cold is None:
-                self._cold = ColdTier(self.location)
+                self._cold = ColdTier(self.location, timeout=self.timeout)
             return self._cold
 
     def close(self) -> bool:

@@ -78,6 +78,7 @@ from execctx_nb._store._write import (
     envelope_json,
     fill_envelope,
     fits_inline,
+    no_step_error,
     orphaned_objects,
     put_args,
     put_chunks,
@@ -86,7 +87,6 @@ from execctx_nb._store._write import (
 from execctx_nb.errors import (
     ColdTierError,
     ExecctxError,
-    InvalidKeyError,
     NotDurableError,
     StoreError,
     StoreUnavailableError,
@@ -159,7 +159,7 @@ class ExecutionContextStore(Index, Leases, Archives, FlowVars):
         self._wait_ms = wait_budget_ms(timeout, retries)
         self._logger = get_logger(logger)
         self._health = HealthMonitor(self._logger, self._shown_url)
-        self._shared = SharedState(cold_store, data_dir)
+        self._shared = SharedState(cold_store, data_dir, timeout)
         self.client: Client = client_or_error(
             make_client,
             url,
@@ -410,7 +410,7 @@ class ExecutionContextStore(Index, Leases, Archives, FlowVars):
         env = fill_envelope(envelope)
         key, akey = keys.step_keys_under(prefix, env.step_id)
         if env.data_ref is not None:  # a reference given (a restore, another engine): check it
-            check_data_ref(env, self.cold.uri(cold_data_path(scope, env)), key)
+            check_data_ref(env, self.cold, cold_data_path(scope, env), key)
         if env.data is None:
             return key, akey, env.attempt, envelope_json(env), env
         if env.data_ref is None and fits_inline(env.data, self.inline_limit_bytes):
@@ -520,18 +520,12 @@ class ExecutionContextStore(Index, Leases, Archives, FlowVars):
         """
         env = self.get_step(scope, step_id, attempt, data=False)
         if env is None:
-            which = f"step {step_id!r}" + (f" attempt {attempt}" if attempt is not None else "")
-            raise InvalidKeyError(
-                f"No {which} in {scope.tenant_id}/{scope.execution_id} - at `scan_step`;"
-                " list the steps with list_steps(scope)"
-            )
-        if env.data_ref is not None and env.data is None:
-            path = cold_data_path(scope, env)
-            where = keys.step_key(scope.tenant_id, scope.execution_id, step_id)
-            scan = functools.partial(self.cold.scan_frame, env.data_ref, path, where=where)
-            lazy: pl.LazyFrame = run_blocking(scan)
-            return lazy
-        return env.to_polars().lazy()
+            raise no_step_error(scope, step_id, attempt, "scan_step")
+        if env.data_ref is None or env.data is not None:
+            return env.to_polars().lazy()
+        where = keys.step_key(scope.tenant_id, scope.execution_id, step_id)
+        scan = functools.partial(self.cold.scan_frame, env.data_ref, where=where)
+        return cast("pl.LazyFrame", run_blocking(scan, cold_data_path(scope, env)))
 
     def get_steps(
         self, scope: ExecutionScope, step_ids: list[str], *, data: bool = True

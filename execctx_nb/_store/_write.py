@@ -51,6 +51,7 @@ __all__ = [
     "envelope_json",
     "fill_envelope",
     "fits_inline",
+    "no_step_error",
     "put_args",
     "put_chunks",
     "put_results",
@@ -333,15 +334,26 @@ def cold_data_path(scope: ExecutionScope, env: StepEnvelope) -> str:
     )
 
 
-def check_data_ref(env: StepEnvelope, expected_uri: str, key: str) -> None:
+def check_data_ref(env: StepEnvelope, cold: Any, path: str, key: str) -> None:
     """Refuse a write whose ``dataRef`` names any object but the step attempt's own."""
     assert env.data_ref is not None
-    if env.data_ref.uri != expected_uri:
+    expected_uri = cold.uri(path)
+    if not cold.names(env.data_ref.uri, path):
         raise ColdTierError(
             f"Envelope for `{key}` attempt {env.attempt} references {env.data_ref.uri!r}, not"
             f" the object of its own tenant, execution, step and attempt ({expected_uri!r}) -"
             " nothing was written; pass the data itself and let the store write the object"
         )
+
+
+def no_step_error(
+    scope: ExecutionScope, step_id: str, attempt: int | None, where: str
+) -> InvalidKeyError:
+    which = f"step {step_id!r}" + (f" attempt {attempt}" if attempt is not None else "")
+    return InvalidKeyError(
+        f"No {which} is stored in {scope.tenant_id}/{scope.execution_id} - at `{where}`;"
+        " list the steps with list_steps(scope)"
+    )
 
 
 def orphaned_objects(plans: list[Any], replies: list[Any]) -> list[str]:
