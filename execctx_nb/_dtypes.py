@@ -157,7 +157,7 @@ def conform(frame: pl.DataFrame, schema: Any) -> pl.DataFrame:
     return out
 
 
-def _convert(e: pl.Expr, have: pl.DataType, want: pl.DataType) -> pl.Expr | None:
+def _convert(e: pl.Expr, have: Any, want: Any) -> pl.Expr | None:
     import polars as pl
 
     if have == want:
@@ -168,16 +168,15 @@ def _convert(e: pl.Expr, have: pl.DataType, want: pl.DataType) -> pl.Expr | None
         inner = _convert(pl.element(), have.inner, want.inner)
         return None if inner is None else e.list.eval(inner)
     if isinstance(want, pl.Struct) and isinstance(have, pl.Struct):
-        have_fields = {f.name: f.dtype for f in have.fields}
+        want_fields = {f.name: f.dtype for f in want.fields}
         parts = []
-        for field in want.fields:
-            if field.name in have_fields:
-                part = _convert(e.struct.field(field.name), have_fields[field.name], field.dtype)
-                if part is None:
-                    return None
-            else:
-                part = pl.lit(None, dtype=field.dtype)
+        for field in have.fields:  # the data's own field order, then fields it lacks
+            target = want_fields.pop(field.name, None)
+            part = _convert(e.struct.field(field.name), field.dtype, target or field.dtype)
+            if part is None:
+                return None
             parts.append(part.alias(field.name))
+        parts.extend(pl.lit(None, dtype=t).alias(name) for name, t in want_fields.items())
         return pl.when(e.is_null()).then(None).otherwise(pl.struct(parts))
     if have == pl.String:
         if want == pl.Date:

@@ -19,6 +19,7 @@ No library is imported unless the object comes from it.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Any
 
 from execctx_nb.errors import EnvelopeEncodeError
@@ -136,7 +137,7 @@ def encode_scalar(obj: Any) -> Any:
             return obj.tolist()
         if isinstance(obj, np.generic):
             value = obj.item()
-            if isinstance(value, float) and value != value:
+            if isinstance(value, float) and math.isnan(value):
                 return None  # NaN, as pandas writes a missing float
             return value
     if module.startswith("pandas"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import valkey
@@ -77,3 +78,12 @@ def client_for(url: str) -> valkey.Valkey:
         client: valkey.Valkey = ValkeyCluster.from_url(url, socket_timeout=5)
         return client
     return valkey.Valkey.from_url(url, socket_timeout=5)
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[Any]:
+    """A real S3-protocol server (moto) for the session."""
+    from s3 import s3_server
+
+    with s3_server() as server:
+        yield server

@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import polars as pl
 import psutil
 import pytest
@@ -69,7 +70,8 @@ def test_a_reference_to_another_tenants_object_is_refused(
         "{base}t/{tenant}/exec/run-1/steps/s/a0/../../../../../../etc/passwd",
         "/etc/passwd",
         "file:///etc/passwd",
-        "s3://bucket/t/{tenant}/exec/run-1/steps/s/a0/{sha}.parquet",
+        "s3://bucket/t/{tenant}g/exec/run-1/steps/s/a0/{sha}.parquet",  # another tenant's
+        "s3://bucket/t/{tenant}/exec/run-1/steps/s/a0/{sha}.parquet/../x.parquet",
     ],
 )
 def test_paths_outside_the_object_of_the_step_are_refused(
@@ -82,6 +84,22 @@ def test_paths_outside_the_object_of_the_step_are_refused(
     plant(valkey_client, scope, ec.StepEnvelope(execution_id="run-1", step_id="s", data_ref=ref))
     with pytest.raises(ColdTierError, match="nothing was read"):
         store.get_step(scope, "s")
+
+
+def test_a_reference_under_another_base_reads_this_tiers_own_object(
+    store: Any, valkey_client: valkey.Valkey, tenant: str
+) -> None:
+    # Another engine (or this bucket opened another way) records s3://its-bucket/prefix/...:
+    # the reference is resolved by its tenant path, and only this tier's object is read.
+    scope = ec.ExecutionScope(tenant, "run-1")
+    frame = pl.DataFrame({"pay": [1, 2]})
+    stored = store.put_step(scope, frame_envelope("s", frame))
+    assert stored.data_ref is not None
+    path = stored.data_ref.uri.removeprefix(store.cold.base_url)
+    moved = msgspec.structs.replace(stored.data_ref, uri=f"s3://elsewhere/lake/{path}")
+    plant(valkey_client, scope, msgspec.structs.replace(stored, data_ref=moved))
+    got = store.get_step(scope, "s")
+    assert got is not None and got.to_polars().equals(frame)
 
 
 def test_a_decompression_bomb_is_refused_before_it_is_decoded(

@@ -32,7 +32,11 @@ BASE = pl.DataFrame(
         "score": [0.5, 1.5, None],
         "ok": [True, False, None],
         "day": [dt.date(2026, 1, 1), dt.date(2026, 1, 2), None],
-        "at": [dt.datetime(2026, 1, 1, 8, 30, tzinfo=UTC), None, dt.datetime(2026, 1, 3, tzinfo=UTC)],
+        "at": [
+            dt.datetime(2026, 1, 1, 8, 30, tzinfo=UTC),
+            None,
+            dt.datetime(2026, 1, 3, tzinfo=UTC),
+        ],
     }
 )
 """What every input kind below holds (as Polars would type it)."""
@@ -45,7 +49,9 @@ def _pandas() -> pd.DataFrame:
             "name": pd.array(["a", "b", None], dtype="string"),
             "score": [0.5, 1.5, np.nan],
             "ok": pd.array([True, False, None], dtype="boolean"),
-            "day": pd.array([dt.date(2026, 1, 1), dt.date(2026, 1, 2), None], dtype="date32[pyarrow]"),
+            "day": pd.array(
+                [dt.date(2026, 1, 1), dt.date(2026, 1, 2), None], dtype="date32[pyarrow]"
+            ),
             "at": pd.to_datetime(["2026-01-01 08:30", None, "2026-01-03 00:00"]).tz_localize("UTC"),
         }
     )
@@ -86,11 +92,9 @@ def store(valkey_url: str, tmp_path: Path) -> Iterator[ec.ExecutionContextStore]
 
 def _normalised(frame: pl.DataFrame) -> pl.DataFrame:
     """Values compared as JSON Schema types: integer widths and string layouts aside."""
-    casts = {
-        name: pl.Int64
-        for name, dtype in frame.schema.items()
-        if dtype.is_integer()
-    } | {name: pl.String for name, dtype in frame.schema.items() if dtype in (pl.Categorical,)}
+    casts = {name: pl.Int64 for name, dtype in frame.schema.items() if dtype.is_integer()} | {
+        name: pl.String for name, dtype in frame.schema.items() if dtype in (pl.Categorical,)
+    }
     out = frame.cast(casts) if casts else frame
     zoned = [n for n, t in out.schema.items() if isinstance(t, pl.Datetime) and t.time_zone]
     out = out.with_columns(pl.col(zoned).dt.convert_time_zone("UTC"))  # DuckDB: "Etc/UTC"
@@ -155,7 +159,9 @@ def test_small_frames_of_any_layout_stay_inline(
         ),
     }
     for name, frame in frames.items():
-        stored = store.put_step(scope, ec.StepEnvelope.from_frame(frame, execution_id="run-1", step_id=name))
+        stored = store.put_step(
+            scope, ec.StepEnvelope.from_frame(frame, execution_id="run-1", step_id=name)
+        )
         assert stored.data_ref is None, f"{name} went to the cold tier"
         back = store.get_step(scope, name)
         assert back is not None
@@ -172,8 +178,12 @@ def test_small_frames_of_any_layout_stay_inline(
         pl.DataFrame({"ns": [dt.datetime(2026, 1, 1)]}).select(
             pl.col("ns").cast(pl.Datetime("ns")) + pl.duration(nanoseconds=1)
         ),
-        pl.DataFrame({"z": [dt.datetime(2026, 1, 1)]}).with_columns(pl.col("z").dt.replace_time_zone("Europe/Paris")),
-        pl.DataFrame({"big": pl.Series([decimal.Decimal("1234567890123456789.5")], dtype=pl.Decimal(38, 1))}),
+        pl.DataFrame({"z": [dt.datetime(2026, 1, 1)]}).with_columns(
+            pl.col("z").dt.replace_time_zone("Europe/Paris")
+        ),
+        pl.DataFrame(
+            {"big": pl.Series([decimal.Decimal("1234567890123456789.5")], dtype=pl.Decimal(38, 1))}
+        ),
         pl.DataFrame(schema={"empty": pl.Int64}),
     ],
     ids=["nan", "uint64-max", "nanoseconds", "zone-name", "decimal-38", "empty"],
@@ -182,7 +192,9 @@ def test_what_json_cannot_hold_goes_cold_and_comes_back_exact(
     frame: pl.DataFrame, store: ec.ExecutionContextStore, tenant: str
 ) -> None:
     scope = ec.ExecutionScope(tenant, "run-1")
-    stored = store.put_step(scope, ec.StepEnvelope.from_frame(frame, execution_id="run-1", step_id="s"))
+    stored = store.put_step(
+        scope, ec.StepEnvelope.from_frame(frame, execution_id="run-1", step_id="s")
+    )
     assert stored.data_ref is not None
     back = store.get_step(scope, "s")
     assert back is not None
@@ -197,12 +209,21 @@ def test_csv_timestamps_and_numpy_scalars_encode(
     table = pyarrow.csv.read_csv(csv)
     assert pa.types.is_timestamp(table.schema.field("at").type)
     scope = ec.ExecutionScope(tenant, "run-1")
-    stored = store.put_step(scope, ec.StepEnvelope.from_frame(table, execution_id="run-1", step_id="csv"))
+    stored = store.put_step(
+        scope, ec.StepEnvelope.from_frame(table, execution_id="run-1", step_id="csv")
+    )
     back = store.get_step(scope, "csv")
     assert back is not None and stored.data_ref is None
-    assert back.to_polars()["at"].to_list() == [dt.datetime(2026, 1, 1, 8), dt.datetime(2026, 1, 2, 9, 30)]
+    assert back.to_polars()["at"].to_list() == [
+        dt.datetime(2026, 1, 1, 8),
+        dt.datetime(2026, 1, 2, 9, 30),
+    ]
     records = pd.DataFrame(
-        {"at": pd.to_datetime(["2026-01-01"]), "f": np.array([1.5], dtype=np.float32), "i": [np.int16(3)]}
+        {
+            "at": pd.to_datetime(["2026-01-01"]),
+            "f": np.array([1.5], dtype=np.float32),
+            "i": [np.int16(3)],
+        }
     ).to_dict("records")
     env = ec.StepEnvelope.from_frame(records, execution_id="run-1", step_id="rows")
     store.put_step(scope, env)

@@ -206,6 +206,7 @@ def test_no_valkey_exception_escapes_any_public_method(
         "put_step": lambda s: s.put_step(scope, envelope(1)),
         "put_steps": lambda s: s.put_steps(scope, [envelope(1), envelope(2)]),
         "get_step": lambda s: s.get_step(scope, "s00001"),
+        "scan_step": lambda s: s.scan_step(scope, "s00001"),
         "list_steps": lambda s: s.list_steps(scope),
         "get_execution": lambda s: s.get_execution(scope),
         "get_steps": lambda s: s.get_steps(scope, ["s00001", "s00002"]),

@@ -20,6 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from execctx_nb._frames import data_kind
 from execctx_nb._records import DataRef
 from execctx_nb.errors import ColdTierError
@@ -81,12 +83,10 @@ class ColdTier:
             try:
                 # Every request is bounded by the store's timeout, retries included: a put
                 # with the endpoint down fails within it instead of obstore's 2.7-3.4 s.
-                self._store = obstore.store.from_url(
+                from_url: Any = obstore.store.from_url  # options typed per backend
+                self._store = from_url(
                     location,
-                    client_options={
-                        "timeout": f"{timeout}s",
-                        "connect_timeout": f"{min(timeout, 1.0)}s",
-                    },
+                    client_options=_client_options(timeout),
                     retry_config={
                         "max_retries": 1,
                         "retry_timeout": dt.timedelta(seconds=timeout),
@@ -105,10 +105,11 @@ class ColdTier:
                 ) from exc
             self.base_url = location.rstrip("/") + "/"
         else:
-            self._store = location
-            self.base_url = portable_base(location)
-            if type(location).__name__ == "LocalStore" and location.prefix is not None:
-                self._root = Path(str(location.prefix))
+            store: Any = location
+            self._store = store
+            self.base_url = portable_base(store)
+            if type(store).__name__ == "LocalStore" and store.prefix is not None:
+                self._root = Path(str(store.prefix))
 
     def __repr__(self) -> str:
         return f"ColdTier({self.base_url!r})"
@@ -289,6 +290,8 @@ class ColdTier:
                 f" tenant, execution, step and attempt ({expected!r}) - nothing was read; the"
                 " reference was altered or written for another store: rewrite the step"
             )
+        # Messages name the object read (this tier's), not where another engine put it.
+        ref = msgspec.structs.replace(ref, uri=expected)
         size = self.size(path)
         if size is None:
             raise ColdTierError(
@@ -331,6 +334,21 @@ class ColdTier:
     def _verify(ref: DataRef, where: str, size: int, digest: str) -> None:
         if size != ref.bytes or digest != ref.sha256:
             raise _mismatch(ref, where, "sha256")
+
+
+def _client_options(timeout: float) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "timeout": f"{timeout}s",
+        "connect_timeout": f"{min(timeout, 1.0)}s",
+    }
+    # Client options given here replace those obstore reads from the environment; keep the
+    # one a local S3-compatible endpoint needs (the rest of the config still comes from it).
+    if any(
+        os.environ.get(name, "").lower() in ("1", "true")
+        for name in ("AWS_ALLOW_HTTP", "ALLOW_HTTP", "GOOGLE_ALLOW_HTTP", "AZURE_ALLOW_HTTP")
+    ):
+        options["allow_http"] = True
+    return options
 
 
 def portable_base(store: Any) -> str:

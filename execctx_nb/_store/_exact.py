@@ -3,7 +3,7 @@
 A small frame stays inline as JSON rows (readable by engines in any language) when, read
 back through its schema (:func:`execctx_nb._dtypes.conform`), every value is the one written.
 The rule is about values, not layouts: integer widths, string layouts (``string_view``,
-``large_string``), categoricals, pandas metadata do not matter - a narrower dtype comes back
+``large_string``), pandas metadata do not matter - a narrower dtype comes back
 as its JSON Schema type's dtype (``Int32`` as ``Int64``). What JSON or the schema cannot
 hold sends the frame to the cold tier (Parquet keeps every dtype):
 
@@ -11,7 +11,11 @@ hold sends the frame to the cold tier (Parquet keeps every dtype):
   2^63 - 1, ``Int128``), decimals of more than 15 digits (read back through float64);
 - sub-microsecond times, datetimes and durations (JSON text stops at microseconds);
 - datetime zones other than UTC (the text keeps the offset, not the zone's name);
-- Arrow maps (keys are data: no struct describes them), unions, extension types, objects;
+- categoricals and enums (their dictionary is part of the data: ``to_pandas`` gives a
+  categorical back), Arrow maps (keys are data: no struct describes them), unions,
+  extension types, objects;
+- columns whose schema names no dtype (dtype Null, an empty struct: their schema is ``{}``
+  or a bare object);
 - empty frames (no rows: nothing says the columns' order and dtypes in JSON).
 """
 
@@ -69,12 +73,15 @@ def _exact(s: Any) -> bool:
         inner = s.explode() if isinstance(dtype, pl.List) else s.arr.explode()
         return _exact(inner)
     if isinstance(dtype, pl.Struct):
-        return all(_exact(s.struct.field(f.name)) for f in dtype.fields)
+        fields = dtype.fields
+        return bool(fields) and all(_exact(s.struct.field(f.name)) for f in fields)
+    if dtype == pl.Null:
+        return False  # its schema is {} (any value): nothing says the dtype back
     if dtype in (pl.Float32, pl.Float64):
         return bool(s.drop_nulls().is_finite().all())
     if dtype == pl.UInt64:
         top = s.max()
-        return top is None or int(top) <= _INT64_MAX  # type: ignore[arg-type]
+        return top is None or int(top) <= _INT64_MAX
     if dtype.is_integer():
         return dtype != pl.Int128 and str(dtype) != "UInt128"
     if isinstance(dtype, pl.Datetime):
@@ -85,13 +92,12 @@ def _exact(s: Any) -> bool:
         return dtype.time_unit != "ns" or _whole_micros(s.dt.total_nanoseconds())
     if dtype == pl.Time:
         return _whole_micros(s.dt.nanosecond())
-    if dtype == pl.Object:
-        return False
     if isinstance(dtype, pl.Decimal):
         # JSON numbers are read back as float64, exact to 15 significant digits
         return (dtype.precision or 38) <= 15
-    # Boolean, String, Categorical, Enum, Date, Decimal, Binary, Null: exact as JSON + schema
-    return True
+    # Known to be exact as JSON + schema; anything else (Object, Categorical, Enum,
+    # extension types, dtypes newer than this list) is kept exact by Parquet.
+    return dtype in (pl.Boolean, pl.String, pl.Date, pl.Binary)
 
 
 def _whole_micros(ns: Any) -> bool:

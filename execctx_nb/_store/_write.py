@@ -22,8 +22,8 @@ import msgspec
 from valkey.crc import key_slot
 
 from execctx_nb import keys
-from execctx_nb._records import DataRef, ExecutionScope, StepEnvelope
 from execctx_nb._frames import data_kind, step_data
+from execctx_nb._records import DataRef, ExecutionScope, StepEnvelope
 from execctx_nb._store._cold import encode_parquet
 from execctx_nb._store._exact import json_exact
 from execctx_nb.errors import (
@@ -146,8 +146,6 @@ def put_args(sha: str, chunk: list[Any]) -> list[Any]:
     args.extend(k for plan in chunk for k in (plan[0], plan[1]))
     args.extend(a for plan in chunk for a in (plan[2], plan[3]))
     return args
-
-
 
 
 def check_scope(scope: ExecutionScope) -> ExecutionScope:
