@@ -29,8 +29,11 @@ _DURATION = r"^(-)?P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)(?:\.(\d{1,6}))
 
 
 def _types(node: dict[str, Any]) -> list[str]:
+    """The non-null JSON types a node allows (["null"] for null alone); the schema is
+    untrusted input (read back from Valkey), so anything malformed gives []."""
     t = node.get("type")
     types = [t] if isinstance(t, str) else list(t) if isinstance(t, list) else []
+    types = [x for x in types if isinstance(x, str)]
     return [x for x in types if x != "null"] if types != ["null"] else ["null"]
 
 
@@ -94,13 +97,9 @@ def dtype_of(node: Any) -> pl.DataType | None:
 
 
 def _row_properties(schema: Any) -> dict[str, Any]:
-    if not isinstance(schema, dict):
+    if not isinstance(schema, dict) or "object" not in _types(schema):
         return {}
     props = schema.get("properties")
-    if schema.get("type") not in ("object", ["object"]) and "object" not in (
-        schema.get("type") or ()
-    ):
-        return {}
     return props if isinstance(props, dict) else {}
 
 
@@ -144,12 +143,12 @@ def conform(frame: pl.DataFrame, schema: Any) -> pl.DataFrame:
             continue
         import polars as pl
 
-        expr = _convert(pl.col(name), frame.schema[name], target)
-        if expr is None:
-            continue
         try:
+            expr = _convert(pl.col(name), frame.schema[name], target)
+            if expr is None:
+                continue
             converted = out.select(expr.alias(name)).to_series()
-        except (pl.exceptions.PolarsError, ValueError):
+        except (pl.exceptions.PolarsError, ValueError, TypeError):
             continue  # values that are not what the schema says: keep them as decoded
         if converted.null_count() != out[name].null_count():
             continue  # some values did not parse: keep them as decoded

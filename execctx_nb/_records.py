@@ -133,6 +133,35 @@ def _encode_data(obj: Any) -> Any:
 _ENCODER = msgspec.json.Encoder(enc_hook=_encode_data, decimal_format="number")
 
 
+_REPR_LIMIT = 200
+
+
+def _short(value: Any, name: str) -> str:
+    """A bounded repr of an envelope's ``data`` or ``schema``."""
+    kind = data_kind(value)
+    if kind in ("polars", "arrow"):
+        rows = value.height if kind == "polars" else value.num_rows
+        cols = value.width if kind == "polars" else value.num_columns
+        return f"<{type(value).__module__.split('.')[0]} {type(value).__name__}: {rows:,} rows x {cols} columns>"
+    if kind == "lazy":
+        return "<polars LazyFrame>"
+    if name == "schema" and isinstance(value, dict):
+        props = value.get("properties")
+        text = repr(value)
+        if len(text) <= _REPR_LIMIT:
+            return text
+        count = f"{len(props)} properties" if isinstance(props, dict) else f"{len(value)} keys"
+        return f"<JSON Schema: {count}, {len(text):,} characters>"
+    text = repr(value)
+    if len(text) <= _REPR_LIMIT:
+        return text
+    if isinstance(value, list):
+        first = repr(value[0]) if value else ""
+        first = first if len(first) <= _REPR_LIMIT else first[: _REPR_LIMIT - 1] + "…"
+        return f"[{first}, ... ({len(value):,} rows)]"
+    return text[: _REPR_LIMIT - 1] + f"… ({len(text):,} characters)"
+
+
 class StepEnvelope(_Wire, frozen=True, kw_only=True):
     """A step's output with its schema, lineage, metadata and status.
 
@@ -297,6 +326,16 @@ class StepEnvelope(_Wire, frozen=True, kw_only=True):
         from execctx_nb.display import envelope_text
 
         p.text(envelope_text(self))
+
+    def __repr__(self) -> str:
+        # Bounded: the repr of 10,000 inline rows was 308,457 characters (a log line, a
+        # traceback, a notebook's fallback text). Data and schema are summarised.
+        parts = []
+        for name in self.__struct_fields__:
+            value = getattr(self, name)
+            text = _short(value, name) if name in ("data", "schema") else repr(value)
+            parts.append(f"{name}={text}")
+        return f"StepEnvelope({', '.join(parts)})"
 
     # -- frames -------------------------------------------------------------------------
     def to_arrow(self) -> pa.Table:

@@ -5,6 +5,7 @@ module can add one without touching :func:`main`'s parsing::
 
     execctx infer data.parquet            # schema and its hash as JSON
     execctx infer rows.ndjson --hash-only
+    execctx infer 'logs/*.ndjson'         # a glob; a hive directory; s3://...; - (stdin)
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
+from execctx_nb._cli_input import detect, read_for_inference, spool_stdin, unreadable
 from execctx_nb.errors import ExecctxError, SchemaInferenceError
 
 __all__ = ["COMMANDS", "build_parser", "main", "read_for_inference"]
@@ -30,109 +31,14 @@ COMMANDS: dict[
     str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
 ] = {}
 
-_SUFFIXES = {
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".arrow": "ipc",
-    ".feather": "ipc",
-    ".ipc": "ipc",
-    ".arrows": "ipc",
-    ".csv": "csv",
-    ".tsv": "csv",
-    ".ndjson": "ndjson",
-    ".jsonl": "ndjson",
-    ".json": "json",
-}
-
-
-def _detect(path: Path, given: str) -> str:
-    if given != "auto":
-        return given
-    kind = _SUFFIXES.get(path.suffix.lower())
-    if kind is None:
-        raise SchemaInferenceError(
-            f"Unknown file type `{path.suffix or path.name}`: expected one of "
-            f"{', '.join(sorted(_SUFFIXES))} - at `{path}`; pass --format to say which it is"
-        )
-    return kind
-
-
-def read_for_inference(path: Path, kind: str, sample_size: int) -> tuple[Any, int | None]:
-    """Open ``path`` for :func:`infer_schema` without reading more than it needs.
-
-    Returns the object to infer from and, for NDJSON (sampled here, by line), the total
-    row count. Parquet and CSV are scanned lazily; Arrow IPC files are memory-mapped.
-    """
-    import msgspec
-    import polars as pl
-    import pyarrow as pa
-
-    from execctx_nb.inference._sample import even_indices
-
-    where = f"`{path}`"
-    if not path.is_file():
-        raise SchemaInferenceError(
-            f"Cannot read {path}: expected an existing file, got "
-            f"{'a directory' if path.is_dir() else 'nothing'} - at {where}"
-        )
-    try:
-        if kind == "parquet":
-            return pl.scan_parquet(path), None
-        if kind == "csv":
-            sep = "\t" if path.suffix.lower() == ".tsv" else ","
-            return pl.scan_csv(path, separator=sep, infer_schema_length=10_000), None
-        if kind == "ipc":
-            source = pa.memory_map(str(path))
-            try:
-                return pa.ipc.open_file(source).read_all(), None
-            except pa.ArrowInvalid:
-                source.seek(0)
-                return pa.ipc.open_stream(source), None
-        data = path.read_bytes()
-        if kind == "ndjson":
-            # line numbers kept so a bad row can be pointed at in the file
-            lines = [(no, line) for no, line in enumerate(data.splitlines(), 1) if line.strip()]
-            rows = []
-            for i in even_indices(len(lines), sample_size):
-                no, line = lines[i]
-                try:
-                    rows.append(msgspec.json.decode(line))
-                except (msgspec.DecodeError, RecursionError) as exc:
-                    raise _unreadable(kind, exc, f"{where} line {no}") from exc
-            return rows, len(lines)
-        if kind == "json":
-            try:
-                return msgspec.json.decode(data), None
-            except RecursionError as exc:
-                raise _unreadable(kind, exc, where) from exc
-            except msgspec.DecodeError as exc:
-                hint = (
-                    "; one JSON value per line is NDJSON: pass --format ndjson"
-                    if "trailing characters" in str(exc)
-                    else ""
-                )
-                raise _unreadable(kind, exc, where, hint) from exc
-    except (OSError, pl.exceptions.PolarsError, pa.ArrowException) as exc:
-        raise _unreadable(kind, exc, where) from exc
-    raise SchemaInferenceError(
-        f"Unknown format `{kind}`: expected one of parquet, ipc, csv, ndjson, json - at {where}"
-    )
-
-
-def _unreadable(kind: str, exc: BaseException, where: str, hint: str = "") -> SchemaInferenceError:
-    """The error for a file that is not what its format says (``where``: the file, quoted)."""
-    detail = " ".join(str(exc).split())  # one line: readers' messages span several
-    if isinstance(exc, RecursionError):
-        detail = "nested too deeply to read"
-    return SchemaInferenceError(
-        f"Cannot read {kind} file: expected a readable {kind} file, got "
-        f"{type(exc).__name__}: {detail[:300]} - at {where}"
-        f"{hint or '; check the file, or pass --format if its suffix is misleading'}"
-    )
-
 
 def _infer_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("path", type=Path, help="Parquet, Arrow IPC/Feather, CSV, NDJSON or JSON")
+    parser.add_argument(
+        "path",
+        help="a Parquet, Arrow IPC/Feather, CSV, NDJSON or JSON file; a glob ('logs/*.ndjson');"
+        " a directory (hive partitions: year=2026/...); an s3://, gs://, az:// or https:// URL;"
+        " or - for standard input",
+    )
     parser.add_argument(
         "--format",
         default="auto",
@@ -167,7 +73,7 @@ def _quiet_stderr() -> Iterator[None]:
             os.close(saved)
 
 
-def _infer_file(path: Path, kind: str, args: argparse.Namespace) -> Any:
+def _infer_file(path: str, kind: str, args: argparse.Namespace) -> Any:
     from execctx_nb.inference import infer_schema
     from execctx_nb.inference._infer import make_options, schema_from_rows
 
@@ -182,20 +88,20 @@ def _infer_file(path: Path, kind: str, args: argparse.Namespace) -> Any:
         # reads it, where the path is unknown. Name the file instead of the object.
         if exc.__cause__ is None:
             raise
-        raise _unreadable(kind, exc.__cause__, f"`{path}`") from exc.__cause__
+        raise unreadable(kind, exc.__cause__, f"`{path}`") from exc.__cause__
 
 
-def _guarded_infer(path: Path, kind: str, args: argparse.Namespace) -> Any:
+def _guarded_infer(path: str, kind: str, args: argparse.Namespace) -> Any:
     try:
         with _quiet_stderr():
             return _infer_file(path, kind, args)
     except (KeyboardInterrupt, SystemExit, MemoryError, ExecctxError):
         raise
     except BaseException as exc:  # a Rust panic (PanicException) or a reader's own error
-        raise _unreadable(kind, exc, f"`{path}`") from exc
+        raise unreadable(kind, exc, f"`{path}`") from exc
 
 
-def _isolated(fn: Callable[[Path, str, argparse.Namespace], Any], path: Path, kind: str,
+def _isolated(fn: Callable[[str, str, argparse.Namespace], Any], path: str, kind: str,
               args: argparse.Namespace) -> Any:  # fmt: skip
     """``fn(path, kind, args)`` in a forked child when that is safe, else in this process.
 
@@ -217,7 +123,7 @@ def _isolated(fn: Callable[[Path, str, argparse.Namespace], Any], path: Path, ki
         except ExecctxError as exc:
             result = ["error", str(exc)]
         except BaseException as exc:
-            result = ["error", str(_unreadable(kind, exc, f"`{path}`"))]
+            result = ["error", str(unreadable(kind, exc, f"`{path}`"))]
         with os.fdopen(write_end, "wb") as sink:
             sink.write(json.dumps(result, ensure_ascii=False).encode())
         os._exit(0)
@@ -244,9 +150,17 @@ def _isolated(fn: Callable[[Path, str, argparse.Namespace], Any], path: Path, ki
 def _infer_run(args: argparse.Namespace) -> int:
     from execctx_nb.inference import schema_hash
 
-    path: Path = args.path
-    kind = _detect(path, args.format)
-    schema = _isolated(_guarded_infer, path, kind, args)
+    spooled = None
+    if args.path == "-":
+        spooled, kind = spool_stdin(args.format)
+        path = str(spooled)
+    else:
+        path, kind = args.path, detect(args.path, args.format)
+    try:
+        schema = _isolated(_guarded_infer, path, kind, args)
+    finally:
+        if spooled is not None:
+            spooled.unlink(missing_ok=True)
     digest = schema_hash(schema)
     if args.hash_only:
         print(digest)
@@ -264,9 +178,12 @@ COMMANDS["infer"] = (
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from execctx_nb import __version__
+
     parser = argparse.ArgumentParser(
         prog="execctx", description="Explore a workflow engine's execution context."
     )
+    parser.add_argument("--version", action="version", version=f"execctx {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, add_arguments, run) in COMMANDS.items():
         sp = sub.add_parser(name, help=help_text, description=help_text)

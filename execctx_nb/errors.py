@@ -5,6 +5,7 @@ that fits, so ``except ValueError`` keeps working for bad input::
 
     ExecctxError
     ├── InvalidArgumentError (ValueError)    an argument is out of range or of the wrong kind
+    ├── MissingExtraError (ImportError)      a feature needs an extra: names the pip install
     ├── InvalidTenantError (ValueError)      tenant id fails ^[a-zA-Z0-9_-]{1,64}$
     ├── InvalidKeyError (ValueError)         execution / step / flow id or attempt is unusable
     ├── EnvelopeDecodeError (ValueError)     bytes are not a valid envelope, event or stream entry
@@ -41,6 +42,7 @@ __all__ = [
     "InvalidKeyError",
     "InvalidTenantError",
     "LeaseError",
+    "MissingExtraError",
     "NotDurableError",
     "SchemaInferenceError",
     "StoreError",
@@ -54,6 +56,11 @@ class ExecctxError(Exception):
 
 class InvalidArgumentError(ExecctxError, ValueError):
     """An argument is out of range or of the wrong kind (``block_ms``, ``timeout``, a kind name)."""
+
+
+class MissingExtraError(ExecctxError, ImportError):
+    """A feature needs an optional dependency that is not installed; the message says which
+    ``pip install`` gives it."""
 
 
 class InvalidTenantError(ExecctxError, ValueError):

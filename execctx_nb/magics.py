@@ -212,15 +212,20 @@ class ExecctxMagics(Magics):
         )
 
     def _lineage(self, a: argparse.Namespace) -> Any:
-        from execctx_nb.widgets import LineageGraph
-
         store = self._store()
-        if not store.list_steps(ExecutionScope(a.tenant, a.execution)):
+        scope = ExecutionScope(a.tenant, a.execution)
+        if not store.list_steps(scope):
             raise UsageError(
                 f"No execution `{a.execution}` for tenant `{a.tenant}`:"
                 f" `%execctx executions {a.tenant}` lists them"
             )
-        return LineageGraph(a.tenant, a.execution, store=store, live=not a.static)
+        if a.static:  # a picture: no widget library needed
+            from execctx_nb.display import LineageView
+
+            return LineageView(store.get_execution(scope, data=False), a.execution, a.tenant)
+        from execctx_nb.widgets import LineageGraph
+
+        return LineageGraph(a.tenant, a.execution, store=store, live=True)
 
     def _tail(self, a: argparse.Namespace) -> Any:
         from execctx_nb.widgets import EventTail

@@ -12,7 +12,7 @@ from IPython.core.interactiveshell import InteractiveShell
 
 from execctx_nb import connect
 from execctx_nb.demo import EXECUTIONS, STEPS, load_demo
-from execctx_nb.display import ExecutionView, SchemaDiffView, SchemaView
+from execctx_nb.display import ExecutionView, LineageView, SchemaDiffView, SchemaView
 from execctx_nb.widgets import EventTail, LineageGraph
 
 E1, E2 = EXECUTIONS
@@ -77,9 +77,14 @@ def test_schema_infer_and_diff(shell, demo_tenant) -> None:
 
 
 def test_lineage_and_tail_widgets(shell, demo_tenant) -> None:
-    graph = run(shell, f"lineage {demo_tenant} {E1} --static")
+    picture = run(shell, f"lineage {demo_tenant} {E1} --static")
+    assert isinstance(picture, LineageView)  # a static SVG: no widget library involved
+    assert sorted(n.node_id for n in picture.graph.nodes) == sorted(STEPS)
+    assert picture._repr_html_().count('class="execctx-node') == len(STEPS)
+    graph = run(shell, f"lineage {demo_tenant} {E1}")
     assert isinstance(graph, LineageGraph)
     assert sorted(n["id"] for n in graph.nodes) == sorted(STEPS)
+    graph.close()
     tail = run(shell, f"tail {demo_tenant} --kind step.failed --execution {E1} --replay")
     assert isinstance(tail, EventTail) and tail.kinds == ["step.failed"]
     import time

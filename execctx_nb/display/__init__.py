@@ -13,6 +13,15 @@ from __future__ import annotations
 
 from execctx_nb.display._diff import SchemaDiffView
 from execctx_nb.display._envelope import ExecutionView, envelope_html, envelope_text
+from execctx_nb.display._lineage_view import LineageView, lineage_svg
 from execctx_nb.display._schema import SchemaView
 
-__all__ = ["ExecutionView", "SchemaDiffView", "SchemaView", "envelope_html", "envelope_text"]
+__all__ = [
+    "ExecutionView",
+    "LineageView",
+    "SchemaDiffView",
+    "SchemaView",
+    "envelope_html",
+    "envelope_text",
+    "lineage_svg",
+]

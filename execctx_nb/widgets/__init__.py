@@ -4,12 +4,28 @@
 - :class:`LineageGraph`: an execution's step DAG, live on step events, click a node to see
   its envelope; renders as a static SVG where widgets do not.
 
-Importing this module imports anywidget; ``import execctx_nb`` does not.
+Importing this module imports anywidget; ``import execctx_nb`` does not. Without the
+notebook extra the import raises :class:`~execctx_nb.errors.MissingExtraError` saying what to
+install; the static lineage SVG (:func:`execctx_nb.display.lineage_svg`) needs no widgets.
 """
 
 from __future__ import annotations
 
-from execctx_nb.widgets._lineage import LineageGraph
-from execctx_nb.widgets._tail import EventTail
+import importlib.util
+
+from execctx_nb.errors import MissingExtraError
+
+_missing = [
+    m for m in ("anywidget", "ipywidgets", "traitlets") if importlib.util.find_spec(m) is None
+]
+if _missing:
+    raise MissingExtraError(
+        f"execctx_nb.widgets needs {', '.join(_missing)}, which are not installed: expected the"
+        " notebook extra - run pip install 'execctx-nb[notebook]' (the static lineage picture,"
+        " execctx_nb.display.lineage_svg, works without it)"
+    )
+
+from execctx_nb.widgets._lineage import LineageGraph  # noqa: E402
+from execctx_nb.widgets._tail import EventTail  # noqa: E402
 
 __all__ = ["EventTail", "LineageGraph"]
