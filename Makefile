@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+LAB_STAMP := $(VENV)/.lab-stamp
 BROWSER_STAMP := $(VENV)/.browser-stamp
 PORT   ?= $(or $(EXECCTX_LAB_PORT),8888)
 PYTEST_ARGS ?=
@@ -14,7 +15,14 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
-	@touch $(STAMP)
+	@touch $(STAMP) $(LAB_STAMP)
+
+# The lab needs the notebook extra only (no test toolchain, no Playwright).
+$(LAB_STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[notebook]'
+	@touch $(LAB_STAMP)
 
 # Debian's chromium for the Playwright browser test (Playwright's own browser download
 # does not work offline). Installed once; skipped where apt-get is missing.
@@ -51,7 +59,7 @@ unit: $(STAMP) $(BROWSER_STAMP)
 
 test: lint typecheck unit
 
-lab: $(STAMP)
+lab: $(LAB_STAMP)
 	$(BIN)/python -m execctx_nb.lab --port $(PORT)
 
 bench: $(STAMP)
