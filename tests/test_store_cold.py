@@ -317,6 +317,22 @@ def test_progress_bar_in_a_notebook(
     )  # tqdm.auto falls back to text outside Jupyter
 
 
+def test_long_encodes_and_decodes_show_progress_where_watched(
+    store: ec.ExecutionContextStore,
+    scope: ec.ExecutionScope,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    from execctx_nb._store import _progress
+
+    monkeypatch.setattr(_progress, "DELAY", 0.0)  # every step counts as long
+    monkeypatch.setattr(_cold, "_in_notebook", lambda: True)
+    store.put_step(scope, envelope("slow", rich_polars()))
+    store.get_step(scope, "slow")
+    err = capfd.readouterr().err
+    assert "encode slow" in err and "decode slow" in err
+
+
 def test_any_obstore_store_works_as_the_cold_tier(
     valkey_url: str, scope: ec.ExecutionScope
 ) -> None:

@@ -24,6 +24,7 @@ import msgspec
 
 from execctx_nb._frames import data_kind
 from execctx_nb._records import DataRef
+from execctx_nb._store._progress import watched, working
 from execctx_nb.errors import ColdTierError
 
 if TYPE_CHECKING:
@@ -31,7 +32,9 @@ if TYPE_CHECKING:
 
 __all__ = ["PROGRESS_MIN_BYTES", "ColdTier", "default_cold_location"]
 
-PROGRESS_MIN_BYTES = 64 * 1024 * 1024
+PROGRESS_MIN_BYTES = 8 * 1024 * 1024
+"""Transfers this large go in chunks with a byte-exact bar; smaller ones get a bar only if
+they take longer than a second (see :mod:`execctx_nb._store._progress`)."""
 """Transfers at least this large show a progress bar (in notebooks only)."""
 _CHUNK = 8 * 1024 * 1024
 _FRAME_KEY = b"execctx.frame"
@@ -150,13 +153,16 @@ class ColdTier:
         import obstore
 
         size = len(payload)
+        show = watched(_in_notebook())
         try:
-            if size >= PROGRESS_MIN_BYTES and _in_notebook():
+            if size >= PROGRESS_MIN_BYTES and show:
                 obstore.put(
                     self._store, path, self._chunks(payload, f"upload {path}"), chunk_size=_CHUNK
                 )
             else:
-                obstore.put(self._store, path, payload)
+                with working(f"upload {path}", size, show=show) as done:
+                    obstore.put(self._store, path, payload)
+                    done(size)
         except Exception as exc:
             raise ColdTierError(
                 f"Could not write {self.uri(path)!r} ({size} bytes): {exc}"
@@ -200,9 +206,13 @@ class ColdTier:
         try:
             result = obstore.get(self._store, path)
             size = int(result.meta["size"])
-            if size >= PROGRESS_MIN_BYTES and _in_notebook():
+            show = watched(_in_notebook())
+            if size >= PROGRESS_MIN_BYTES and show:
                 return self._collect(result, size, f"download {path}")
-            return bytes(result.bytes())
+            with working(f"download {path}", size, show=show) as done:
+                data = bytes(result.bytes())
+                done(size)
+            return data
         except FileNotFoundError as exc:
             raise ColdTierError(
                 missing
@@ -311,7 +321,12 @@ class ColdTier:
             rows = parquet_rows(source, where=ref.uri)
             if ref.row_count is not None and rows != ref.row_count:
                 raise _mismatch(ref, where, "row count")
-            frame = decode_parquet(source, where=ref.uri) if decode else None
+            frame = None
+            if decode:
+                label, show = f"decode {path.rsplit('/', 3)[-3]}", watched(_in_notebook())
+                with working(label, ref.bytes, show=show) as done:
+                    frame = decode_parquet(source, where=ref.uri)
+                    done(ref.bytes)
         except ColdTierError:
             self._verify(ref, where, *digest_job.result())  # a damaged object: say so first
             raise

@@ -251,8 +251,12 @@ def data_parquet(env: StepEnvelope) -> tuple[memoryview, int]:
     import polars as pl
     import pyarrow as pa
 
+    from execctx_nb._store._cold import _in_notebook
+    from execctx_nb._store._progress import watched, working
+
     try:
-        return encode_parquet(env.data)
+        with working(f"encode {env.step_id}", None, show=watched(_in_notebook())):
+            return encode_parquet(env.data)
     except (
         TypeError,
         ValueError,
