@@ -242,7 +242,38 @@ def bench_b() -> float:
     for blocks in (1, 4, 8):
         ms = median_ms(lambda b=blocks: infer_schema(pl.scan_parquet(BIG), lazy_blocks=b), 7)
         print(f"    lazy_blocks={blocks}: {ms:8.2f} ms   ratio {ms / slice_ms:.2f}")
+    bench_engines(slice_ms)
     return big_ms / slice_ms
+
+
+def bench_engines(slice_ms: float) -> None:
+    """DuckDB relations and pyarrow Datasets over the same file: sampled in the engine, the
+    cost must not grow with the row count (the C stream would read all 3M rows)."""
+    try:
+        import duckdb
+    except ImportError:
+        print("    (duckdb not installed: engine sampling skipped)")
+        return
+    import pyarrow.dataset as ds
+
+    rel = duckdb.sql(f"select * from '{BIG}'")
+    ms = interleaved_ms(
+        {
+            "duckdb": lambda: infer_schema(rel),
+            "dataset": lambda: infer_schema(ds.dataset(BIG)),
+            "stream": lambda: infer_schema(pa.RecordBatchReader.from_stream(rel)),
+        },
+        5,
+    )
+    print(
+        f"    DuckDB relation over the file          {ms['duckdb']:8.2f} ms   ratio"
+        f" {ms['duckdb'] / slice_ms:.2f} to the slice; through its C stream {ms['stream']:.0f} ms"
+        f" ({ms['stream'] / ms['duckdb']:.0f}x)"
+    )
+    print(
+        f"    pyarrow Dataset over the file          {ms['dataset']:8.2f} ms   ratio"
+        f" {ms['dataset'] / slice_ms:.2f} to the slice"
+    )
 
 
 # ---------------------------------------------------------------- (c) hostile inputs

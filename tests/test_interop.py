@@ -282,3 +282,23 @@ def test_schema_to_dtypes() -> None:
     arrow = ec.schema_to_arrow(schema)
     assert arrow.field("z").type == pa.timestamp("us", tz="UTC")
     assert arrow.field("dec").type == pa.decimal128(5, 1)
+
+
+def test_a_hive_partitioned_dataset_is_scanned_with_its_keys(
+    store: ec.ExecutionContextStore, tenant: str, tmp_path: Path
+) -> None:
+    for year in (2025, 2026):
+        part = tmp_path / "ds" / f"year={year}"
+        part.mkdir(parents=True)
+        BASE.write_parquet(part / "data.parquet")
+    dataset = pyarrow.dataset.dataset(tmp_path / "ds", partitioning="hive")
+    schema = ec.infer_schema(dataset)
+    assert schema["x-execctx-rows"] == 6 and "year" in schema["properties"]
+    scope = ec.ExecutionScope(tenant, "run-1")
+    stored = store.put_step(
+        scope, ec.StepEnvelope.from_frame(dataset, execution_id="run-1", step_id="d")
+    )
+    assert stored.data_ref is not None and stored.metadata.row_count == 6
+    back = store.get_step(scope, "d")
+    assert back is not None
+    assert sorted(back.to_polars()["year"].unique().to_list()) == [2025, 2026]

@@ -6,7 +6,9 @@ sample is asked of the engine instead: a row count (Parquet metadata for a plain
 ``lazy_blocks`` contiguous runs (``LIMIT``/``OFFSET``), or ``Dataset.take`` of the evenly
 spread rows, so the cost does not grow with the input (a query that must sort or aggregate
 still runs as its engine plans it). pandas and narwhals frames are taken as the store takes
-them (:func:`execctx_nb._frames.step_data`), so a schema describes what is stored.
+them (:func:`execctx_nb._frames.step_data`), so a schema describes what is stored; a
+Dataset of local Parquet files is scanned by Polars (the LazyFrame sampler), other Datasets
+take the sampled rows.
 """
 
 from __future__ import annotations
@@ -25,6 +27,12 @@ def native_frame(obj: Any) -> Any:
         from execctx_nb._frames import step_data
 
         return step_data(obj, where="infer_schema(obj)")
+    if module.startswith("pyarrow._dataset") and hasattr(obj, "count_rows"):
+        from execctx_nb._frames import dataset_scan
+
+        scan = dataset_scan(obj)  # local Parquet: Polars' own scan, sliced per page
+        if "scan_pyarrow_dataset" not in str(getattr(scan, "explain", lambda: "")()):
+            return scan
     return obj
 
 
