@@ -39,6 +39,7 @@ from execctx_nb._store._sync import (
     ExecutionContextStore,
     create_valkey_execution_context_store,
 )
+from execctx_nb._version import __version__
 from execctx_nb.errors import (
     EnvelopeDecodeError,
     ExecctxError,
@@ -53,8 +54,6 @@ from execctx_nb.inference import (
     schema_diff,
     schema_hash,
 )
-
-__version__ = "0.1.0"
 
 
 def load_ipython_extension(ipython: object) -> None:

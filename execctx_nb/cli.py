@@ -178,7 +178,7 @@ COMMANDS["infer"] = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from execctx_nb import __version__
+    from execctx_nb._version import __version__
 
     parser = argparse.ArgumentParser(
         prog="execctx", description="Explore a workflow engine's execution context."

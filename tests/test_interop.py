@@ -302,3 +302,16 @@ def test_a_hive_partitioned_dataset_is_scanned_with_its_keys(
     back = store.get_step(scope, "d")
     assert back is not None
     assert sorted(back.to_polars()["year"].unique().to_list()) == [2025, 2026]
+
+
+def test_view_columns_past_the_sample_size_are_inferred() -> None:
+    # pa.table(polars_df) makes string_view / binary_view columns; pyarrow has no take
+    # kernel for views, and sampling 200 of 500 rows takes.
+    frame = pl.DataFrame(
+        {"s": [f"v{i}" for i in range(500)], "b": [b"x"] * 500, "l": [["a"]] * 500}
+    )
+    table = pa.table(frame)
+    assert pa.types.is_string_view(table.schema.field("s").type)
+    schema = ec.infer_schema(table)
+    assert schema["x-execctx-sampled"] == 200 and schema["x-execctx-rows"] == 500
+    assert schema == ec.infer_schema(frame)

@@ -4,6 +4,9 @@ extra they need."""
 
 from __future__ import annotations
 
+import glob
+import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -46,10 +49,30 @@ SCRIPT = textwrap.dedent(
 )
 
 
+def _interpreter(minor: str) -> str | None:
+    """A Python of version ``minor`` on this machine (this one, on PATH, or pyenv's)."""
+    if f"{sys.version_info[0]}.{sys.version_info[1]}" == minor:
+        return sys.executable
+    found = [shutil.which(f"python{minor}")]
+    found += sorted(glob.glob(os.path.expanduser(f"~/.pyenv/versions/{minor}.*/bin/python")))
+    for candidate in filter(None, found):
+        probe = subprocess.run(
+            [candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if probe.returncode == 0 and probe.stdout.strip() == minor:
+            return candidate
+    return None
+
+
 @pytest.mark.slow
-def test_a_fresh_venv_with_only_pip_install_dot(tmp_path: Path) -> None:
+@pytest.mark.parametrize("minor", ["3.11", "3.12", "3.13"])  # the classifiers' versions
+def test_a_fresh_venv_with_only_pip_install_dot(tmp_path: Path, minor: str) -> None:
+    python = _interpreter(minor)
+    if python is None:
+        pytest.skip(f"no Python {minor} on this machine")
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([python, "-m", "venv", str(venv)], check=True)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
     subprocess.run([*pip, "--upgrade", "pip"], check=True, capture_output=True)
     done = subprocess.run([*pip, str(ROOT)], capture_output=True, text=True, check=False)

@@ -34,8 +34,8 @@ class LineageView:
 
     def __repr__(self) -> str:
         return (
-            f"LineageView(execution={self.execution_id!r}, steps={len(self.graph.nodes)},"
-            f" edges={len(self.graph.edges)})"
+            f"LineageView(tenant={self.tenant_id!r}, execution={self.execution_id!r},"
+            f" steps={len(self.graph.nodes)}, edges={len(self.graph.edges)})"
         )
 
 
