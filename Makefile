@@ -9,7 +9,7 @@ BROWSER_STAMP := $(VENV)/.browser-stamp
 PORT   ?= $(or $(EXECCTX_LAB_PORT),8888)
 PYTEST_ARGS ?=
 
-.PHONY: test lab lint format generate typecheck unit notebooks bench clean browser-deps
+.PHONY: test lab lab-reset lint format generate typecheck unit notebooks bench clean browser-deps
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -65,5 +65,9 @@ lab: $(LAB_STAMP)
 bench: $(STAMP)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
-clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+# The lab's data: its Valkey (AOF), cold-tier objects and JupyterLab settings.
+lab-reset:
+	rm -rf .execctx/lab
+
+clean: lab-reset
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .execctx

@@ -28,6 +28,7 @@ from execctx_nb._events._publisher import ExecutionEventPublisher
 from execctx_nb._events._subscriber import ExecutionEventSubscriber
 from execctx_nb._events._tail import TailEntry, tail
 from execctx_nb._idempotency import idempotency_key
+from execctx_nb._overview import executions_frame, step_history
 from execctx_nb._records import DataRef, ExecutionScope, LineageEntry, StepEnvelope, StepMetadata
 from execctx_nb._store._async import (
     AsyncExecutionContextStore,
@@ -93,6 +94,7 @@ __all__ = [
     "display",
     "errors",
     "events",
+    "executions_frame",
     "idempotency_key",
     "infer_schema",
     "inference",
@@ -103,5 +105,6 @@ __all__ = [
     "schema_hash",
     "schema_to_arrow",
     "schema_to_polars",
+    "step_history",
     "tail",
 ]

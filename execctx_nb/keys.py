@@ -71,7 +71,9 @@ __all__ = [
     "events_key",
     "execution_pattern",
     "execution_prefix",
+    "TENANTS_PATTERN",
     "executions_index_key",
+    "parse_tenant_index_key",
     "executions_pattern",
     "flow_vars_key",
     "lease_key",
@@ -257,6 +259,20 @@ def executions_index_key(tenant_id: str) -> str:
     """``t:{tenantId}:executions``: sorted set of the tenant's execution ids, scored by the
     time (Unix ms) their first step was written: the listing index (no keyspace scan)."""
     return f"{tenant_prefix(tenant_id)}executions"
+
+
+TENANTS_PATTERN = "t:*:executions"
+"""SCAN MATCH pattern for every tenant's listing index (``%execctx tenants``)."""
+
+
+def parse_tenant_index_key(key: str | bytes) -> str | None:
+    """The tenant id of a listing-index key ``t:{tenantId}:executions``, or None."""
+    text = key.decode(errors="replace") if isinstance(key, bytes) else key
+    head, sep, rest = text.partition(":")
+    tenant, sep2, tail = rest.partition(":")
+    if head != "t" or not sep or not sep2 or tail != "executions":
+        return None
+    return tenant if _TENANT_RE.fullmatch(tenant) else None
 
 
 def steps_index_key(tenant_id: str, execution_id: str) -> str:

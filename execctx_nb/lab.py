@@ -22,8 +22,15 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
-__all__ = ["LAB_SETTINGS_OVERRIDES", "jupyterlab_offline_args", "main"]
+__all__ = [
+    "LAB_SETTINGS_OVERRIDES",
+    "jupyterlab_offline_args",
+    "main",
+    "trust_notebooks",
+    "wait_until_serving",
+]
 
 DEFAULT_TENANTS = ("acme", "globex")
 
@@ -56,6 +63,40 @@ def jupyterlab_offline_args(settings_dir: Path) -> list[str]:
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         f"--LabApp.app_settings_dir={settings_dir.resolve()}",
     ]
+
+
+def trust_notebooks(root: Path) -> int:
+    """Sign the project's own tutorials in the user's notebook signature store, as
+    ``jupyter trust`` does: JupyterLab then renders their saved outputs (the lineage SVG)
+    instead of sanitising them to text. Returns how many were signed."""
+    import nbformat
+    from nbformat.sign import NotebookNotary
+
+    notary: Any = NotebookNotary()  # type: ignore[no-untyped-call]
+    read: Any = nbformat.read
+    count = 0
+    for path in sorted(root.glob("*.ipynb")):
+        notary.sign(read(path, as_version=4))
+        count += 1
+    return count
+
+
+def wait_until_serving(url: str, proc: subprocess.Popen[bytes], timeout: float = 120.0) -> bool:
+    """Poll ``url`` until it answers 200; False if ``proc`` exits or ``timeout`` passes."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as reply:
+                if reply.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.2)
+    return False
 
 
 def _port(text: str) -> int:
@@ -95,12 +136,18 @@ def main(argv: list[str] | None = None) -> int:
     from execctx_nb.demo import load_demo
 
     url = resolve_url(None, data_dir=args.data_dir)
+    # The demo and every kernel write cold-tier objects into the lab's own directory (not
+    # ~/.cache): `make lab-reset` removes all of the lab's data at once.
+    cold = os.environ.get("EXECCTX_COLD_STORE") or str((args.data_dir / "cold").resolve())
+    os.environ["EXECCTX_COLD_STORE"] = cold
     with connect(url) as store:
         for tenant in args.tenants:
             summary = load_demo(store, tenant)
             done = f"wrote {', '.join(summary.written)}" if summary.written else "already loaded"
             print(f"demo data for tenant {tenant!r}: {done}", flush=True)
-    env = dict(os.environ, VALKEY_URL=url)
+    env = dict(os.environ, VALKEY_URL=url, EXECCTX_COLD_STORE=cold)
+    trusted = trust_notebooks(args.notebooks)
+    print(f"trusted {trusted} tutorial notebooks (their saved outputs render)", flush=True)
     where = "$VALKEY_URL" if os.environ.get("VALKEY_URL") else f"embedded, data in {args.data_dir}"
     print(f"Valkey: {redact_url(url)} ({where})", flush=True)
     if args.no_lab:
@@ -121,11 +168,14 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")  # containers often run as root
-    print(f"\nJupyterLab: http://{host}:{args.port}/lab?token={token}\n", flush=True)
     # SIGTERM (docker stop, timeout) unwinds like Ctrl-C, so atexit stops Valkey cleanly.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     proc = subprocess.Popen(cmd, env=env)
     try:
+        # The URL is printed once the server answers: printed at start, a quick click got
+        # "connection refused" for 7-10 s.
+        if wait_until_serving(f"http://127.0.0.1:{args.port}/api/status?token={token}", proc):
+            print(f"\nJupyterLab: http://{host}:{args.port}/lab?token={token}\n", flush=True)
         return proc.wait()
     except (KeyboardInterrupt, SystemExit):
         # Ctrl-C reaches JupyterLab too (same process group); give it time to shut down.

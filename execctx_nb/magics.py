@@ -24,14 +24,18 @@ if TYPE_CHECKING:
 
 __all__ = ["ExecctxMagics", "load_ipython_extension", "shift_assign"]
 
-_HELP = """Explore execution contexts: ``%execctx SUBCOMMAND ARGS``.
+_HELP = """Explore execution contexts: %execctx SUBCOMMAND ARGS
 
 Subcommands
 -----------
 connect [URL]                      use URL (default: $VALKEY_URL, else an embedded server)
 infer VAR                          infer the JSON Schema of a variable (frame, rows, dict)
-executions TENANT                  list a tenant's execution ids
+tenants                            the tenants with stored executions
+executions TENANT [--last N]       a tenant's executions, newest first: status, started,
+                                   duration, steps, failed steps, retries (a DataFrame)
 steps TENANT EXEC                  the steps table of an execution
+history TENANT STEP [--last N]     one step over the last N executions: rows, bytes,
+                                   elapsed, schema hash, where the schema changed
 load TENANT EXEC STEP [--attempt N]
                                    a step's data as a Polars DataFrame
 schema TENANT EXEC STEP [--attempt N]
@@ -43,7 +47,7 @@ tail TENANT [--kind KIND ...] [--execution EXEC] [--replay] [--max N]
                                    live event tail (replaces an earlier tail of TENANT)
 tail --stop                        stop every running tail
 
-Assign a result with ``df = %execctx load acme run-1 clean`` or ``df << %execctx load ...``.
+Assign a result with  df = %execctx load acme run-1 clean  or  df << %execctx load ...
 
 Examples
 --------
@@ -77,8 +81,14 @@ def _parser() -> MagicArgumentParser:
     p.add_argument("url", nargs="?")
     p = sub.add_parser("infer")
     p.add_argument("var")
+    sub.add_parser("tenants")
     p = sub.add_parser("executions")
     p.add_argument("tenant")
+    p.add_argument("--last", type=_positive_int, default=50)
+    p = sub.add_parser("history")
+    p.add_argument("tenant")
+    p.add_argument("step")
+    p.add_argument("--last", type=_positive_int, default=20)
     p = sub.add_parser("steps")
     p.add_argument("tenant")
     p.add_argument("execution")
@@ -134,12 +144,26 @@ class ExecctxMagics(Magics):
         self, tenant: str, execution: str, step: str, attempt: int | None
     ) -> StepEnvelope:
         scope = ExecutionScope(tenant, execution)
-        env = self._store().get_step(scope, step, attempt)
+        store = self._store()
+        env = store.get_step(scope, step, attempt)
         if env is None:
             which = f" attempt {attempt}" if attempt is not None else ""
+            steps = store.list_steps(scope)
+            if not steps:
+                known = store.list_executions(tenant)
+                raise UsageError(
+                    f"No execution `{execution}` for tenant `{tenant}`"
+                    + (
+                        _did_you_mean(execution, known)
+                        or _did_you_mean(tenant, self._known_tenants())
+                    )
+                )
             raise UsageError(
-                f"No step `{step}`{which} in execution `{execution}` of tenant `{tenant}`:"
-                f" `%execctx steps {tenant} {execution}` lists its steps"
+                f"No step `{step}`{which} in execution `{execution}` of tenant `{tenant}`"
+                + (
+                    _did_you_mean(step, steps)
+                    or f": `%execctx steps {tenant} {execution}` lists its steps"
+                )
             )
         return env
 
@@ -168,8 +192,43 @@ class ExecctxMagics(Magics):
         schema = infer_schema(user_ns[a.var])
         return SchemaView(schema, title=a.var, schema_hash=schema_hash(schema))
 
+    def _tenants(self, a: argparse.Namespace) -> Any:
+        return self._store().list_tenants()
+
     def _executions(self, a: argparse.Namespace) -> Any:
-        return sorted(self._store().list_executions(a.tenant))
+        from execctx_nb._overview import executions_frame
+
+        frame = executions_frame(self._store(), a.tenant, a.last)
+        if frame.is_empty():
+            raise UsageError(
+                f"No executions stored for tenant `{a.tenant}`"
+                + _did_you_mean(a.tenant, self._known_tenants())
+            )
+        return frame
+
+    def _history(self, a: argparse.Namespace) -> Any:
+        from execctx_nb._overview import step_history
+        from execctx_nb.display import StepHistoryView
+
+        frame = step_history(self._store(), a.tenant, a.step, a.last)
+        if frame.is_empty():
+            steps = self._known_steps(a.tenant)
+            hint = _did_you_mean(a.step, steps) or (
+                f": `%execctx executions {a.tenant}` lists its executions"
+            )
+            raise UsageError(f"No step `{a.step}` in any execution of `{a.tenant}`{hint}")
+        return StepHistoryView(frame, a.tenant, a.step)
+
+    def _known_tenants(self) -> list[str]:
+        try:
+            return self._store().list_tenants()
+        except ExecctxError:  # an ACL that cannot scan: no suggestion
+            return []
+
+    def _known_steps(self, tenant: str) -> list[str]:
+        store = self._store()
+        recent = store.recent_executions(tenant, 5)
+        return sorted({s for e, _ in recent for s in store.list_steps(ExecutionScope(tenant, e))})
 
     def _steps(self, a: argparse.Namespace) -> Any:
         from execctx_nb.display import ExecutionView
@@ -253,7 +312,20 @@ class ExecctxMagics(Magics):
     def execctx(self, line: str) -> Any:
         if not line.strip():
             raise UsageError("Expected a subcommand; `%execctx?` lists them")
-        args = self._parser.parse_argstring(line)  # type: ignore[no-untyped-call]
+        words = line.split()
+        commands = _subcommands(self._parser)
+        if not words[0].startswith("-") and words[0] not in commands:
+            raise UsageError(
+                f"Unknown subcommand `{words[0]}`"
+                + (_did_you_mean(words[0], list(commands)) or "; `%execctx?` lists them")
+            )
+        try:
+            args = self._parser.parse_argstring(line)  # type: ignore[no-untyped-call]
+        except UsageError as exc:
+            sub = commands.get(words[0])
+            usage = sub.format_usage().replace("%%", "%").split(maxsplit=1)[-1] if sub else ""
+            usage = f"\nusage: {' '.join(usage.split())}" if usage else ""
+            raise UsageError(f"{exc}{usage}") from None
         if args.command is None:
             raise UsageError("Expected a subcommand; `%execctx?` lists them")
         try:
@@ -264,6 +336,23 @@ class ExecctxMagics(Magics):
             raise
 
     execctx.__doc__ = _HELP
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:  # argparse keeps subparsers only here
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def _did_you_mean(word: str, known: list[str]) -> str:
+    """``: did you mean `acme`?`` for the closest known names, or ""."""
+    import difflib
+
+    close = difflib.get_close_matches(word, known, n=3, cutoff=0.6)
+    if not close:
+        return ""
+    return ": did you mean " + " or ".join(f"`{c}`" for c in close) + "?"
 
 
 _SHIFT_RE = re.compile(r"^(\s*)([A-Za-z_][\w.]*)\s*<<\s*(%execctx\b.*)$")

@@ -45,7 +45,15 @@ def run(shell: InteractiveShell, line: str) -> Any:
 def test_connect_executions_steps(shell, demo_tenant, valkey_url) -> None:
     store = run(shell, f"connect {valkey_url}")
     assert store.url == valkey_url
-    assert run(shell, f"executions {demo_tenant}") == sorted(EXECUTIONS)
+    table = run(shell, f"executions {demo_tenant}")
+    assert isinstance(table, pl.DataFrame)  # renders as the frame library's own table
+    assert table.columns == [
+        "execution", "status", "started", "duration", "steps", "failed", "retries"
+    ]  # fmt: skip
+    assert sorted(table["execution"]) == sorted(EXECUTIONS)
+    assert table["started"].is_sorted(descending=True)  # newest first
+    assert table["steps"].to_list() == [len(STEPS)] * 2
+    assert demo_tenant in run(shell, "tenants")
     view = run(shell, f"steps {demo_tenant} {E1}")
     assert isinstance(view, ExecutionView)
     assert len(view) == len(STEPS)
@@ -105,10 +113,14 @@ def test_lineage_and_tail_widgets(shell, demo_tenant) -> None:
     ("line", "message"),
     [
         ("", "Expected a subcommand"),
-        ("frobnicate", "invalid choice: 'frobnicate'"),
-        ("steps onlytenant", "the following arguments are required: execution"),
+        ("frobnicate", "Unknown subcommand `frobnicate`; `%execctx"),
+        ("stpes acme run", "Unknown subcommand `stpes`: did you mean `steps`"),
+        (
+            "steps onlytenant",
+            "the following arguments are required: execution\nusage: %execctx steps tenant execution",
+        ),
         ("executions 'bad tenant'", "Invalid tenant id"),
-        ("load acme nope clean", "No step `clean` in execution `nope` of tenant `acme`"),
+        ("load acme nope clean", "No execution `nope` for tenant `acme`"),
         ("steps acme nope", "No execution `nope` for tenant `acme`"),
         ("infer not_defined_anywhere", "No variable `not_defined_anywhere`"),
         ("tail", "Expected a tenant"),
@@ -124,12 +136,38 @@ def test_bad_input_raises_usage_error(shell, line, message) -> None:
         run(shell, line)
 
 
+def test_typos_get_the_closest_names(shell, demo_tenant) -> None:
+    typo = demo_tenant[:-1] + ("x" if demo_tenant[-1] != "x" else "y")
+    with pytest.raises(UsageError, match=f"did you mean `{demo_tenant}`"):
+        run(shell, f"executions {typo}")
+    with pytest.raises(UsageError, match="did you mean `clean`"):
+        run(shell, f"load {demo_tenant} {E1} cleen")
+    with pytest.raises(UsageError, match=f"did you mean .*`{E1}`"):
+        run(shell, f"load {demo_tenant} {E1[:-1]}9 clean")
+    with pytest.raises(UsageError, match="did you mean `score`"):
+        run(shell, f"history {demo_tenant} scor")
+
+
+def test_history_shows_where_the_schema_changed(shell, demo_tenant) -> None:
+    from execctx_nb.display import StepHistoryView
+
+    view = run(shell, f"history {demo_tenant} ingest_orders")
+    assert isinstance(view, StepHistoryView)
+    assert view.frame["execution"].to_list() == sorted(EXECUTIONS)  # oldest first
+    assert view.schema_changes == [E2]  # the demo's second run changes ingest_orders
+    page = view._repr_html_()
+    assert page.count("<svg") == 3 and "schema changed" in page
+    assert "http" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")  # no CDN
+
+
 def test_help_is_the_docstring(shell) -> None:
     doc = shell.magics_manager.magics["line"]["execctx"].__doc__
     for sub in (
         "connect",
         "infer",
+        "tenants",
         "executions",
+        "history",
         "steps",
         "load",
         "schema",
@@ -139,6 +177,7 @@ def test_help_is_the_docstring(shell) -> None:
     ):
         assert f"\n{sub} " in doc
     assert "df << %execctx load" in doc
+    assert "``" not in doc  # rendered as plain text by %execctx?: no RST markup
 
 
 def test_connect_to_a_dead_port_is_a_usage_error_and_keeps_the_store(shell, valkey_url) -> None:
@@ -157,4 +196,4 @@ def test_a_store_closed_by_another_cell_is_reopened(shell, demo_tenant, valkey_u
     # connect() is shared in a kernel: `with connect() as store:` in a cell closes the magic's.
     with connect(valkey_url):
         pass
-    assert run(shell, f"executions {demo_tenant}") == sorted(EXECUTIONS)
+    assert sorted(run(shell, f"executions {demo_tenant}")["execution"]) == sorted(EXECUTIONS)

@@ -211,6 +211,7 @@ def test_no_valkey_exception_escapes_any_public_method(
         "get_execution": lambda s: s.get_execution(scope),
         "get_steps": lambda s: s.get_steps(scope, ["s00001", "s00002"]),
         "list_executions": lambda s: s.list_executions(tenant),
+        "list_tenants": lambda s: s.list_tenants(),
         "recent_executions": lambda s: s.recent_executions(tenant),
         "reindex": lambda s: s.reindex(tenant),
         "delete_execution": lambda s: s.delete_execution(scope),

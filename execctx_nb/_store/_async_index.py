@@ -89,6 +89,16 @@ class AsyncIndex(AsyncStoreParts):
         """Sorted ids of the executions of one tenant (from the index: no keyspace scan)."""
         return sorted(e for e, _ in await self.recent_executions(tenant_id))
 
+    async def list_tenants(self) -> list[str]:
+        """Sorted ids of the tenants that have a listing index.
+
+        A keyspace scan (``SCAN MATCH t:*:executions``): an operator's call, for a user whose
+        ACL spans tenants; a tenant-restricted user sees only their own tenant, or nothing.
+        """
+        pattern = keys.TENANTS_PATTERN
+        found = await self._run("SCAN", pattern, lambda: self._scan(pattern))
+        return sorted({t for k in found if (t := keys.parse_tenant_index_key(k)) is not None})
+
     async def recent_executions(
         self, tenant_id: str, limit: int | None = None
     ) -> list[tuple[str, dt.datetime]]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from execctx_nb.display._diff import SchemaDiffView
 from execctx_nb.display._envelope import ExecutionView, envelope_html, envelope_text
+from execctx_nb.display._history import StepHistoryView
 from execctx_nb.display._lineage_view import LineageView, lineage_svg
 from execctx_nb.display._schema import SchemaView
 
@@ -21,6 +22,7 @@ __all__ = [
     "LineageView",
     "SchemaDiffView",
     "SchemaView",
+    "StepHistoryView",
     "envelope_html",
     "envelope_text",
     "lineage_svg",

@@ -32,10 +32,12 @@ CSS = (
     ".execctx{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;font-size:13px;"
     "line-height:1.45;color:var(--jp-content-font-color1,#202124)}"
     ".execctx table{border-collapse:collapse;margin:4px 0}"
-    ".execctx th,.execctx td{padding:2px 10px 2px 0;text-align:left;vertical-align:top;"
-    "border-bottom:1px solid var(--jp-border-color2,#e0e0e0)}"
-    ".execctx th{font-weight:600}"
-    ".execctx td.num{text-align:right;font-variant-numeric:tabular-nums}"
+    # The doubled class outranks JupyterLab's `.jp-RenderedHTMLCommon td` (right-aligned),
+    # which won on equal specificity in output cells (not in the graph's detail panel).
+    ".execctx.execctx th,.execctx.execctx td{padding:2px 10px 2px 0;text-align:left;"
+    "vertical-align:top;border-bottom:1px solid var(--jp-border-color2,#e0e0e0)}"
+    ".execctx.execctx th{font-weight:600}"
+    ".execctx.execctx td.num{text-align:right;font-variant-numeric:tabular-nums}"
     ".execctx code{font-family:var(--jp-code-font-family,monospace);font-size:12px}"
     ".execctx .muted{color:var(--jp-content-font-color2,#5f6368)}"
     ".execctx .badge{display:inline-block;padding:0 7px;border-radius:9px;font-size:11px;"

@@ -272,6 +272,8 @@ def render_svg(graph: Graph, lay: Layout | None = None, *, selected: str | None 
     handlers; ``selected`` draws that node with a thicker border.
     """
     lay = lay or layout(graph)
+    if not lay.positions:  # room for the "no steps yet" line (24 px cut it off)
+        lay = Layout(positions=(), width=2 * MARGIN + NODE_W, height=2 * MARGIN + 20)
     by_id = {n.node_id: n for n in graph.nodes}
     pos = {p.node_id: p for p in lay.positions}
     out = [svg_open(graph, lay)]
@@ -282,7 +284,10 @@ def render_svg(graph: Graph, lay: Layout | None = None, *, selected: str | None 
     if not lay.positions:
         out.append(f'<text x="{MARGIN}" y="{MARGIN + 14}" fill="#5f6368">no steps yet</text>')
     out.append("</svg>")
-    return "".join(out)
+    # Newlines between elements: where a viewer strips the SVG tags (JupyterLab sanitises
+    # untrusted outputs), the texts stay apart ("attempt 1" and "38 rows" once read as
+    # "attempt 138 rows"); inside the SVG they draw nothing.
+    return "\n".join(out)
 
 
 def svg_title(steps: int, edges: int) -> str:
@@ -329,9 +334,9 @@ def node_svg(node: GraphNode, p: NodePosition, *, selected: str | None = None) -
     out = [
         f'<g class="execctx-node execctx-{esc(node.status)}" data-step="{esc(node.node_id)}"'
         ' style="cursor:pointer">'
-        f"<title>{esc(node.node_id)} ({esc(node.status)})</title>"
+        f"\n<title>{esc(node.node_id)} ({esc(node.status)})</title>\n"
         f'<rect x="{p.x}" y="{p.y}" width="{NODE_W}" height="{NODE_H}" rx="7"'
-        f' fill="{fill}" stroke="{stroke}" stroke-width="{width}"{dash}/>'
+        f' fill="{fill}" stroke="{stroke}" stroke-width="{width}"{dash}/>\n'
         f'<text x="{p.x + 10}" y="{p.y + 21}" font-weight="600" fill="#202124">{esc(name)}</text>'
     ]
     if node.attempt:
@@ -341,6 +346,6 @@ def node_svg(node: GraphNode, p: NodePosition, *, selected: str | None = None) -
             f' fill="{stroke}">attempt {node.attempt}</text>'
         )
     out.append(
-        f'<text x="{p.x + 10}" y="{p.y + 40}" fill="#5f6368">{esc(node_caption(node))}</text></g>'
+        f'<text x="{p.x + 10}" y="{p.y + 40}" fill="#5f6368">{esc(node_caption(node))}</text>\n</g>'
     )
-    return "".join(out)
+    return "\n".join(out)
