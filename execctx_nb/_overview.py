@@ -64,7 +64,7 @@ def executions_frame(store: ExecutionContextStore, tenant_id: str, limit: int = 
         "execution": pl.String,
         "status": pl.String,
         "started": pl.Datetime("us", "UTC"),
-        "duration": pl.Duration("us"),
+        "duration": pl.Duration("ms"),
         "steps": pl.Int64,
         "failed": pl.Int64,
         "retries": pl.Int64,
