@@ -463,7 +463,8 @@ def test_widgets_and_magics_work_on_a_cluster(cluster_url, tenant) -> None:
     shell.run_line_magic("load_ext", "execctx_nb")
     try:
         shell.run_line_magic("execctx", f"connect {cluster_url}")
-        assert shell.run_line_magic("execctx", f"executions {tenant}") == ["run-1"]
+        table = shell.run_line_magic("execctx", f"executions {tenant}")
+        assert table["execution"].to_list() == ["run-1"] and table["steps"].to_list() == [2]
         frame = shell.run_line_magic("execctx", f"load {tenant} run-1 clean")
         assert frame.height == 1
     finally:
