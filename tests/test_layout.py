@@ -13,6 +13,7 @@ from execctx_nb.display._grow import GrowingGraph
 from execctx_nb.display._layout import (
     GAP_X,
     NODE_W,
+    STATUS_COLOURS,
     Graph,
     GraphNode,
     graph_from_envelopes,
@@ -161,7 +162,7 @@ def test_svg_escapes_text_and_has_no_ids() -> None:
     assert "<b>" not in svg
     assert " id=" not in svg
     assert "1 row · 1.50 s" in svg
-    assert "#c62828" in svg  # failed stroke
+    assert STATUS_COLOURS["failed"][1] in svg  # failed stroke
 
 
 def test_svg_shows_every_node_with_status_and_counts() -> None:

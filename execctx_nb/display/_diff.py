@@ -79,7 +79,11 @@ class SchemaDiffView:
         lines = [self._heading()]
         rows = self._rows()
         width = max((len(p) for _, p, _ in rows), default=0)
-        lines.extend(f"  {k:<8} {p:<{width}}  {d}" for k, p, d in rows)
+        breaking = set(getattr(self.diff, "breaking_changes", ()))
+        lines.extend(
+            f"  {k:<8} {p:<{width}}  {'breaking  ' if line in breaking else 'compatible'}  {d}"
+            for line, (k, p, d) in zip(self.diff.changes, rows, strict=True)
+        )
         return "\n".join(line.rstrip() for line in lines)
 
     def __repr__(self) -> str:
@@ -96,9 +100,11 @@ class SchemaDiffView:
             verdict = badge("breaking", "b-failed")
         else:
             verdict = badge("compatible", "b-success")
+        breaking = set(getattr(diff, "breaking_changes", ()))
         body = "".join(
             f"<tr><td class='{_KINDS.get(line[:1], ('', 'chg'))[1]}'>{esc(k)}</td>"
-            f"<td><code>{esc(p)}</code></td><td>{esc(d)}</td></tr>"
+            f"<td><code>{esc(p)}</code></td><td>{esc(d)}</td>"
+            f"<td>{badge('breaking', 'b-failed') if line in breaking else badge('compatible', 'b-success')}</td></tr>"
             for line, (k, p, d) in zip(diff.changes, self._rows(), strict=True)
         )
         parts = [
@@ -109,7 +115,8 @@ class SchemaDiffView:
         ]
         if body:
             parts.append(
-                "<table><thead><tr><th>change</th><th>path</th><th>detail</th></tr></thead>"
+                "<table><thead><tr><th>change</th><th>path</th><th>detail</th><th>impact</th></tr>"
+                "</thead>"
                 f"<tbody>{body}</tbody></table>"
             )
         for label, schema in ((self.old_label, self.old_schema), (self.new_label, self.new_schema)):

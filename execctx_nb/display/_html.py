@@ -15,6 +15,8 @@ import msgspec
 
 __all__ = [
     "CSS",
+    "DARK_SELECTORS",
+    "PALETTE",
     "badge",
     "clip",
     "esc",
@@ -25,12 +27,38 @@ __all__ = [
     "fmt_ts",
     "fmt_value",
     "kv_table",
+    "palette_css",
 ]
+
+#: Text colours, each >= 4.5:1 (WCAG AA) against JupyterLab's light (#fff) and dark (#111)
+#: cell backgrounds and inside their badges (tests/test_contrast.py measures them in a
+#: browser). Outside JupyterLab (VS Code, Colab, exported HTML) body text takes the page's
+#: own colour (`inherit`), so a dark page never gets near-black text.
+PALETTE = {
+    "light": {"ok": "#1e7a34", "bad": "#b3261e", "warn": "#7a5000", "info": "#1a5f9e",
+              "type": "#6f36a6"},
+    "dark": {"ok": "#6fcf87", "bad": "#ff8a80", "warn": "#e8b44c", "info": "#8ab4f8",
+             "type": "#c39bf0"},
+}  # fmt: skip
+#: Where a page says it is dark: JupyterLab, VS Code, Colab.
+DARK_SELECTORS = ('[data-jp-theme-light="false"]', ".vscode-dark", 'html[theme="dark"]')
+
+
+def palette_css(scope: str) -> str:
+    """The ``--ex-*`` colour variables for elements matching ``scope``, light and dark."""
+
+    def block(theme: str) -> str:
+        return ";".join(f"--ex-{k}:{v}" for k, v in PALETTE[theme].items())
+
+    dark = ",".join(f"{d} {s}" for d in DARK_SELECTORS for s in scope.split(","))
+    return f"{scope}{{{block('light')}}}{dark}{{{block('dark')}}}"
+
 
 CSS = (
     "<style>"
-    ".execctx{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;font-size:13px;"
-    "line-height:1.45;color:var(--jp-content-font-color1,#202124)}"
+    + palette_css(".execctx")
+    + ".execctx{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;font-size:13px;"
+    "line-height:1.45;color:var(--jp-content-font-color1,inherit)}"
     ".execctx table{border-collapse:collapse;margin:4px 0}"
     # The doubled class outranks JupyterLab's `.jp-RenderedHTMLCommon td` (right-aligned),
     # which won on equal specificity in output cells (not in the graph's detail panel).
@@ -39,18 +67,21 @@ CSS = (
     ".execctx.execctx th{font-weight:600}"
     ".execctx.execctx td.num{text-align:right;font-variant-numeric:tabular-nums}"
     ".execctx code{font-family:var(--jp-code-font-family,monospace);font-size:12px}"
-    ".execctx .muted{color:var(--jp-content-font-color2,#5f6368)}"
+    ".execctx .muted{color:var(--jp-content-font-color2,inherit)}"
     ".execctx .badge{display:inline-block;padding:0 7px;border-radius:9px;font-size:11px;"
     "font-weight:600;border:1px solid}"
-    ".execctx .b-success{color:#2e8540;background:#e3f4e8;border-color:#2e8540}"
-    ".execctx .b-failed{color:#c62828;background:#fde8e8;border-color:#c62828}"
-    ".execctx .b-info{color:#1f6fb2;background:#e6f0fb;border-color:#1f6fb2}"
-    ".execctx .b-warn{color:#8a5a00;background:#fff4d6;border-color:#b07800}"
+    # Badges carry their own pale background in every theme, so their text keeps the light
+    # palette (>= 4.7:1 on those backgrounds).
+    f".execctx .b-success{{color:{PALETTE['light']['ok']};background:#e3f4e8;border-color:{PALETTE['light']['ok']}}}"
+    f".execctx .b-failed{{color:{PALETTE['light']['bad']};background:#fde8e8;border-color:{PALETTE['light']['bad']}}}"
+    f".execctx .b-info{{color:{PALETTE['light']['info']};background:#e6f0fb;border-color:{PALETTE['light']['info']}}}"
+    f".execctx .b-warn{{color:{PALETTE['light']['warn']};background:#fff4d6;border-color:{PALETTE['light']['warn']}}}"
     ".execctx details{margin-left:14px}"
     ".execctx details>summary{margin-left:-14px;cursor:pointer}"
     ".execctx .leaf{margin-left:14px}"
-    ".execctx .t{color:#7b3fb2}"
-    ".execctx .add{color:#2e8540}.execctx .rem{color:#c62828}.execctx .chg{color:#8a5a00}"
+    ".execctx .t{color:var(--ex-type)}"
+    ".execctx .add{color:var(--ex-ok)}.execctx .rem{color:var(--ex-bad)}"
+    ".execctx .chg{color:var(--ex-warn)}"
     "</style>"
 )
 

@@ -55,9 +55,9 @@ _SWEEPS = 4
 
 #: Fill and stroke per node status (colour-blind safe pairs, readable on white and dark).
 STATUS_COLOURS: dict[str, tuple[str, str]] = {
-    "success": ("#e3f4e8", "#2e8540"),
-    "failed": ("#fde8e8", "#c62828"),
-    "running": ("#e6f0fb", "#1f6fb2"),
+    "success": ("#e3f4e8", "#1e7a34"),
+    "failed": ("#fde8e8", "#b3261e"),
+    "running": ("#e6f0fb", "#1a5f9e"),
     "pending": ("#f2f2f2", "#8a8a8a"),
     "external": ("#ffffff", "#8a8a8a"),
 }

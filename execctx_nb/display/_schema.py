@@ -13,6 +13,7 @@ import msgspec
 
 from execctx_nb.display._html import CSS, clip, esc
 from execctx_nb.inference._check import schema_problem
+from execctx_nb.inference._formats import LOCAL_PATTERNS
 
 __all__ = ["SchemaNode", "SchemaView", "schema_tree"]
 
@@ -73,8 +74,14 @@ _X = "x-execctx-"
 _NOTES = {"cardinality": "{} distinct", "nulls": "{} null", "dtype": "dtype {}"}
 
 
+# The patterns inference writes for zone-less datetimes and times read as what they mean.
+_LOCAL = {pattern: name.replace("-", " ", 1) for name, pattern in LOCAL_PATTERNS.items()}
+
+
 def _note(key: str, value: Any) -> str:
     """A keyword as a short note; inference's own ``x-execctx-*`` annotations read plainly."""
+    if key == "pattern" and isinstance(value, str) and value in _LOCAL:
+        return _LOCAL[value]
     if key.startswith(_X):
         name = key[len(_X) :]
         if name in _NOTES and isinstance(value, int | str) and not isinstance(value, bool):

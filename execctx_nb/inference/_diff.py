@@ -43,6 +43,8 @@ class SchemaDiff(msgspec.Struct, frozen=True, kw_only=True):
     newly_optional: tuple[str, ...] = ()
     breaking: bool = False
     changes: tuple[str, ...] = ()
+    breaking_changes: tuple[str, ...] = ()
+    """The lines of ``changes`` a reader of the old schema can be surprised by."""
 
     def __bool__(self) -> bool:
         return bool(self.changes)
@@ -80,12 +82,15 @@ class _Differ:
             k: [] for k in ("added", "removed", "retyped", "newly_nullable", "newly_optional")
         }
         self.lines: list[tuple[str, str]] = []
+        self.breaking_lines: set[str] = set()
         self.breaking = False
 
     def note(self, kind: str, path: str, line: str, breaking: bool) -> None:
         self.lists[kind].append(path or "/")
         self.lines.append((path or "/", line))
         self.breaking = self.breaking or breaking
+        if breaking:
+            self.breaking_lines.add(line)
 
     def walk(self, old: Any, new: Any, path: str) -> None:
         ot, nt = _types(old), _types(new)
@@ -125,7 +130,9 @@ class _Differ:
         for key in sorted(op.keys() - np_.keys()):
             self.note("removed", f"{path}/{key}", f"- {path}/{key}", True)
         for key in sorted(np_.keys() - op.keys()):
-            self.note("added", f"{path}/{key}", f"+ {path}/{key}", False)
+            types = _types(np_[key])
+            shown = "any" if types is _ANY else _show(types or set())
+            self.note("added", f"{path}/{key}", f"+ {path}/{key}: {shown}", False)
         for key in sorted(op.keys() & np_.keys()):
             if key in oreq and key not in nreq:
                 self.note("newly_optional", f"{path}/{key}", f"? {path}/{key}: now optional", True)
@@ -157,6 +164,10 @@ def schema_diff(old: dict[str, Any], new: dict[str, Any]) -> SchemaDiff:
     differ = _Differ()
     differ.walk(old, new, "")
     lists = {k: tuple(sorted(v)) for k, v in differ.lists.items()}
+    changes = tuple(line for _, line in sorted(differ.lines))
     return SchemaDiff(
-        **lists, breaking=differ.breaking, changes=tuple(line for _, line in sorted(differ.lines))
+        **lists,
+        breaking=differ.breaking,
+        changes=changes,
+        breaking_changes=tuple(c for c in changes if c in differ.breaking_lines),
     )

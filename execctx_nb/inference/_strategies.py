@@ -283,7 +283,10 @@ class ObjectStrategy(Strategy):
     def to_schema(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if self.properties:
-            out["properties"] = {k: self._property(k) for k in sorted(self.properties)}
+            # Column order (a frame's, or the order keys were first seen in rows): what a
+            # reader of the schema expects. `required` stays sorted, and the schema hash
+            # canonicalises key order, so neither depends on it.
+            out["properties"] = {k: self._property(k) for k in self.properties}
         if self.required:
             out["required"] = sorted(self.required)
         if self.values is not None and not self._open:
