@@ -109,7 +109,12 @@ def envelope_text(env: StepEnvelope) -> str:
 
 
 def _preview_html(env: StepEnvelope) -> str:
-    columns, rows, total = preview_rows(env)
+    from execctx_nb.display._preview import preview_table, typed_head
+
+    typed = typed_head(env, PREVIEW_ROWS)
+    if typed is not None and typed[0].width:
+        return preview_table(*typed)
+    columns, rows, total = preview_rows(env)  # not frame-shaped: plain values
     if not columns:
         return ""
     head = "".join(f"<th>{esc(c)}</th>" for c in columns)
