@@ -6,12 +6,6 @@ on a node the step's envelope. A screenshot goes to test-artifacts/ (gitignored)
 
 from __future__ import annotations
 
-import os
-import secrets
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -23,10 +17,8 @@ from nbformat.v4 import new_code_cell, new_notebook
 from execctx_nb import ExecutionEventPublisher, ExecutionScope, StepEnvelope, connect
 from execctx_nb.demo import EXECUTIONS, STEPS, load_demo
 from execctx_nb.events import ExecutionLog, StepCommitted
-from execctx_nb.lab import jupyterlab_offline_args
-from tests.servers import free_port
+from tests.labs import CHROMIUM, CHROMIUM_ARGS, jupyterlab
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 pytestmark = [
@@ -63,49 +55,9 @@ def lab(tmp_path: Path, valkey_url: str, tenant: str) -> Iterator[str]:
     }
     (tmp_path / "root").mkdir()
     nbformat.write(nb, tmp_path / "root" / "widgets.ipynb")
-    port, token = free_port(), secrets.token_hex(12)
-    cmd = [
-        sys.executable,
-        "-m",
-        "jupyterlab",
-        "--no-browser",
-        "--ip=127.0.0.1",
-        f"--port={port}",
-        "--ServerApp.port_retries=0",
-        f"--ServerApp.root_dir={tmp_path / 'root'}",
-        f"--IdentityProvider.token={token}",
-        *jupyterlab_offline_args(tmp_path / "lab-settings"),  # the same lab as `make lab`
-        "--LabApp.expose_app_in_browser=True",
-        f"--ServerApp.runtime_dir={tmp_path / 'runtime'}",
-        "--allow-root",
-    ]
-    env = dict(os.environ, VALKEY_URL=valkey_url, JUPYTER_CONFIG_DIR=str(tmp_path / "config"))
-    log = (tmp_path / "lab.log").open("w")
-    proc = subprocess.Popen(
-        cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path / "root"
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        end = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
-                break
-            except OSError:
-                if time.monotonic() > end or proc.poll() is not None:
-                    raise RuntimeError(
-                        "JupyterLab did not start:\n" + (tmp_path / "lab.log").read_text()
-                    ) from None
-                time.sleep(0.2)
+    env = {"VALKEY_URL": valkey_url}
+    with jupyterlab(tmp_path / "root", tmp_path, env) as (base, token):
         yield f"{base}/lab/tree/widgets.ipynb?token={token}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def test_widgets_render_and_update_in_jupyterlab(
@@ -119,16 +71,7 @@ def test_widgets_render_and_update_in_jupyterlab(
             str(tmp_path / "chromium-profile"),
             executable_path=str(CHROMIUM),
             headless=True,
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
+            args=CHROMIUM_ARGS,
             viewport={"width": 1400, "height": 1100},
         )
         try:

@@ -271,12 +271,12 @@ def test_schema_to_dtypes() -> None:
             }
         )
     )
-    assert ec.schema_to_polars(schema) == pl.Schema(
+    assert ec.schema_to_polars(schema) == pl.Schema(  # in column order
         {
             "d": pl.Date(),
+            "z": pl.Datetime("us", "UTC"),
             "dec": pl.Decimal(5, 1),
             "s": pl.Struct({"a": pl.Int64, "b": pl.List(pl.String)}),
-            "z": pl.Datetime("us", "UTC"),
         }
     )
     arrow = ec.schema_to_arrow(schema)
