@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     trusted = trust_notebooks(args.notebooks)
     print(f"trusted {trusted} tutorial notebooks (their saved outputs render)", flush=True)
     where = "$VALKEY_URL" if os.environ.get("VALKEY_URL") else f"embedded, data in {args.data_dir}"
-    print(f"Valkey: {redact_url(url)} ({where})", flush=True)
+    print(f"Valkey: {redact_url(url)} ({where}); cold tier: {cold}", flush=True)
     if args.no_lab:
         return 0
     token = secrets.token_hex(16)
