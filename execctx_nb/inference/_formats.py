@@ -42,8 +42,14 @@ def _run_of(chars: str, *, at_least_one: bool) -> str:
     return rf"(?=[{chars}]|{_PCT}){loop}" if at_least_one else loop
 
 
-_URIC_CHARS = r"A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=-"
-_AUTH_CHARS = r"A-Za-z0-9._~!$&'()*+,;=:@\[\]-"
+# RFC 3986 component by component, so every value called a `uri` passes the strict
+# checkers (jsonschema's rfc3986-validator): "[" and "]" nowhere (IP-literal hosts get no
+# claim rather than a loose one), "#" once, ":" in the authority only before a numeric port.
+_PCHAR = r"A-Za-z0-9._~!$&'()*+,;=:@"  # and "-", kept last in each class below
+_PATH_CHARS = _PCHAR + "/-"
+_QUERY_CHARS = _PCHAR + "/?-"
+_USER_CHARS = r"A-Za-z0-9._~!$&'()*+,;=:-"
+_HOST_CHARS = r"A-Za-z0-9._~!$&'()*+,;=-"
 # RFC 5321 dot-atom local part and LDH hostname labels, ASCII only: the email strict
 # checkers (ajv-formats "full") accept, so rows another engine validates still pass
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
@@ -66,9 +72,12 @@ _BODIES = {
     "email": rf"{_ATEXT}+(?:\.{_ATEXT}+)*@{_LABEL}(?:\.{_LABEL})+",
     # a scheme plus "//authority", or a common authority-less scheme; bare "word:rest" is
     # too often a label ("note:abc") to be called a URI
-    "uri": rf"(?:[A-Za-z][A-Za-z0-9+.-]*://{_run_of(_AUTH_CHARS, at_least_one=True)}"
-    rf"(?:[/?#]{_run_of(_URIC_CHARS, at_least_one=False)})?"
-    rf"|(?:mailto|urn|tel|data):{_run_of(_URIC_CHARS, at_least_one=True)})",
+    "uri": rf"(?:[A-Za-z][A-Za-z0-9+.-]*://"
+    rf"(?:{_run_of(_USER_CHARS, at_least_one=True)}@)?{_run_of(_HOST_CHARS, at_least_one=True)}"
+    rf"(?::\d*)?(?:/{_run_of(_PATH_CHARS, at_least_one=False)})?"
+    rf"|(?:mailto|urn|tel|data):{_run_of(_PATH_CHARS, at_least_one=True)})"
+    rf"(?:\?{_run_of(_QUERY_CHARS, at_least_one=False)})?"
+    rf"(?:#{_run_of(_QUERY_CHARS, at_least_one=False)})?",
     "local-date-time": LOCAL_PATTERNS["local-date-time"][1:-1],
     "local-time": LOCAL_PATTERNS["local-time"][1:-1],
 }
