@@ -9,6 +9,7 @@ Nullability comes from the data's null counts, never from a field's ``nullable``
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from typing import Any
 
 from execctx_nb.inference._formats import MAX_FORMAT_LEN
@@ -150,11 +151,11 @@ class ColumnWalker:
         rule = self.rule
         strings: StringStrategy = node.get(StringStrategy)
         if len(arr) <= SMALL_ARRAY and arr.nbytes <= SMALL_TEXT:
-            found = set(arr.to_pylist())  # small: cheaper than a kernel call
-            found.discard(None)
-            values = list(found)
-            node.add_cardinality(len(values))
-            strings.add_distinct(n, values, rule)
+            found = Counter(arr.to_pylist())  # small: cheaper than a kernel call
+            found.pop(None, None)
+            once = sum(1 for c in found.values() if c == 1)
+            node.add_cardinality(len(found))
+            strings.add_distinct(n, list(found), rule, once)
             return node
         pc = self.pc
         if (pc.max(pc.binary_length(arr)).as_py() or 0) > 4 * MAX_FORMAT_LEN:
@@ -178,7 +179,14 @@ class ColumnWalker:
             strings.add_opaque(rule)  # no format or enum value is this long
         else:
             # Python's regexes over the joined values beat per-call RE2 compilation here
-            strings.add_distinct(n, uniq.to_pylist(), rule)
+            once = len(uniq)  # past max_values no enum can be claimed: no need to count
+            if len(uniq) <= rule.max_values:
+                values = arr.drop_null() if nulls else arr
+                if self._pa.types.is_string_view(values.type):
+                    values = values.cast(self._pa.large_string())
+                counts = self.pc.value_counts(values)
+                once = int(self.pc.sum(self.pc.equal(counts.field("counts"), 1)).as_py() or 0)
+            strings.add_distinct(n, uniq.to_pylist(), rule, once)
         return node
 
     def _distinct_by_ends(self, arr: Any) -> int:

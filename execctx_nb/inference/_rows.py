@@ -15,6 +15,7 @@ import decimal
 import math
 import numbers
 import uuid
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -148,9 +149,10 @@ class RowWalker:
                 return len(
                     {(len(v), v[:256], v[-256:]) if len(v) > MAX_FORMAT_LEN else v for v in vals}
                 )
-            uniq = list(set(vals))
-            node.get(StringStrategy).add_distinct(len(vals), uniq, rule)
-            return len(uniq)
+            counts = Counter(vals)
+            once = sum(1 for c in counts.values() if c == 1)
+            node.get(StringStrategy).add_distinct(len(vals), list(counts), rule, once)
+            return len(counts)
         else:
             self._declared_string(node, kind, vals)
         try:

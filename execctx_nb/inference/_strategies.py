@@ -62,23 +62,30 @@ _NOTES = frozenset(
 class EnumRule:
     """When a string field becomes an ``enum`` (see docs/inference.md, "Enums").
 
-    A field gets an enum when it holds at least ``min_count`` non-null strings, at most
-    ``max_values`` distinct ones, no more than the square root of the count (so a value
-    repeats on average), fewer distinct values than values, none longer than ``max_len``,
-    none numeric-looking, and no format was detected.
+    A field gets an enum only when the sample says its domain is closed: at least
+    ``min_count`` non-null strings, at most ``max_values`` distinct ones, no more than the
+    square root of the count, none longer than ``max_len``, none numeric-looking, no format
+    detected - and a Good-Turing estimate of the chance that the next value is one not seen
+    yet, with add-one smoothing, ``(values seen once + 1) / count``, at most ``unseen``
+    (1%): at least 100 values, each seen twice or more but for one per hundred. A rare
+    category missing from the sample, free text that repeats, or a domain with values seen
+    once then gets no enum (they made held-out rows fail: docs/inference.md, "Enums").
     """
 
-    __slots__ = ("max_len", "max_values", "min_count")
+    __slots__ = ("max_len", "max_values", "min_count", "unseen")
 
-    def __init__(self, max_values: int = 16, min_count: int = 10, max_len: int = 64) -> None:
+    def __init__(
+        self, max_values: int = 16, min_count: int = 10, max_len: int = 64, unseen: float = 0.01
+    ) -> None:
         self.max_values = max_values
         self.min_count = min_count
         self.max_len = max_len
+        self.unseen = unseen
 
-    def allows(self, count: int, distinct: Iterable[str], n_distinct: int) -> bool:
+    def allows(self, count: int, distinct: Iterable[str], n_distinct: int, singletons: int) -> bool:
         if count < self.min_count or n_distinct > self.max_values or n_distinct >= count:
             return False
-        if n_distinct * n_distinct > count:
+        if n_distinct * n_distinct > count or (singletons + 1) > self.unseen * count:
             return False
         return all(len(s) <= self.max_len and not looks_numeric(s) for s in distinct)
 
@@ -165,12 +172,20 @@ class StringStrategy(Strategy):
         self.pattern = self.pattern if self.pattern == pattern else None
         self.encoding = self.encoding if self.encoding == encoding else None
 
-    def add_distinct(self, count: int, distinct: list[str], rule: EnumRule) -> None:
-        """Observed non-null strings: their count and their distinct values."""
-        self.add_observed(count, detect_format(distinct), distinct, rule)
+    def add_distinct(
+        self, count: int, distinct: list[str], rule: EnumRule, singletons: int
+    ) -> None:
+        """Observed non-null strings: their count, distinct values and how many of those
+        were seen exactly once."""
+        self.add_observed(count, detect_format(distinct), distinct, rule, singletons)
 
     def add_observed(
-        self, count: int, name: str | None, distinct: list[str] | None, rule: EnumRule
+        self,
+        count: int,
+        name: str | None,
+        distinct: list[str] | None,
+        rule: EnumRule,
+        singletons: int,
     ) -> None:
         """Observed strings whose format (``name``) is known; ``distinct`` when enum-sized."""
         fmt = pattern = None
@@ -179,7 +194,11 @@ class StringStrategy(Strategy):
         else:
             fmt = name
         enum = None
-        if name is None and distinct is not None and rule.allows(count, distinct, len(distinct)):
+        if (
+            name is None
+            and distinct is not None
+            and rule.allows(count, distinct, len(distinct), singletons)
+        ):
             enum = set(distinct)
         self._fold(enum, fmt, pattern, None, rule)
 

@@ -22,7 +22,7 @@ ROWS = [
         "score": None if i % 3 == 0 else i / 4,
         "at": "2024-01-01T00:00:00Z",
     }
-    for i in range(30)
+    for i in range(120)
 ]
 
 
@@ -63,7 +63,7 @@ def test_infer_prints_schema_and_its_hash(
     doc: dict[str, Any] = json.loads(out)
     schema = doc["schema"]
     assert doc["schemaHash"] == schema_hash(schema)
-    assert schema["x-execctx-rows"] == 30
+    assert schema["x-execctx-rows"] == 120
     assert schema["properties"]["score"]["type"] == ["null", "number"]
     assert schema["properties"]["kind"]["enum"] == ["a", "b"]
 

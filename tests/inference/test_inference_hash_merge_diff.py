@@ -122,8 +122,8 @@ class TestMerge:
         assert merge_schemas(merge_schemas(a, b), c) == merge_schemas(a, merge_schemas(b, c))
 
     def test_enums_union_while_small_and_drop_when_any_part_has_none(self) -> None:
-        a = infer_schema([{"k": "ab"[i % 2]} for i in range(20)])
-        b = infer_schema([{"k": "bc"[i % 2]} for i in range(20)])
+        a = infer_schema([{"k": "ab"[i % 2]} for i in range(120)])
+        b = infer_schema([{"k": "bc"[i % 2]} for i in range(120)])
         assert merge_schemas(a, b)["properties"]["k"]["enum"] == ["a", "b", "c"]
         free = infer_schema([{"k": f"v{i}"} for i in range(20)])
         assert "enum" not in merge_schemas(a, free)["properties"]["k"]
@@ -195,8 +195,8 @@ class TestDiff:
         assert d.retyped == ("/u/tags/[]",)
 
     def test_enum_and_format_relaxed_are_breaking(self) -> None:
-        old = infer_schema([{"s": "ab"[i % 2]} for i in range(20)])
-        new = infer_schema([{"s": "abc"[i % 3]} for i in range(20)])
+        old = infer_schema([{"s": "ab"[i % 2]} for i in range(120)])
+        new = infer_schema([{"s": "abc"[i % 3]} for i in range(120)])
         d = schema_diff(old, new)
         assert d.retyped == ("/s",) and d.breaking and "enum gained ['c']" in str(d)
         d2 = diff([{"d": "2024-01-01"}], [{"d": "soon"}])

@@ -61,11 +61,11 @@ def test_cardinality_counts_distinct_non_null_values() -> None:
 
 class TestEnums:
     def test_small_repeated_domain_becomes_enum(self) -> None:
-        s = infer([{"status": ["ok", "failed", "retry"][i % 3]} for i in range(40)])
+        s = infer([{"status": ["ok", "failed", "retry"][i % 3]} for i in range(120)])
         assert prop(s, "status")["enum"] == ["failed", "ok", "retry"]
 
     def test_nullable_enum_lists_null(self) -> None:
-        s = infer([{"s": None if i % 5 == 0 else ["a", "b"][i % 2]} for i in range(40)])
+        s = infer([{"s": None if i % 5 == 0 else ["a", "b"][i % 2]} for i in range(150)])
         assert prop(s, "s")["enum"] == ["a", "b", None]
 
     def test_never_from_all_distinct_values(self) -> None:
@@ -90,6 +90,25 @@ class TestEnums:
         rows = [{"d": ["2024-01-01", "2024-01-02"][i % 2]} for i in range(60)]
         d = prop(infer(rows), "d")
         assert d["format"] == "date" and "enum" not in d
+
+    def test_not_from_a_sample_too_small_to_show_a_closed_domain(self) -> None:
+        # 8 x "iana" + 4 x "apache": every value repeats, but 12 values cannot rule out a
+        # third one ("nginx" shows up later); the same shape 10x larger can
+        rows = [{"s": "iana"}] * 8 + [{"s": "apache"}] * 4
+        assert "enum" not in prop(infer(rows), "s")
+        assert prop(infer(rows * 10), "s")["enum"] == ["apache", "iana"]
+
+    def test_not_when_values_were_seen_once(self) -> None:
+        # Good-Turing: values seen once estimate the mass of values not seen at all
+        tail = [{"s": f"rare{i}"} for i in range(3)]
+        rows = [{"s": ["a", "b", "c"][i % 3]} for i in range(197)] + tail
+        assert "enum" not in prop(infer(rows), "s")
+        one = [{"s": ["a", "b", "c"][i % 3]} for i in range(199)] + tail[:1]
+        assert prop(infer(one), "s")["enum"] == ["a", "b", "c", "rare0"]  # 2/200 <= 1%
+
+    def test_not_for_free_text_that_repeats(self) -> None:
+        rows = [{"s": "Alabama"}] * 6 + [{"s": "alabama"}] * 3 + [{"s": "Alabamisch"}]
+        assert "enum" not in prop(infer(rows * 4), "s")
 
     def test_enum_max_is_configurable(self) -> None:
         rows = [{"s": f"c{i % 5}"} for i in range(100)]
