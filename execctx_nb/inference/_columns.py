@@ -15,6 +15,7 @@ from typing import Any
 from execctx_nb.inference._formats import MAX_FORMAT_LEN
 from execctx_nb.inference._spec import Spec
 from execctx_nb.inference._strategies import (
+    MIN_SEEN,
     ArrayStrategy,
     BooleanStrategy,
     EnumRule,
@@ -153,9 +154,9 @@ class ColumnWalker:
         if len(arr) <= SMALL_ARRAY and arr.nbytes <= SMALL_TEXT:
             found = Counter(arr.to_pylist())  # small: cheaper than a kernel call
             found.pop(None, None)
-            once = sum(1 for c in found.values() if c == 1)
+            rare = sum(1 for c in found.values() if c < MIN_SEEN)
             node.add_cardinality(len(found))
-            strings.add_distinct(n, list(found), rule, once)
+            strings.add_distinct(n, list(found), rule, rare)
             return node
         pc = self.pc
         if (pc.max(pc.binary_length(arr)).as_py() or 0) > 4 * MAX_FORMAT_LEN:
@@ -179,14 +180,15 @@ class ColumnWalker:
             strings.add_opaque(rule)  # no format or enum value is this long
         else:
             # Python's regexes over the joined values beat per-call RE2 compilation here
-            once = len(uniq)  # past max_values no enum can be claimed: no need to count
+            rare = len(uniq)  # past max_values no enum can be claimed: no need to count
             if len(uniq) <= rule.max_values:
                 values = arr.drop_null() if nulls else arr
                 if self._pa.types.is_string_view(values.type):
                     values = values.cast(self._pa.large_string())
                 counts = self.pc.value_counts(values)
-                once = int(self.pc.sum(self.pc.equal(counts.field("counts"), 1)).as_py() or 0)
-            strings.add_distinct(n, uniq.to_pylist(), rule, once)
+                seen = counts.field("counts")
+                rare = int(self.pc.sum(self.pc.less(seen, MIN_SEEN)).as_py() or 0)
+            strings.add_distinct(n, uniq.to_pylist(), rule, rare)
         return node
 
     def _distinct_by_ends(self, arr: Any) -> int:

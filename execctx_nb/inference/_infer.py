@@ -56,8 +56,8 @@ def infer_schema(
         permissive schema marked ``x-execctx-cut``.
     enum_max, enum_min_count
         The enum rule: strings become an enum only with at least ``enum_min_count``
-        values, at most ``min(enum_max, sqrt(count))`` distinct ones, and a closed domain by
-        Good-Turing: ``(values seen once + 1) / count <= 1%`` (see docs/inference.md).
+        values, at most ``min(enum_max, sqrt(count))`` distinct ones, and a closed domain:
+        at least 100 values, each seen 3 times or more (see docs/inference.md, "Enums").
     seed
         Seeds the reservoir used for streams and iterators of unknown length.
     lazy_blocks

@@ -21,7 +21,9 @@ from typing import Any
 
 from execctx_nb.errors import CyclicDataError, SchemaInferenceError
 from execctx_nb.inference._formats import LOCAL_PATTERNS, MAX_FORMAT_LEN
+from execctx_nb.inference._maps import map_keys
 from execctx_nb.inference._strategies import (
+    MIN_SEEN,
     ArrayStrategy,
     BooleanStrategy,
     EnumRule,
@@ -150,8 +152,8 @@ class RowWalker:
                     {(len(v), v[:256], v[-256:]) if len(v) > MAX_FORMAT_LEN else v for v in vals}
                 )
             counts = Counter(vals)
-            once = sum(1 for c in counts.values() if c == 1)
-            node.get(StringStrategy).add_distinct(len(vals), list(counts), rule, once)
+            rare = sum(1 for c in counts.values() if c < MIN_SEEN)
+            node.get(StringStrategy).add_distinct(len(vals), list(counts), rule, rare)
             return len(counts)
         else:
             self._declared_string(node, kind, vals)
@@ -192,6 +194,12 @@ class RowWalker:
                 merged.setdefault(k if isinstance(k, str) else str(k), []).extend(col)
             cols = merged
         strategy: ObjectStrategy = node.get(ObjectStrategy)
+        keyed = map_keys(cols, len(objs))
+        if keyed is not None:  # keys are data: one schema for every value (docs: "Maps")
+            values = [v for col in cols.values() for v in col]
+            strategy.add_map(self.node(values, depth + 1, f"{path}/{{}}"), keyed or None, self.rule)
+            strategy.add_required(())
+            return
         strategy.add_record()
         strategy.add_required(k for k, col in cols.items() if len(col) == len(objs))
         for k, col in cols.items():

@@ -59,17 +59,22 @@ _NOTES = frozenset(
 )
 
 
+MIN_SEEN = 3
+"""An enum value must have been seen this many times in the sample (see :class:`EnumRule`)."""
+
+
 class EnumRule:
     """When a string field becomes an ``enum`` (see docs/inference.md, "Enums").
 
     A field gets an enum only when the sample says its domain is closed: at least
     ``min_count`` non-null strings, at most ``max_values`` distinct ones, no more than the
     square root of the count, none longer than ``max_len``, none numeric-looking, no format
-    detected - and a Good-Turing estimate of the chance that the next value is one not seen
-    yet, with add-one smoothing, ``(values seen once + 1) / count``, at most ``unseen``
-    (1%): at least 100 values, each seen twice or more but for one per hundred. A rare
-    category missing from the sample, free text that repeats, or a domain with values seen
-    once then gets no enum (they made held-out rows fail: docs/inference.md, "Enums").
+    detected - and the sample must show the domain closed: every value seen at least
+    :data:`MIN_SEEN` (3) times (values seen once or twice are, as in Good-Turing estimates,
+    the sign of values not seen at all: a long tail), and at least ``1 / unseen`` (100)
+    values. A rare category missing from the sample, free text that repeats, or a domain
+    with values seen once then gets no enum (they made held-out rows fail:
+    docs/inference.md, "Enums").
     """
 
     __slots__ = ("max_len", "max_values", "min_count", "unseen")
@@ -82,10 +87,11 @@ class EnumRule:
         self.max_len = max_len
         self.unseen = unseen
 
-    def allows(self, count: int, distinct: Iterable[str], n_distinct: int, singletons: int) -> bool:
+    def allows(self, count: int, distinct: Iterable[str], n_distinct: int, rare: int) -> bool:
+        """``rare``: how many of the distinct values were seen fewer than MIN_SEEN times."""
         if count < self.min_count or n_distinct > self.max_values or n_distinct >= count:
             return False
-        if n_distinct * n_distinct > count or (singletons + 1) > self.unseen * count:
+        if n_distinct * n_distinct > count or rare or count * self.unseen < 1:
             return False
         return all(len(s) <= self.max_len and not looks_numeric(s) for s in distinct)
 
@@ -172,12 +178,10 @@ class StringStrategy(Strategy):
         self.pattern = self.pattern if self.pattern == pattern else None
         self.encoding = self.encoding if self.encoding == encoding else None
 
-    def add_distinct(
-        self, count: int, distinct: list[str], rule: EnumRule, singletons: int
-    ) -> None:
+    def add_distinct(self, count: int, distinct: list[str], rule: EnumRule, rare: int) -> None:
         """Observed non-null strings: their count, distinct values and how many of those
-        were seen exactly once."""
-        self.add_observed(count, detect_format(distinct), distinct, rule, singletons)
+        were seen fewer than MIN_SEEN times."""
+        self.add_observed(count, detect_format(distinct), distinct, rule, rare)
 
     def add_observed(
         self,
@@ -185,7 +189,7 @@ class StringStrategy(Strategy):
         name: str | None,
         distinct: list[str] | None,
         rule: EnumRule,
-        singletons: int,
+        rare: int,
     ) -> None:
         """Observed strings whose format (``name``) is known; ``distinct`` when enum-sized."""
         fmt = pattern = None
@@ -197,7 +201,7 @@ class StringStrategy(Strategy):
         if (
             name is None
             and distinct is not None
-            and rule.allows(count, distinct, len(distinct), singletons)
+            and rule.allows(count, distinct, len(distinct), rare)
         ):
             enum = set(distinct)
         self._fold(enum, fmt, pattern, None, rule)
