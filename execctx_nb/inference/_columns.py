@@ -152,9 +152,13 @@ class ColumnWalker:
         rule = self.rule
         strings: StringStrategy = node.get(StringStrategy)
         if len(arr) <= SMALL_ARRAY and arr.nbytes <= SMALL_TEXT:
-            found = Counter(arr.to_pylist())  # small: cheaper than a kernel call
-            found.pop(None, None)
-            rare = sum(1 for c in found.values() if c < MIN_SEEN)
+            items = arr.to_pylist()  # small: cheaper than a kernel call
+            found = set(items)
+            found.discard(None)
+            rare = len(found)  # counted only where an enum is possible
+            if rule.may_allow(n, len(found)):
+                counts = Counter(items)
+                rare = sum(1 for v, c in counts.items() if v is not None and c < MIN_SEEN)
             node.add_cardinality(len(found))
             strings.add_distinct(n, list(found), rule, rare)
             return node
@@ -181,7 +185,7 @@ class ColumnWalker:
         else:
             # Python's regexes over the joined values beat per-call RE2 compilation here
             rare = len(uniq)  # past max_values no enum can be claimed: no need to count
-            if len(uniq) <= rule.max_values:
+            if rule.may_allow(n, len(uniq)):
                 values = arr.drop_null() if nulls else arr
                 if self._pa.types.is_string_view(values.type):
                     values = values.cast(self._pa.large_string())

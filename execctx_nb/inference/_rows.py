@@ -151,10 +151,12 @@ class RowWalker:
                 return len(
                     {(len(v), v[:256], v[-256:]) if len(v) > MAX_FORMAT_LEN else v for v in vals}
                 )
-            counts = Counter(vals)
-            rare = sum(1 for c in counts.values() if c < MIN_SEEN)
-            node.get(StringStrategy).add_distinct(len(vals), list(counts), rule, rare)
-            return len(counts)
+            uniq = set(vals)
+            rare = len(uniq)  # counted only where an enum is possible (a Counter costs 2x)
+            if rule.may_allow(len(vals), len(uniq)):
+                rare = sum(1 for c in Counter(vals).values() if c < MIN_SEEN)
+            node.get(StringStrategy).add_distinct(len(vals), list(uniq), rule, rare)
+            return len(uniq)
         else:
             self._declared_string(node, kind, vals)
         try:

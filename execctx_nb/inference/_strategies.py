@@ -87,6 +87,16 @@ class EnumRule:
         self.max_len = max_len
         self.unseen = unseen
 
+    def may_allow(self, count: int, n_distinct: int) -> bool:
+        """The size conditions alone: when False, counting each value's repeats is moot."""
+        return (
+            count >= self.min_count
+            and n_distinct <= self.max_values
+            and n_distinct < count
+            and n_distinct * n_distinct <= count
+            and count * self.unseen >= 1
+        )
+
     def allows(self, count: int, distinct: Iterable[str], n_distinct: int, rare: int) -> bool:
         """``rare``: how many of the distinct values were seen fewer than MIN_SEEN times."""
         if count < self.min_count or n_distinct > self.max_values or n_distinct >= count:
