@@ -10,7 +10,8 @@ The table of contents:
   :class:`AsyncExecutionEventSubscriber`, :class:`EventMeta`, :func:`tail`
 - inference: :func:`infer_schema`, :func:`schema_hash`, :func:`merge_schemas`,
   :func:`schema_diff` (:class:`SchemaDiff`), namespace :mod:`execctx_nb.inference`;
-  :func:`schema_to_polars` / :func:`schema_to_arrow` (JSON Schema to dtypes)
+  :func:`schema_to_polars` / :func:`schema_to_arrow` (JSON Schema to dtypes);
+  contracts: :func:`validate` (whole frames against a schema, :class:`ValidationReport`)
 - errors: :class:`ExecctxError` and its tree (:mod:`execctx_nb.errors`)
 - notebooks: :mod:`execctx_nb.display` (rich displays), :mod:`execctx_nb.widgets`
   (``EventTail``, ``LineageGraph``; imported on use), :mod:`execctx_nb.demo` (a demo flow),
@@ -41,6 +42,7 @@ from execctx_nb._store._sync import (
     create_valkey_execution_context_store,
 )
 from execctx_nb._version import __version__
+from execctx_nb.contracts import ValidationReport, validate
 from execctx_nb.errors import (
     EnvelopeDecodeError,
     ExecctxError,
@@ -85,6 +87,7 @@ __all__ = [
     "StepMetadata",
     "StoreUnavailableError",
     "TailEntry",
+    "ValidationReport",
     "__version__",
     "connect",
     "create_async_valkey_execution_context_store",
@@ -107,4 +110,5 @@ __all__ = [
     "schema_to_polars",
     "step_history",
     "tail",
+    "validate",
 ]

@@ -16,7 +16,7 @@ from typing import Any
 
 from execctx_nb.errors import SchemaInferenceError
 
-__all__ = ["detect", "read_for_inference", "spool_stdin", "unreadable"]
+__all__ = ["SUFFIXES", "detect", "read_all", "read_for_inference", "spool_stdin", "unreadable"]
 
 SUFFIXES = {
     ".parquet": "parquet",
@@ -139,6 +139,27 @@ def read_for_inference(source: str | Path, kind: str, sample_size: int) -> tuple
         return _read_file(path, kind, sample_size, where)
     except (OSError, pl.exceptions.PolarsError, pa.ArrowException) as exc:
         raise unreadable(kind, exc, where) from exc
+
+
+def read_all(source: str, kind: str) -> Any:
+    """Every row of ``source`` (for ``execctx validate``): a LazyFrame where Polars scans the
+    format, JSON documents decoded whole."""
+    import msgspec
+    import polars as pl
+
+    if kind == "ndjson" and not _is_url(source):
+        many = any(c in _GLOB for c in source) or Path(source).is_dir()
+        try:
+            return pl.scan_ndjson(_files(source) if many else source)
+        except (OSError, pl.exceptions.PolarsError) as exc:
+            raise unreadable(kind, exc, f"`{source}`") from exc
+    if kind == "json":
+        try:
+            return msgspec.json.decode(Path(source).read_bytes())
+        except (OSError, msgspec.DecodeError) as exc:
+            raise unreadable(kind, exc, f"`{source}`") from exc
+    obj, _ = read_for_inference(source, kind, 0)
+    return obj
 
 
 def _read_file(path: Path, kind: str, sample_size: int, where: str) -> tuple[Any, int | None]:

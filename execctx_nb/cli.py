@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import json
 import os
+import pathlib
 import signal
 import sys
 import tempfile
@@ -21,7 +22,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from execctx_nb._cli_input import detect, read_for_inference, spool_stdin, unreadable
+from execctx_nb._cli_input import SUFFIXES, detect, read_for_inference, spool_stdin, unreadable
 from execctx_nb.errors import ExecctxError, SchemaInferenceError
 
 __all__ = ["COMMANDS", "build_parser", "main", "read_for_inference"]
@@ -174,6 +175,53 @@ COMMANDS["infer"] = (
     "infer a JSON Schema from a data file and print it with its hash",
     _infer_arguments,
     _infer_run,
+)
+
+
+def _validate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("data", help="a data file, glob, directory or URL (as for infer)")
+    parser.add_argument(
+        "schema", help="a JSON Schema file (or the output of `execctx infer`: its `schema`)"
+    )
+    parser.add_argument(
+        "--format", default="auto", choices=["auto", *sorted(set(SUFFIXES.values()))]
+    )
+
+
+def _validate_run(args: argparse.Namespace) -> int:
+    """Exit 0 when every row is valid, 1 with one line per failing path, 2 on bad input."""
+    import msgspec
+
+    from execctx_nb._cli_input import read_all
+    from execctx_nb.contracts import validate
+
+    try:
+        loaded = msgspec.json.decode(pathlib.Path(args.schema).read_bytes())
+    except (OSError, msgspec.DecodeError) as exc:
+        raise SchemaInferenceError(
+            f"Cannot read the schema: expected a JSON file, got {type(exc).__name__}: {exc}"
+            f" - at `{args.schema}`"
+        ) from exc
+    schema = (
+        loaded.get("schema", loaded)
+        if isinstance(loaded, dict) and "schemaHash" in loaded
+        else loaded
+    )
+    data = read_all(args.data, detect(args.data, args.format))
+    report = validate(data, schema)
+    if report.ok:
+        print(f"valid: {report.rows:,} rows")
+        return 0
+    print(f"invalid: {len(report.invalid_rows):,} of {report.rows:,} rows")
+    for line in report.summary_lines():
+        print(line)
+    return 1
+
+
+COMMANDS["validate"] = (
+    "check every row of a data file against a JSON Schema (exit 1 on violations)",
+    _validate_arguments,
+    _validate_run,
 )
 
 

@@ -43,6 +43,9 @@ schema TENANT EXEC STEP [--attempt N]
 diff TENANT STEP OLD_EXEC NEW_EXEC [--new-step STEP]
                                    how a step's schema changed between executions
 lineage TENANT EXEC [--static]     the step DAG (live widget; --static: SVG only)
+validate VAR [TENANT EXEC STEP] [--schema VAR]
+                                   check every row of a frame against a stored step's
+                                   schema (or the schema in VAR): a report, worst first
 tail TENANT [--kind KIND ...] [--execution EXEC] [--replay] [--max N]
                                    live event tail (replaces an earlier tail of TENANT)
 tail --stop                        stop every running tail
@@ -104,6 +107,10 @@ def _parser() -> MagicArgumentParser:
     p.add_argument("old")
     p.add_argument("new")
     p.add_argument("--new-step")
+    p = sub.add_parser("validate")
+    p.add_argument("var")
+    p.add_argument("where", nargs="*", metavar="TENANT EXEC STEP")
+    p.add_argument("--schema")
     p = sub.add_parser("lineage")
     p.add_argument("tenant")
     p.add_argument("execution")
@@ -269,6 +276,28 @@ class ExecctxMagics(Magics):
             old_schema=old.schema,
             new_schema=new.schema,
         )
+
+    def _validate(self, a: argparse.Namespace) -> Any:
+        from execctx_nb.contracts import validate
+
+        user_ns: dict[str, Any] = self.shell.user_ns if self.shell is not None else {}
+        for name in (a.var, a.schema):
+            if name is not None and name not in user_ns:
+                raise UsageError(f"No variable `{name}` in this notebook: expected a defined name")
+        if a.schema is not None:
+            schema = user_ns[a.schema]
+        elif len(a.where) == 3:
+            tenant, execution, step = a.where
+            env = self._envelope(tenant, execution, step, None)
+            if env.schema is None:
+                raise UsageError(f"Step `{a.where[2]}` of `{a.where[1]}` carries no schema")
+            schema = env.schema
+        else:
+            raise UsageError(
+                "Expected TENANT EXEC STEP or --schema VAR\n"
+                "usage: %execctx validate var [TENANT EXEC STEP] [--schema VAR]"
+            )
+        return validate(user_ns[a.var], schema)
 
     def _lineage(self, a: argparse.Namespace) -> Any:
         store = self._store()

@@ -1,0 +1,233 @@
+"""JSON Schema (2020-12) keywords compiled to Polars expressions over a frame's columns.
+
+Each check is ``(path, keyword, expr)`` where ``expr`` is True for the rows whose value at
+``path`` satisfies ``keyword``, computed on the whole column: the value a row has *as the
+envelope encoder writes it* (a datetime is an RFC 3339 string, NaN is null, 2.0 is an
+integer in JSON Schema's sense). Three kinds of checks:
+
+- **native** expressions: ``type`` (from the dtype, plus value checks where the dtype is
+  wider than the schema: whole floats are integers, NaN is null), nullability, ``required``
+  and ``additionalProperties: false`` (columns and struct fields), numeric bounds, string
+  lengths, ``minItems``/``maxItems``, ``properties`` of structs, ``items`` of lists;
+- **per distinct value**: keywords whose semantics only a validator knows exactly (``enum``,
+  ``const``, ``format``, ``pattern``, ``multipleOf``, ``anyOf``/``oneOf``/``not`` on scalars,
+  and any other keyword at a scalar): the column's distinct values are encoded as the
+  envelope encoder writes them and checked once each with ``jsonschema`` (so ``pattern``
+  is Python's ``re.search``, formats are jsonschema's checkers), then rows are matched back
+  with ``is_in``: exact, and linear in the rows;
+- keywords that cannot apply to a dtype are no-ops (``minLength`` on an integer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["Check", "compile_row"]
+
+Check = tuple[str, str, Any]  # (JSON pointer, keyword, boolean expression)
+
+_NATIVE = {
+    "type", "properties", "required", "additionalProperties", "items", "minItems",
+    "maxItems", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength",
+    "maxLength", "$schema", "$id", "title", "description", "default", "examples",
+    "contentEncoding", "contentMediaType", "$comment", "deprecated", "readOnly", "writeOnly",
+}  # fmt: skip
+
+
+def _json_kind(dtype: Any) -> str:
+    import polars as pl
+
+    if dtype == pl.Boolean:
+        return "boolean"
+    if dtype.is_integer():
+        return "integer"
+    if dtype.is_float():
+        return "float"
+    if isinstance(dtype, pl.Decimal):
+        return "decimal"
+    if isinstance(dtype, pl.Struct):
+        return "object"
+    if isinstance(dtype, pl.List | pl.Array):
+        return "array"
+    if dtype == pl.Null:
+        return "null"
+    return "string"  # strings, categoricals, temporal, binary, UUIDs: JSON strings
+
+
+def _types(node: dict[str, Any]) -> set[str] | None:
+    t = node.get("type")
+    if t is None:
+        return None
+    return {t} if isinstance(t, str) else {x for x in t if isinstance(x, str)}
+
+
+def _type_check(e: Any, dtype: Any, allowed: set[str]) -> Any:
+    """Valid rows for ``type``; a null value is JSON null (NaN and inf too)."""
+    import polars as pl
+
+    kind = _json_kind(dtype)
+    null_ok = pl.lit("null" in allowed)
+    if kind == "float":
+        finite = e.is_finite()
+        whole = finite & (e == e.floor())
+        if "number" in allowed:
+            ok = finite
+        elif "integer" in allowed:
+            ok = whole
+        else:
+            ok = pl.lit(False)
+        return pl.when(e.is_null() | ~finite).then(null_ok).otherwise(ok)
+    if kind == "decimal":
+        whole = e == e.cast(pl.Int128, strict=False).cast(dtype, strict=False)
+        ok = pl.lit("number" in allowed) | (whole.fill_null(False) & pl.lit("integer" in allowed))
+    elif kind == "integer":
+        ok = pl.lit(bool(allowed & {"integer", "number"}))
+    elif kind == "null":
+        ok = null_ok
+    else:
+        ok = pl.lit(kind in allowed)
+    return pl.when(e.is_null()).then(null_ok).otherwise(ok)
+
+
+def compile_row(
+    schema: Any, columns: dict[str, Any], distinct: Callable[[Any, str], Any]
+) -> list[Check]:
+    """Checks of a row schema against a frame with ``columns`` (name -> dtype).
+
+    ``distinct(expr, path)`` returns the distinct non-null values of ``expr`` (the caller
+    knows whether the frame is lazy).
+    """
+    import polars as pl
+
+    checks: list[Check] = []
+    if schema is True or schema == {}:
+        return checks
+    if schema is False:
+        return [("", "false", pl.lit(False))]
+    # The row itself is an object: a frame row is never null.
+    types = _types(schema)
+    if types is not None and "object" not in types:
+        checks.append(("", "type", pl.lit(False)))
+    fields = {name: (pl.col(name), pl.col(name), dtype) for name, dtype in columns.items()}
+    checks.extend(_object(schema, fields, "", distinct))
+    return checks
+
+
+def _object(
+    node: dict[str, Any],
+    fields: dict[str, tuple[Any, Any, Any]],
+    path: str,
+    distinct: Callable[[Any, str], Any],
+) -> list[Check]:
+    import polars as pl
+
+    checks: list[Check] = []
+    found = node.get("properties")
+    props: dict[str, Any] = found if isinstance(found, dict) else {}
+    for name in node.get("required") or ():
+        if name not in fields:
+            checks.append((f"{path}/{name}", "required", pl.lit(False)))
+    extra = node.get("additionalProperties")
+    for name, (e, src, dtype) in fields.items():
+        sub = props.get(name)
+        if sub is None:
+            if extra is False:
+                # an extra column: its value is present (even null) in every row
+                checks.append((f"{path}/{name}", "additionalProperties", pl.lit(False)))
+                continue
+            sub = extra if isinstance(extra, dict) else None
+        if sub is not None:
+            checks.extend(_value(sub, e, src, dtype, f"{path}/{name}", distinct))
+    return checks
+
+
+def _value(
+    node: Any, e: Any, src: Any, dtype: Any, path: str, distinct: Callable[[Any, str], Any]
+) -> list[Check]:
+    """Checks of ``node`` on the value ``e``; ``src`` is the same values as a column
+    expression of the frame (for distinct values: ``e`` may be ``pl.element()``)."""
+    import polars as pl
+
+    if node is True or node == {}:
+        return []
+    if node is False or not isinstance(node, dict):
+        return [(path, "false", pl.lit(False))]
+    checks: list[Check] = []
+    types = _types(node)
+    if types is not None:
+        checks.append((path, "type", _type_check(e, dtype, types)))
+    kind = _json_kind(dtype)
+    present = e.is_not_null()
+    if kind in ("integer", "float", "decimal"):
+        num = e.is_finite() if kind == "float" else present
+        for key, op in (("minimum", "ge"), ("maximum", "le"), ("exclusiveMinimum", "gt"),
+                        ("exclusiveMaximum", "lt")):  # fmt: skip
+            bound = node.get(key)
+            if isinstance(bound, int | float) and not isinstance(bound, bool):
+                cmp = getattr(e, op)(bound)
+                checks.append((path, key, (~num | cmp).fill_null(True)))
+    if (kind == "string" and dtype in (pl.String, pl.Categorical)) or isinstance(dtype, pl.Enum):
+        length = e.cast(pl.String).str.len_chars()
+        for key, op in (("minLength", "ge"), ("maxLength", "le")):
+            bound = node.get(key)
+            if isinstance(bound, int) and not isinstance(bound, bool):
+                checks.append((path, key, getattr(length, op)(bound).fill_null(True)))
+    if kind == "object" and isinstance(dtype, pl.Struct):
+        fields = {
+            f.name: (e.struct.field(f.name), src.struct.field(f.name), f.dtype)
+            for f in dtype.fields
+        }
+        for sub_path, key, check in _object(node, fields, path, distinct):
+            checks.append((sub_path, key, (~present | check).fill_null(True)))
+    if kind == "array":
+        inner = dtype.inner
+        size = e.list.len() if isinstance(dtype, pl.List) else e.arr.len()
+        for key, op in (("minItems", "ge"), ("maxItems", "le")):
+            bound = node.get(key)
+            if isinstance(bound, int) and not isinstance(bound, bool):
+                checks.append((path, key, getattr(size, op)(bound).fill_null(True)))
+        items = node.get("items")
+        if items is not None and items is not True:
+            as_list = e if isinstance(dtype, pl.List) else e.arr.to_list()
+            flat = src.explode() if isinstance(dtype, pl.List) else src.arr.explode()
+            for sub_path, key, check in _value(
+                items, pl.element(), flat, inner, f"{path}/[]", distinct
+            ):
+                every = as_list.list.eval(check).list.all()
+                checks.append((sub_path, key, (~present | every).fill_null(True)))
+    if kind not in ("object", "array"):
+        rest = {k: v for k, v in node.items() if k not in _NATIVE and not k.startswith("x-")}
+        if rest:
+            checks.extend(_per_value(rest, e, src, path, distinct))
+    return checks
+
+
+def _per_value(
+    rest: dict[str, Any], e: Any, src: Any, path: str, distinct: Callable[[Any, str], Any]
+) -> list[Check]:
+    """Keywords only a validator knows exactly, checked once per distinct value."""
+    import msgspec
+    import polars as pl
+    from jsonschema import Draft202012Validator
+
+    validator = Draft202012Validator(rest, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    values = distinct(src, path)
+    good = []
+    for value in values.to_list():
+        encoded = msgspec.json.decode(msgspec.json.encode(value, enc_hook=_enc))
+        if validator.is_valid(encoded):
+            good.append(value)
+    null_ok = validator.is_valid(None)
+    keyword = next(iter(rest)) if len(rest) == 1 else "+".join(sorted(rest))
+    allowed = pl.Series(values.name, good, dtype=values.dtype)
+    return [(path, keyword, pl.when(e.is_null()).then(null_ok).otherwise(e.is_in(allowed)))]
+
+
+def _enc(obj: Any) -> Any:
+    from execctx_nb._frames import encode_scalar
+
+    value = encode_scalar(obj)
+    if value is NotImplemented:
+        raise TypeError(f"cannot encode {type(obj).__name__}")
+    return value

@@ -1,0 +1,153 @@
+"""``validate(obj, schema)``: every row of a frame or of plain rows against a JSON Schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from execctx_nb.contracts._compile import compile_row
+from execctx_nb.contracts._report import PathViolations, ValidationReport
+from execctx_nb.errors import InvalidArgumentError
+
+__all__ = ["validate"]
+
+SHOWN = 5  # offending rows kept per path
+_ROW = "__execctx_row"
+
+
+def validate(obj: Any, schema: Any) -> ValidationReport:
+    """Check every row of ``obj`` against ``schema`` (JSON Schema 2020-12, a row's schema).
+
+    Parameters
+    ----------
+    obj
+        A Polars DataFrame or LazyFrame, an Arrow table, batch or reader, a pandas frame,
+        a DuckDB relation, anything with ``__arrow_c_stream__``, or a list of JSON rows.
+    schema
+        The schema of one row (an inferred schema, or a stored step's ``envelope.schema``).
+
+    Raises
+    ------
+    InvalidArgumentError
+        ``schema`` is not a JSON Schema, or ``obj`` is not something rows can be read from.
+    """
+    import polars as pl
+
+    from execctx_nb._frames import data_kind, step_data
+    from execctx_nb.inference._check import schema_problem
+
+    if not isinstance(schema, dict | bool) or (
+        isinstance(schema, dict) and (problem := schema_problem(schema)) is not None
+    ):
+        what = problem if isinstance(schema, dict) else f"a {type(schema).__name__}"
+        raise InvalidArgumentError(
+            f"Invalid JSON Schema: {what} - at `validate(schema=...)`; pass a schema as"
+            " infer_schema returns it, or a step's envelope.schema"
+        )
+    if isinstance(obj, list):
+        return _rows(obj, schema)
+    data = step_data(obj, where="validate(obj)")
+    kind = data_kind(data)
+    if kind == "arrow":
+        data = pl.from_arrow(data)
+    elif kind is None:
+        return _rows(data if isinstance(data, list) else [data], schema)
+    lazy = data if isinstance(data, pl.LazyFrame) else data.lazy()
+    return _frame(lazy, schema)
+
+
+def _frame(lazy: Any, schema: Any) -> ValidationReport:
+    import polars as pl
+
+    columns = dict(lazy.collect_schema())
+
+    def distinct(expr: Any, path: str) -> Any:
+        return lazy.select(expr.drop_nulls().unique().alias("v")).collect(engine="streaming")["v"]
+
+    checks = compile_row(schema, columns, distinct)
+    indexed = lazy.with_row_index(_ROW)
+    names = [f"c{i}" for i in range(len(checks))]
+    exprs = [expr.fill_null(True).alias(n) for n, (_, _, expr) in zip(names, checks, strict=True)]
+    if not exprs:
+        total = int(lazy.select(pl.len()).collect(engine="streaming").item())
+        return ValidationReport(
+            rows=total, violations=(), invalid_rows=pl.Series(_ROW, [], pl.UInt32)
+        )
+    scored = indexed.select(pl.col(_ROW), *exprs)
+    counts = scored.select(
+        pl.len().alias("rows"), *[(~pl.col(n)).sum().alias(n) for n in names]
+    ).collect(engine="streaming")
+    total = int(counts["rows"][0])
+    # Only rows that break something are collected (bounded by the violations).
+    bad = scored.filter(~pl.all_horizontal(names)).collect(engine="streaming")
+    by_path: dict[tuple[str, str], list[int]] = {}
+    for name, (path, keyword, _) in zip(names, checks, strict=True):
+        n = int(counts[name][0])
+        if n:
+            rows = bad.filter(~pl.col(name))[_ROW].head(SHOWN).to_list()
+            by_path[(path, keyword)] = [n, *rows]
+    values = _offending_values(lazy, by_path)
+    violations = tuple(
+        PathViolations(
+            path=path or "/",
+            keyword=keyword,
+            count=entry[0],
+            share=entry[0] / total if total else 0.0,
+            rows=tuple(entry[1:]),
+            values=values.get((path, keyword), ()),
+        )
+        for (path, keyword), entry in sorted(by_path.items(), key=lambda kv: -kv[1][0])
+    )
+    return ValidationReport(rows=total, violations=violations, invalid_rows=bad[_ROW])
+
+
+def _offending_values(lazy: Any, by_path: dict[tuple[str, str], list[int]]) -> dict[Any, Any]:
+    """The top-level column values of the first offending rows, per path."""
+    import polars as pl
+
+    out: dict[Any, Any] = {}
+    wanted = sorted({r for entry in by_path.values() for r in entry[1:]})
+    if not wanted:
+        return out
+    rows = lazy.with_row_index(_ROW).filter(pl.col(_ROW).is_in(wanted)).collect(engine="streaming")
+    index = {r: i for i, r in enumerate(rows[_ROW].to_list())}
+    for (path, keyword), entry in by_path.items():
+        column = path.strip("/").split("/", 1)[0]
+        if column in rows.columns:
+            out[(path, keyword)] = tuple(rows[column][index[r]] for r in entry[1:] if r in index)
+    return out
+
+
+def _rows(rows: list[Any], schema: Any) -> ValidationReport:
+    """Plain rows: jsonschema per row, on the rows as the envelope encoder writes them."""
+    import msgspec
+    import polars as pl
+    from jsonschema import Draft202012Validator
+
+    from execctx_nb._records import _ENCODER
+
+    validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    by_path: dict[tuple[str, str], list[Any]] = {}
+    invalid: list[int] = []
+    for i, row in enumerate(msgspec.json.decode(_ENCODER.encode(rows))):
+        errors = list(validator.iter_errors(row))
+        if errors:
+            invalid.append(i)
+        for err in errors:
+            path = "/" + "/".join(str(p) for p in err.absolute_path)
+            if err.validator == "required":
+                path = path.rstrip("/") + "/" + str(err.message).split("'")[1]
+            entry = by_path.setdefault((path.replace("//", "/"), str(err.validator)), [0, [], []])
+            entry[0] += 1
+            if len(entry[1]) < SHOWN:
+                entry[1].append(i)
+                entry[2].append(err.instance)
+    total = len(rows)
+    violations = tuple(
+        PathViolations(
+            path=p, keyword=k, count=e[0], share=e[0] / total, rows=tuple(e[1]), values=tuple(e[2])
+        )
+        for (p, k), e in sorted(by_path.items(), key=lambda kv: -kv[1][0])
+    )
+    return ValidationReport(
+        rows=total, violations=violations, invalid_rows=pl.Series(_ROW, invalid, pl.UInt32)
+    )
