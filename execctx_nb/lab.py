@@ -42,6 +42,9 @@ LAB_SETTINGS_OVERRIDES: dict[str, dict[str, object]] = {
         "checkForUpdates": False,
         "fetchNews": "false",
     },
+    # Every cell stays rendered: with windowing, a widget scrolled out of view is detached
+    # and its view rebuilt on return (the tutorials are short; a live tail should not blink).
+    "@jupyterlab/notebook-extension:tracker": {"windowingMode": "none"},
 }
 
 

@@ -98,21 +98,10 @@ def test_tutorials_show_saved_graphs_and_keep_their_widgets(
             expect(last.locator(".jp-OutputArea-output")).to_contain_text(
                 "(False, 'stopped')", timeout=120_000
             )
-            # JupyterLab renders only the cells near the viewport: bring each widget's cell
-            # into view before looking at it.
-            cells = nbformat.read(root / "04-live-monitoring-and-lineage.ipynb", as_version=4).cells
-            tail_cell = next(i for i, c in enumerate(cells) if "tail = EventTail(" in c.source)
-            live_cell = next(i for i, c in enumerate(cells) if "live = LineageGraph(" in c.source)
-            page.evaluate(
-                f"window.jupyterapp.shell.currentWidget.content.scrollToItem({tail_cell}, 'start')"
-            )
             tail = page.locator(".execctx-tail")
             expect(tail).to_be_visible(timeout=30_000)
             expect(tail.locator(".status")).to_have_text("stopped")
             assert tail.locator("tbody tr").count() > 0
-            page.evaluate(
-                f"window.jupyterapp.shell.currentWidget.content.scrollToItem({live_cell}, 'start')"
-            )
             # the live graph (the first one is static): it says "stopped" and keeps its nodes
             live = page.locator(".execctx-lineage-widget").filter(
                 has=page.locator(".info", has_text="stopped")

@@ -65,6 +65,7 @@ def test_lab_settings_turn_news_and_update_checks_off(tmp_path: Path) -> None:
         "checkForUpdates": False,
         "fetchNews": "false",
     }
+    assert overrides["@jupyterlab/notebook-extension:tracker"] == {"windowingMode": "none"}
 
 
 @pytest.mark.parametrize("value", ["abc", "0", "70000"])
