@@ -96,6 +96,8 @@ def wait_until_serving(url: str, proc: subprocess.Popen[bytes], timeout: float =
             with urllib.request.urlopen(url, timeout=2) as reply:
                 if reply.status == 200:
                     return True
+        except urllib.error.HTTPError as exc:  # answered, not ready yet: close its response
+            exc.close()
         except (urllib.error.URLError, OSError):
             pass
         time.sleep(0.2)

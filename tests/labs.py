@@ -7,6 +7,7 @@ import secrets
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -56,9 +57,11 @@ def jupyterlab(root: Path, work: Path, env: dict[str, str]) -> Iterator[tuple[st
         end = time.monotonic() + 60
         while True:
             try:
-                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
-                break
-            except OSError:
+                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2):
+                    break
+            except OSError as exc:
+                if isinstance(exc, urllib.error.HTTPError):
+                    exc.close()  # answered, not ready: its response holds a socket
                 if time.monotonic() > end or proc.poll() is not None:
                     raise RuntimeError(
                         "JupyterLab did not start:\n" + log_path.read_text()
