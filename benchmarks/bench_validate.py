@@ -30,24 +30,22 @@ ROWS = 1_000_000
 
 
 def frame(n: int) -> pl.DataFrame:
-    i = pl.int_range(n, eager=True)
-    return pl.DataFrame(
-        {
-            "id": i,
-            "qty": (i * 7) % 50,
-            "price": ((i * 13) % 10_000) / 100,
-            "status": pl.Series(["ok", "failed", "retry", "skipped"]).gather(i % 4),
-            "country": pl.Series(["AT", "FR", "GB", "PT", "US"]).gather(i % 5),
-            "day": pl.date_range(dt.date(2020, 1, 1), dt.date(2020, 1, 1), eager=True)
-            .gather(i * 0)
-            .alias("day"),
-            "email": pl.format("user{}@example.com", i),
-            "url": pl.format("https://example.com/items/{}", i % 1000),
-            "score": (i % 97) / 97,
-            "flag": i % 3 == 0,
-            "customer": pl.struct(cid=(i % 1000), tier=pl.Series(["a", "b"]).gather(i % 2)),
-            "tags": pl.concat_list(i % 5, i % 7),
-        }
+    i = pl.col("i")
+    return pl.DataFrame({"i": pl.int_range(n, eager=True)}).select(
+        i.alias("id"),
+        ((i * 7) % 50).alias("qty"),
+        (((i * 13) % 10_000) / 100).alias("price"),
+        pl.lit(pl.Series(["ok", "failed", "retry", "skipped"])).gather(i % 4).alias("status"),
+        pl.lit(pl.Series(["AT", "FR", "GB", "PT", "US"])).gather(i % 5).alias("country"),
+        pl.lit(dt.date(2020, 1, 1)).alias("day"),
+        pl.format("user{}@example.com", i).alias("email"),
+        pl.format("https://example.com/items/{}", i % 1000).alias("url"),
+        ((i % 97) / 97).alias("score"),
+        (i % 3 == 0).alias("flag"),
+        pl.struct(
+            cid=i % 1000, tier=pl.when(i % 2 == 0).then(pl.lit("a")).otherwise(pl.lit("b"))
+        ).alias("customer"),
+        pl.concat_list(i % 5, i % 7).alias("tags"),
     )
 
 
