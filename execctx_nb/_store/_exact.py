@@ -56,9 +56,13 @@ def _arrow_ok(t: Any) -> bool:
         return False
     if types.is_struct(t):
         return all(_arrow_ok(t.field(i).type) for i in range(t.num_fields))
-    if types.is_list(t) or types.is_large_list(t) or types.is_fixed_size_list(t):
-        return _arrow_ok(t.value_type)
-    if types.is_list_view(t) or types.is_large_list_view(t):
+    if (
+        types.is_list(t)
+        or types.is_large_list(t)
+        or types.is_fixed_size_list(t)
+        or types.is_list_view(t)
+        or types.is_large_list_view(t)
+    ):
         return _arrow_ok(t.value_type)
     if types.is_dictionary(t):
         return _arrow_ok(t.value_type)

@@ -206,7 +206,6 @@ def fill_envelope(envelope: StepEnvelope) -> StepEnvelope:
     changes: dict[str, Any] = {}
     data = step_data(envelope.data)
     if data is not envelope.data:  # pandas, DuckDB, a Dataset...: what the store keeps
-        changes["data"] = data
         envelope = msgspec.structs.replace(envelope, data=data)
     if envelope.data is not None and envelope.schema is None:
         from execctx_nb.inference import infer_schema

@@ -65,14 +65,16 @@ def _frame(lazy: Any, schema: Any) -> ValidationReport:
 
     checks = compile_row(schema, columns, distinct)
     indexed = lazy.with_row_index(_ROW)
-    names = [f"c{i}" for i in range(len(checks))]
+    names = [f"__execctx_check{i}" for i in range(len(checks))]
     exprs = [expr.fill_null(True).alias(n) for n, (_, _, expr) in zip(names, checks, strict=True)]
     if not exprs:
         total = int(lazy.select(pl.len()).collect(engine="streaming").item())
         return ValidationReport(
             rows=total, violations=(), invalid_rows=pl.Series(_ROW, [], pl.UInt32)
         )
-    scored = indexed.select(pl.col(_ROW), *exprs)
+    # The columns ride along for the violating rows' values (one pass: projection pushdown
+    # drops them from the counts).
+    scored = indexed.select(pl.col(_ROW), *exprs, *[pl.col(c) for c in columns])
     counts = scored.select(
         pl.len().alias("rows"), *[(~pl.col(n)).sum().alias(n) for n in names]
     ).collect(engine="streaming")
@@ -85,7 +87,7 @@ def _frame(lazy: Any, schema: Any) -> ValidationReport:
         if n:
             rows = bad.filter(~pl.col(name))[_ROW].head(SHOWN).to_list()
             by_path[(path, keyword)] = [n, *rows]
-    values = _offending_values(lazy, by_path)
+    values = _offending_values(bad, by_path)
     violations = tuple(
         PathViolations(
             path=path or "/",
@@ -100,20 +102,15 @@ def _frame(lazy: Any, schema: Any) -> ValidationReport:
     return ValidationReport(rows=total, violations=violations, invalid_rows=bad[_ROW])
 
 
-def _offending_values(lazy: Any, by_path: dict[tuple[str, str], list[int]]) -> dict[Any, Any]:
-    """The top-level column values of the first offending rows, per path."""
-    import polars as pl
-
+def _offending_values(bad: Any, by_path: dict[tuple[str, str], list[int]]) -> dict[Any, Any]:
+    """The top-level column values of the first offending rows, per path (from ``bad``, the
+    violating rows already collected with their columns)."""
     out: dict[Any, Any] = {}
-    wanted = sorted({r for entry in by_path.values() for r in entry[1:]})
-    if not wanted:
-        return out
-    rows = lazy.with_row_index(_ROW).filter(pl.col(_ROW).is_in(wanted)).collect(engine="streaming")
-    index = {r: i for i, r in enumerate(rows[_ROW].to_list())}
+    index = {r: i for i, r in enumerate(bad[_ROW].to_list())}
     for (path, keyword), entry in by_path.items():
         column = path.strip("/").split("/", 1)[0]
-        if column in rows.columns:
-            out[(path, keyword)] = tuple(rows[column][index[r]] for r in entry[1:] if r in index)
+        if column in bad.columns:
+            out[(path, keyword)] = tuple(bad[column][index[r]] for r in entry[1:] if r in index)
     return out
 
 

@@ -18,6 +18,7 @@ map with a record keeps both (``properties`` take the map values too): merge-saf
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["KEY_PATTERNS", "MIN_KEYS", "map_keys"]
@@ -36,24 +37,12 @@ KEY_PATTERNS = {
 _COMPILED = {name: re.compile(p) for name, p in KEY_PATTERNS.items()}
 
 
-def _kind(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, dict):
-        return "object"
-    if isinstance(value, list | tuple):
-        return "array"
-    return type(value).__name__
-
-
-def map_keys(cols: dict[str, list[Any]], objects: int) -> str | None:
+def map_keys(
+    cols: dict[str, list[Any]], objects: int, json_type: Callable[[Any], str | None]
+) -> str | None:
     """None for a record; for a map, the key pattern all keys follow, or "" for none.
+
+    ``json_type`` gives a value's JSON type (None for null): the row walker's own kinds.
 
     The cheap tests (on the keys) come first: most objects are records with word keys, and
     looking at every value of a wide record cost a quarter of the rows path.
@@ -71,15 +60,15 @@ def map_keys(cols: dict[str, list[Any]], objects: int) -> str | None:
             break
     if found is None and not sparse:
         return None
-    return (found or "") if _one_shape(cols) else None
+    return (found or "") if _one_shape(cols, json_type) else None
 
 
-def _one_shape(cols: dict[str, list[Any]]) -> bool:
+def _one_shape(cols: dict[str, list[Any]], json_type: Callable[[Any], str | None]) -> bool:
     """Whether every non-null value has one JSON type (stops at the second type)."""
     first = None
     for col in cols.values():
         for value in col:
-            kind = _kind(value)
+            kind = json_type(value)
             if kind is None:
                 continue
             if first is None:

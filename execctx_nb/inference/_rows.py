@@ -74,6 +74,20 @@ def _kind_of(t: type) -> str | None:
     return None
 
 
+# Kinds as JSON writes them: every number a number, temporal values and bytes strings.
+_JSON_OF_KIND = {"integer": "number", "float": "number", "decimal": "number", "binary": "string",
+                 "datetime": "string", "date": "string", "time": "string",
+                 "duration": "string", "uuid": "string"}  # fmt: skip
+
+
+def json_type(value: Any) -> str | None:
+    """The JSON type a value is written as (None for null; a foreign type by its name)."""
+    kind = _KINDS.get(type(value)) or _kind_of(type(value))
+    if kind is None:
+        return type(value).__name__
+    return None if kind == "null" else _JSON_OF_KIND.get(kind, kind)
+
+
 def _children(obj: Any) -> Any:
     return obj.values() if isinstance(obj, Mapping) else obj
 
@@ -196,7 +210,7 @@ class RowWalker:
                 merged.setdefault(k if isinstance(k, str) else str(k), []).extend(col)
             cols = merged
         strategy: ObjectStrategy = node.get(ObjectStrategy)
-        keyed = map_keys(cols, len(objs))
+        keyed = map_keys(cols, len(objs), json_type)
         if keyed is not None:  # keys are data: one schema for every value (docs: "Maps")
             values = [v for col in cols.values() for v in col]
             strategy.add_map(self.node(values, depth + 1, f"{path}/{{}}"), keyed or None, self.rule)

@@ -99,9 +99,7 @@ class EnumRule:
 
     def allows(self, count: int, distinct: Iterable[str], n_distinct: int, rare: int) -> bool:
         """``rare``: how many of the distinct values were seen fewer than MIN_SEEN times."""
-        if count < self.min_count or n_distinct > self.max_values or n_distinct >= count:
-            return False
-        if n_distinct * n_distinct > count or rare or count * self.unseen < 1:
+        if rare or not self.may_allow(count, n_distinct):
             return False
         return all(len(s) <= self.max_len and not looks_numeric(s) for s in distinct)
 
