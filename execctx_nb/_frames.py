@@ -29,6 +29,7 @@ __all__ = [
     "arrow_to_pandas",
     "data_kind",
     "dataset_scan",
+    "polars_scan",
     "encode_scalar",
     "step_data",
 ]
@@ -112,6 +113,15 @@ def dataset_scan(dataset: Any) -> Any:
     dataset goes through ``pl.scan_pyarrow_dataset``.
     """
     import polars as pl
+
+    native = polars_scan(dataset)
+    return native if native is not None else pl.scan_pyarrow_dataset(dataset)
+
+
+def polars_scan(dataset: Any) -> Any:
+    """Polars' own scan of a Dataset of local Parquet files (plain or hive-partitioned), or
+    None when Polars cannot read it by itself."""
+    import polars as pl
     import pyarrow.dataset as ds
     import pyarrow.fs as pafs
 
@@ -126,7 +136,7 @@ def dataset_scan(dataset: Any) -> Any:
         and dataset.files
     ):
         return pl.scan_parquet(list(dataset.files), hive_partitioning=hive)
-    return pl.scan_pyarrow_dataset(dataset)
+    return None
 
 
 def _from_pandas(df: Any) -> Any:

@@ -12,6 +12,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from execctx_nb.lab import jupyterlab_offline_args
 from tests.servers import free_port
@@ -27,6 +28,17 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+def chromium(pw: Any, profile: Path) -> Any:
+    """Debian's chromium, headless, in a fresh profile (a Playwright browser context)."""
+    return pw.chromium.launch_persistent_context(
+        str(profile),
+        executable_path=str(CHROMIUM),
+        headless=True,
+        args=CHROMIUM_ARGS,
+        viewport={"width": 1400, "height": 1100},
+    )
 
 
 @contextmanager

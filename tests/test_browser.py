@@ -17,7 +17,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 from execctx_nb import ExecutionEventPublisher, ExecutionScope, StepEnvelope, connect
 from execctx_nb.demo import EXECUTIONS, STEPS, load_demo
 from execctx_nb.events import ExecutionLog, StepCommitted
-from tests.labs import CHROMIUM, CHROMIUM_ARGS, jupyterlab
+from tests.labs import CHROMIUM, chromium, jupyterlab
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
@@ -67,13 +67,7 @@ def test_widgets_render_and_update_in_jupyterlab(
 
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1400, "height": 1100},
-        )
+        browser = chromium(pw, tmp_path / "chromium-profile")
         try:
             page = browser.new_page()
             page.goto(lab)

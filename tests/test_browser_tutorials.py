@@ -11,7 +11,7 @@ import nbformat
 import pytest
 
 from execctx_nb.lab import trust_notebooks
-from tests.labs import CHROMIUM, CHROMIUM_ARGS, jupyterlab
+from tests.labs import CHROMIUM, chromium, jupyterlab
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -57,13 +57,7 @@ def test_tutorials_show_saved_graphs_and_keep_their_widgets(
     }
     ARTIFACTS.mkdir(exist_ok=True)
     with jupyterlab(root, tmp_path, env) as (base, token), sync_playwright() as pw:
-        browser = pw.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1400, "height": 1100},
-        )
+        browser = chromium(pw, tmp_path / "chromium-profile")
         try:
             page = browser.new_page()
             for nb in sorted(root.glob("[0-9][0-9]-*.ipynb")):

@@ -13,6 +13,7 @@ take the sampled rows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from execctx_nb.inference._sample import block_ranges, even_indices
@@ -28,10 +29,10 @@ def native_frame(obj: Any) -> Any:
 
         return step_data(obj, where="infer_schema(obj)")
     if module.startswith("pyarrow._dataset") and hasattr(obj, "count_rows"):
-        from execctx_nb._frames import dataset_scan
+        from execctx_nb._frames import polars_scan
 
-        scan = dataset_scan(obj)  # local Parquet: Polars' own scan, sliced per page
-        if "scan_pyarrow_dataset" not in str(getattr(scan, "explain", lambda: "")()):
+        scan = polars_scan(obj)  # local Parquet: Polars' own scan, sliced per page
+        if scan is not None:
             return scan
     return obj
 
@@ -42,25 +43,19 @@ def pushed_down_sample(obj: Any, k: int, blocks: int) -> tuple[Any, int] | None:
     name = type(obj).__name__
     if module.startswith("duckdb") and name == "DuckDBPyRelation":
         total = int(obj.aggregate("count(*)").fetchall()[0][0])
-        parts = [
-            obj.limit(length, offset=offset).to_arrow_table()
-            for offset, length in block_ranges(total, k, blocks)
-        ]
-        return _concat(parts, obj.limit(0).to_arrow_table()), total
+        return _runs(total, k, blocks, lambda n, at: obj.limit(n, offset=at).to_arrow_table())
     if module.startswith("ibis") and hasattr(obj, "to_pyarrow") and hasattr(obj, "limit"):
         total = int(obj.count().execute())
-        parts = [
-            obj.limit(length, offset=offset).to_pyarrow()
-            for offset, length in block_ranges(total, k, blocks)
-        ]
-        return _concat(parts, obj.limit(0).to_pyarrow()), total
+        return _runs(total, k, blocks, lambda n, at: obj.limit(n, offset=at).to_pyarrow())
     if module.startswith("pyarrow._dataset") and hasattr(obj, "count_rows"):
         total = int(obj.count_rows())
         return obj.take(even_indices(total, k)), total
     return None
 
 
-def _concat(parts: list[Any], empty: Any) -> Any:
+def _runs(total: int, k: int, blocks: int, rows: Callable[[int, int], Any]) -> tuple[Any, int]:
+    """The sample as ``blocks`` runs of ``rows(length, offset)`` (an engine's LIMIT/OFFSET)."""
     import pyarrow as pa
 
-    return pa.concat_tables(parts) if parts else empty
+    parts = [rows(length, offset) for offset, length in block_ranges(total, k, blocks)]
+    return (pa.concat_tables(parts) if parts else rows(0, 0)), total
