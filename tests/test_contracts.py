@@ -29,6 +29,16 @@ def reference(frame: pl.DataFrame, schema: dict[str, Any]) -> list[int]:
     return [i for i, row in enumerate(rows) if not checker.is_valid(row)]
 
 
+# strings that the vectorised forms decide (emails, canonical UUIDs) and that they leave to
+# jsonschema (a braced UUID parses but fails jsonschema's hyphen positions)
+STRINGS = [
+    "a", "bb", "2024-01-01", "x y", "é", "a@b", "@", "12345678-1234-1234-1234-123456789abc",
+    "{12345678-1234-1234-1234-123456789abc}", "12345678123412341234123456789abc",
+    "10.0.0.255", "010.0.0.1", "https://a.b/c?d=1", "http://x:80", "ftp://[::1]/",
+    "https://a b", "urn:x",
+]  # fmt: skip
+INSTANTS = [dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC), dt.datetime(1, 1, 1, tzinfo=dt.UTC)]
+
 FRAMES = (
     st.integers(1, 25)
     .flatmap(
@@ -41,13 +51,16 @@ FRAMES = (
                     max_size=n,
                 ),
                 "s": st.lists(
-                    st.one_of(st.none(), st.sampled_from(["a", "bb", "2024-01-01", "x y", "é"])),
+                    st.one_of(st.none(), st.sampled_from(STRINGS)),
                     min_size=n,
                     max_size=n,
                 ),
                 "b": st.lists(st.one_of(st.none(), st.booleans()), min_size=n, max_size=n),
                 "d": st.lists(
                     st.one_of(st.none(), st.just(dt.date(2024, 1, 2))), min_size=n, max_size=n
+                ),
+                "t": st.lists(
+                    st.one_of(st.none(), st.sampled_from(INSTANTS)), min_size=n, max_size=n
                 ),
                 "st": st.lists(
                     st.one_of(st.none(), st.builds(lambda x: {"x": x}, st.integers(0, 9))),
@@ -78,6 +91,16 @@ MUTATIONS = st.lists(
             ("s", {"format": "date"}),
             ("s", {"pattern": "^[a-z]+$"}),
             ("s", {"type": "string", "minLength": 2}),
+            ("s", {"format": "email"}),
+            ("s", {"format": "ipv4"}),
+            ("s", {"format": "uri", "pattern": "^h"}),
+            ("s", {"format": "uuid", "enum": ["a", "@", None, 1]}),
+            ("s", {"const": "a@b"}),
+            ("i", {"enum": [1, 2.0, True, 2.5, "1", 10**30]}),
+            ("i", {"const": 0}),
+            ("b", {"enum": [False, 0]}),
+            ("t", {"type": "string", "format": "date-time"}),
+            ("t", {"format": "date"}),
             ("b", {"const": True}),
             ("b", {"type": "boolean"}),
             ("d", {"type": "string", "format": "date-time"}),

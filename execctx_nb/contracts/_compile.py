@@ -20,12 +20,14 @@ integer in JSON Schema's sense). Three kinds of checks:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
 __all__ = ["Check", "compile_row"]
 
 Check = tuple[str, str, Any]  # (JSON pointer, keyword, boolean expression)
+Distinct = Callable[[Any, str], Any]  # (column expression, path) -> its distinct values
 
 _NATIVE = {
     "type", "properties", "required", "additionalProperties", "items", "minItems",
@@ -91,7 +93,7 @@ def _type_check(e: Any, dtype: Any, allowed: set[str]) -> Any:
 
 
 def compile_row(
-    schema: Any, columns: dict[str, Any], distinct: Callable[[Any, str], Any]
+    schema: Any, columns: dict[str, Any], distinct: Distinct
 ) -> list[Check]:
     """Checks of a row schema against a frame with ``columns`` (name -> dtype).
 
@@ -118,7 +120,7 @@ def _object(
     node: dict[str, Any],
     fields: dict[str, tuple[Any, Any, Any]],
     path: str,
-    distinct: Callable[[Any, str], Any],
+    distinct: Distinct,
 ) -> list[Check]:
     import polars as pl
 
@@ -143,7 +145,7 @@ def _object(
 
 
 def _value(
-    node: Any, e: Any, src: Any, dtype: Any, path: str, distinct: Callable[[Any, str], Any]
+    node: Any, e: Any, src: Any, dtype: Any, path: str, distinct: Distinct
 ) -> list[Check]:
     """Checks of ``node`` on the value ``e``; ``src`` is the same values as a column
     expression of the frame (for distinct values: ``e`` may be ``pl.element()``)."""
@@ -198,30 +200,113 @@ def _value(
                 checks.append((sub_path, key, (~present | every).fill_null(True)))
     if kind not in ("object", "array"):
         rest = {k: v for k, v in node.items() if k not in _NATIVE and not k.startswith("x-")}
-        if rest:
-            checks.extend(_per_value(rest, e, src, path, distinct))
+        checks.extend(_scalar(rest, e, src, dtype, path, distinct))
     return checks
 
 
-def _per_value(
-    rest: dict[str, Any], e: Any, src: Any, path: str, distinct: Callable[[Any, str], Any]
+# Keywords checked one by one (each an independent assertion on the value); anything else
+# left at a scalar (``anyOf``, ``if``/``then``/``else``, ...) is checked as one group.
+_SEPARATE = ("enum", "const", "format", "pattern", "multipleOf")
+# Values these (Rust) regexes match are valid for jsonschema's format checker: canonical
+# UUIDs, dotted quads without leading zeros, and ``scheme://host[:port][/path][?query]`` in
+# RFC 3986 characters without escapes (a subset of inference's sound ``uri`` rule). Values
+# they do not match are checked per distinct value.
+_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_SURE = {
+    "uuid": "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+    "ipv4": rf"^{_OCTET}(?:\.{_OCTET}){{3}}$",
+    "uri": r"^[A-Za-z][A-Za-z0-9+.-]*://[A-Za-z0-9._~!$&'()*+,;=-]+(?::[0-9]*)?"
+    r"(?:/[A-Za-z0-9._~!$&'()*+,;=:@/-]*)?(?:\?[A-Za-z0-9._~!$&'()*+,;=:@/?-]*)?$",
+}
+
+
+def _scalar(
+    rest: dict[str, Any], e: Any, src: Any, dtype: Any, path: str, distinct: Distinct
 ) -> list[Check]:
-    """Keywords only a validator knows exactly, checked once per distinct value."""
+    groups = [{key: rest.pop(key)} for key in _SEPARATE if key in rest]
+    if rest:
+        groups.append(rest)
+    return [_per_value(group, e, src, dtype, path, distinct) for group in groups]
+
+
+def _native(keywords: dict[str, Any], dtype: Any) -> tuple[Callable[[Any], Any], bool] | None:
+    """A vectorised form of one keyword on ``dtype``'s values: ``(check, exact)``. Exact:
+    True exactly where jsonschema says valid; not exact: True only where it does (the rest
+    is checked per distinct value). ``None``: no vectorised form."""
+    import polars as pl
+
+    stringy = dtype in (pl.String, pl.Categorical) or isinstance(dtype, pl.Enum)
+    if "enum" in keywords or "const" in keywords:
+        members = keywords["enum"] if "enum" in keywords else [keywords["const"]]
+        if not isinstance(members, list):
+            return None
+        if stringy:
+            strs = [m for m in members if isinstance(m, str)]
+            return (lambda x: _member(x.cast(pl.String), pl.Series(strs, dtype=pl.String))), True
+        if dtype == pl.Boolean:
+            flags = [m for m in members if isinstance(m, bool)]
+            return (lambda x: _member(x, pl.Series(flags, dtype=pl.Boolean))), True
+        if dtype.is_integer():
+            # jsonschema's equality: 1 == 1.0, but True is not 1
+            ints = [
+                int(m)
+                for m in members
+                if not isinstance(m, bool)
+                and (isinstance(m, int) or (isinstance(m, float) and m.is_integer()))
+            ]
+            try:
+                allowed = pl.Series(ints, dtype=pl.Int128).cast(dtype, strict=False).drop_nulls()
+            except (OverflowError, pl.exceptions.PolarsError):
+                return None
+            return (lambda x: _member(x, allowed)), True
+        return None
+    fmt = keywords.get("format")
+    if fmt in ("email", "idn-email") and stringy:  # jsonschema: "@" in the value
+        return (lambda x: x.cast(pl.String).str.contains("@", literal=True)), True
+    if fmt in _SURE and dtype == pl.String:
+        return (lambda x: x.str.contains(_SURE[fmt])), False
+    in_range = isinstance(dtype, pl.Datetime) and dtype.time_zone is not None
+    if (fmt == "date-time" and in_range) or (fmt == "date" and dtype == pl.Date):
+        # written as RFC 3339 with an offset / as YYYY-MM-DD (years 1-9999 only)
+        return (lambda x: x.dt.year().is_between(1, 9999)), False
+    return None
+
+
+def _per_value(
+    rest: dict[str, Any], e: Any, src: Any, dtype: Any, path: str, distinct: Distinct
+) -> Check:
+    """Keywords only a validator knows exactly, checked once per distinct value (values a
+    vectorised form already decides are not looked at)."""
     import msgspec
     import polars as pl
     from jsonschema import Draft202012Validator
 
     validator = Draft202012Validator(rest, format_checker=Draft202012Validator.FORMAT_CHECKER)
-    values = distinct(src, path)
-    good = []
-    for value in values.to_list():
-        encoded = msgspec.json.decode(msgspec.json.encode(value, enc_hook=_enc))
-        if validator.is_valid(encoded):
-            good.append(value)
     null_ok = validator.is_valid(None)
     keyword = next(iter(rest)) if len(rest) == 1 else "+".join(sorted(rest))
-    allowed = pl.Series(values.name, good, dtype=values.dtype)
-    return [(path, keyword, pl.when(e.is_null()).then(null_ok).otherwise(e.is_in(allowed)))]
+    native = _native(rest, dtype) if len(rest) == 1 else None
+    if native is not None and native[1]:
+        return path, keyword, pl.when(e.is_null()).then(null_ok).otherwise(native[0](e))
+    sure = None if native is None else native[0]
+    values = distinct(src if sure is None else src.filter(~sure(src)), path)
+    listed = values.to_list()
+    pattern = rest.get("pattern") if len(rest) == 1 else None
+    if isinstance(pattern, str) and values.dtype == pl.String:
+        search = re.compile(pattern).search  # jsonschema's `pattern`: re.search
+        good = [v for v in listed if search(v)]
+    else:
+        encoded = msgspec.json.decode(msgspec.json.encode(listed, enc_hook=_enc))
+        good = [v for v, j in zip(listed, encoded, strict=True) if validator.is_valid(j)]
+    ok = _member(e, pl.Series(values.name, good, dtype=values.dtype))
+    if sure is not None:
+        ok = sure(e) | ok
+    return path, keyword, pl.when(e.is_null()).then(null_ok).otherwise(ok)
+
+
+def _member(x: Any, allowed: Any) -> Any:
+    """``x`` is one of the values of the Series ``allowed`` (imploded: one collection, also
+    inside ``list.eval``)."""
+    return x.is_in(allowed.implode())
 
 
 def _enc(obj: Any) -> Any:

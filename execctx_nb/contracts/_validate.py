@@ -72,14 +72,13 @@ def _frame(lazy: Any, schema: Any) -> ValidationReport:
         return ValidationReport(
             rows=total, violations=(), invalid_rows=pl.Series(_ROW, [], pl.UInt32)
         )
-    # The columns ride along for the violating rows' values (one pass: projection pushdown
-    # drops them from the counts).
-    scored = indexed.select(pl.col(_ROW), *exprs, *[pl.col(c) for c in columns])
+    scored = indexed.select(pl.col(_ROW), *exprs)
     counts = scored.select(
         pl.len().alias("rows"), *[(~pl.col(n)).sum().alias(n) for n in names]
     ).collect(engine="streaming")
     total = int(counts["rows"][0])
-    # Only rows that break something are collected (bounded by the violations).
+    # Only the violating rows' indices and verdicts are collected (memory bounded by the
+    # violations, not the rows); their values are read for the few rows shown.
     bad = scored.filter(~pl.all_horizontal(names)).collect(engine="streaming")
     by_path: dict[tuple[str, str], list[int]] = {}
     for name, (path, keyword, _) in zip(names, checks, strict=True):
@@ -87,7 +86,7 @@ def _frame(lazy: Any, schema: Any) -> ValidationReport:
         if n:
             rows = bad.filter(~pl.col(name))[_ROW].head(SHOWN).to_list()
             by_path[(path, keyword)] = [n, *rows]
-    values = _offending_values(bad, by_path)
+    values = _offending_values(indexed, columns, by_path)
     violations = tuple(
         PathViolations(
             path=path or "/",
@@ -102,16 +101,33 @@ def _frame(lazy: Any, schema: Any) -> ValidationReport:
     return ValidationReport(rows=total, violations=violations, invalid_rows=bad[_ROW])
 
 
-def _offending_values(bad: Any, by_path: dict[tuple[str, str], list[int]]) -> dict[Any, Any]:
-    """The top-level column values of the first offending rows, per path (from ``bad``, the
-    violating rows already collected with their columns)."""
+def _offending_values(
+    indexed: Any, columns: dict[str, Any], by_path: dict[tuple[str, str], list[int]]
+) -> dict[Any, Any]:
+    """The top-level column values of the first offending rows, per path (one more pass
+    over the input that keeps only those rows)."""
+    import polars as pl
+
+    wanted = {column for (path, _) in by_path if (column := _column(path)) in columns}
+    shown = sorted({r for entry in by_path.values() for r in entry[1:]})
+    if not wanted or not shown:
+        return {}
+    picked = (
+        indexed.filter(pl.col(_ROW).is_in(shown))
+        .select(_ROW, *sorted(wanted))
+        .collect(engine="streaming")
+    )
+    index = {r: i for i, r in enumerate(picked[_ROW].to_list())}
     out: dict[Any, Any] = {}
-    index = {r: i for i, r in enumerate(bad[_ROW].to_list())}
     for (path, keyword), entry in by_path.items():
-        column = path.strip("/").split("/", 1)[0]
-        if column in bad.columns:
-            out[(path, keyword)] = tuple(bad[column][index[r]] for r in entry[1:] if r in index)
+        column = _column(path)
+        if column in wanted:
+            out[(path, keyword)] = tuple(picked[column][index[r]] for r in entry[1:] if r in index)
     return out
+
+
+def _column(path: str) -> str:
+    return path.strip("/").split("/", 1)[0]
 
 
 def _rows(rows: list[Any], schema: Any) -> ValidationReport:
