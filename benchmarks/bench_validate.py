@@ -45,10 +45,10 @@ def _pick(values: list[str], by: Any) -> Any:
     return pl.lit(pl.Series(values)).gather(by % len(values))
 
 
-def frame(n: int) -> pl.DataFrame:
+def frame(n: int, offset: int = 0) -> pl.DataFrame:
     i = pl.col("i")
     start = dt.datetime(2024, 5, 1, tzinfo=dt.UTC)
-    return pl.DataFrame({"i": pl.int_range(n, eager=True)}).select(
+    return pl.DataFrame({"i": pl.int_range(offset, offset + n, eager=True)}).select(
         i.alias("id"),
         ((i * 7) % 50).alias("qty"),
         (((i * 13) % 10_000) / 100).alias("price"),
@@ -150,11 +150,13 @@ def run_pandera(checker: Any, df: pl.DataFrame) -> int:
 
 
 def peak_rss_mb(path: Path, schema_path: Path) -> float:
-    """Peak RSS of a fresh process that validates a LazyFrame over ``path``."""
+    """Peak RSS of a fresh process that validates a LazyFrame over ``path`` (VmHWM: the
+    child's own high-water mark; ru_maxrss would carry the parent's over fork + exec)."""
     code = (
-        "import json, resource, sys, polars as pl; from execctx_nb import validate; "
+        "import json, re, sys, polars as pl; from execctx_nb import validate; "
         "r = validate(pl.scan_parquet(sys.argv[1]), json.load(open(sys.argv[2]))); "
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, len(r.invalid_rows))"
+        "s = open('/proc/self/status').read(); "
+        "print(re.search(r'VmHWM:\\s+(\\d+)', s).group(1), len(r.invalid_rows))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code, str(path), str(schema_path)],
@@ -165,6 +167,19 @@ def peak_rss_mb(path: Path, schema_path: Path) -> float:
     return int(out[0]) / 1024
 
 
+def write_in_chunks(path: Path, rows: int, chunk: int = 500_000) -> None:
+    """One Parquet file of ``rows`` rows, written a chunk at a time (row groups of 100k)."""
+    import pyarrow.parquet as pq
+
+    writer = None
+    for offset in range(0, rows, chunk):
+        table = with_violations(frame(min(chunk, rows - offset), offset)).to_arrow()
+        writer = writer or pq.ParquetWriter(path, table.schema)
+        writer.write_table(table, row_group_size=100_000)
+    if writer is not None:
+        writer.close()
+
+
 def memory(schema: dict[str, Any], sizes: tuple[int, ...]) -> None:
     print("\nPeak RSS, validate(pl.scan_parquet(...)) in a fresh process:")
     base = None
@@ -173,7 +188,7 @@ def memory(schema: dict[str, Any], sizes: tuple[int, ...]) -> None:
         schema_path.write_text(json.dumps(schema))
         for n in sizes:
             path = Path(tmp) / f"rows{n}.parquet"
-            with_violations(frame(n)).write_parquet(path, row_group_size=100_000)
+            write_in_chunks(path, n)
             mb = peak_rss_mb(path, schema_path)
             base = base or mb
             size = path.stat().st_size / 2**20
