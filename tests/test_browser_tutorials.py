@@ -15,6 +15,7 @@ from tests.labs import CHROMIUM, chromium, jupyterlab
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+LIVE = "04-live-monitoring-and-lineage"
 
 pytestmark = [
     pytest.mark.browser,
@@ -49,7 +50,7 @@ def test_tutorials_show_saved_graphs_and_keep_their_widgets(
     shutil.copytree(NOTEBOOKS, root, ignore=shutil.ignore_patterns("*.py", ".*"))
     data_dir = tmp_path / "jupyter-data"  # the signature store of this lab's user
     monkeypatch.setenv("JUPYTER_DATA_DIR", str(data_dir))
-    assert trust_notebooks(root) == 4  # what `make lab` does
+    assert trust_notebooks(root) == 5  # what `make lab` does
     env = {
         "JUPYTER_DATA_DIR": str(data_dir),
         "EXECCTX_COLD_STORE": str(tmp_path / "cold"),
@@ -95,22 +96,31 @@ def test_tutorials_show_saved_graphs_and_keep_their_widgets(
             page.screenshot(path=str(ARTIFACTS / "tutorial-04-dark.png"))
 
             # Tutorial 04 end to end: its last cell stops both widgets, which keep showing.
+            page.evaluate(
+                "window.jupyterapp.commands.execute('docmanager:open',"
+                f" {{path: {LIVE + '.ipynb'!r}}})"
+            )
+            page.wait_for_function(
+                f"window.jupyterapp.shell.currentWidget?.context?.path === {LIVE + '.ipynb'!r}",
+                timeout=60_000,
+            )
+            panel = page.locator(f'[data-tutorial="{LIVE}"]')
             page.wait_for_function(
                 "window.jupyterapp.shell.currentWidget?.sessionContext.session?.kernel"
                 "?.status === 'idle'",
                 timeout=60_000,
             )
             page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
-            last = page.locator(".jp-Cell").last
+            last = panel.locator(".jp-Cell").last
             expect(last.locator(".jp-OutputArea-output")).to_contain_text(
                 "(False, 'stopped')", timeout=120_000
             )
-            tail = page.locator(".execctx-tail")
+            tail = panel.locator(".execctx-tail")
             expect(tail).to_be_visible(timeout=30_000)
             expect(tail.locator(".status")).to_have_text("stopped")
             assert tail.locator("tbody tr").count() > 0
             # the live graph (the first one is static): it says "stopped" and keeps its nodes
-            live = page.locator(".execctx-lineage-widget").filter(
+            live = panel.locator(".execctx-lineage-widget").filter(
                 has=page.locator(".info", has_text="stopped")
             )
             expect(live).to_be_visible(timeout=30_000)

@@ -155,11 +155,28 @@ def test_report_names_paths_shares_and_rows() -> None:
     tag = next(v for v in report.violations if v.path == "/tag")
     assert tag.rows == (2, 3) and tag.values == ("zzz", None)
     assert report.to_polars().height == len(report.violations)
-    good = frame.with_row_index().filter(~pl.col("index").is_in(report.invalid_rows))
-    assert good.height == 0
+    good, bad = report.split(frame)
+    assert good.height == 0 and bad.equals(frame)
+    partly = validate(frame, {"properties": {"id": {"maximum": 2}}})
+    good, bad = partly.split(frame.lazy())
+    assert good.collect()["id"].to_list() == [1, 2] and bad.collect()["id"].to_list() == [3, 4]
+    with pytest.raises(InvalidArgumentError, match=r"split\(frame\)"):
+        partly.split([{"id": 1}])
     html = report._repr_html_()
     assert "/tag" in html and "4 invalid rows" in html
     assert validate(pl.DataFrame({"id": [5]}), {"type": "object"}).ok
+
+
+def test_more_checks_than_one_mask_holds() -> None:
+    # 70 columns, each with its own failing row: checks past the 63rd land in a second mask
+    frame = pl.DataFrame({f"c{i}": [0] * 70 for i in range(70)}).with_columns(
+        pl.when(pl.int_range(70) == i).then(-1).otherwise(pl.col(f"c{i}")).alias(f"c{i}")
+        for i in range(70)
+    )
+    schema = {"properties": {f"c{i}": {"minimum": 0} for i in range(70)}}
+    report = validate(frame.lazy(), schema)
+    assert sorted(report.invalid_rows.to_list()) == list(range(70))
+    assert {(v.path, v.rows) for v in report.violations} == {(f"/c{i}", (i,)) for i in range(70)}
 
 
 def test_rows_and_arrow_and_pandas_inputs() -> None:

@@ -96,7 +96,7 @@ def test_the_labs_tutorials_are_trusted(tmp_path: Path, monkeypatch: pytest.Monk
     shutil.copytree(Path(__file__).resolve().parents[1] / "notebooks", root)
     nb = nbformat.read(root / "01-getting-started.ipynb", as_version=4)
     assert not NotebookNotary().check_signature(nb)
-    assert trust_notebooks(root) == 4
+    assert trust_notebooks(root) == 5
     assert NotebookNotary().check_signature(nb)
 
 

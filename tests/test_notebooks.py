@@ -20,13 +20,14 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
 
 
-def test_there_are_four_tutorials() -> None:
+def test_there_are_five_tutorials() -> None:
     names = [p.stem for p in NOTEBOOKS]
     assert names == [
         "01-getting-started",
         "02-step-outputs-and-schemas",
         "03-schema-drift",
         "04-live-monitoring-and-lineage",
+        "05-data-contracts",
     ]
 
 

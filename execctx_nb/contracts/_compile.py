@@ -22,11 +22,24 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = ["Check", "compile_row"]
 
-Check = tuple[str, str, Any]  # (JSON pointer, keyword, boolean expression)
+
+
+class Check(NamedTuple):
+    """``expr`` is True for the rows whose value at ``path`` satisfies ``keyword``.
+
+    ``rescue``, when set, is ``(values, good)``: ``expr`` is only sure where it is True (a
+    vectorised prefilter), and a failing row is valid after all when its value of the
+    expression ``values`` is in ``good(distinct values)`` (jsonschema's verdict)."""
+
+    path: str
+    keyword: str
+    expr: Any
+    rescue: tuple[Any, Callable[[list[Any]], list[Any]]] | None = None
+
 Distinct = Callable[[Any, str], Any]  # (column expression, path) -> its distinct values
 
 _NATIVE = {
@@ -83,12 +96,14 @@ def _type_check(e: Any, dtype: Any, allowed: set[str]) -> Any:
     if kind == "decimal":
         whole = e == e.cast(pl.Int128, strict=False).cast(dtype, strict=False)
         ok = pl.lit("number" in allowed) | (whole.fill_null(False) & pl.lit("integer" in allowed))
-    elif kind == "integer":
-        ok = pl.lit(bool(allowed & {"integer", "number"}))
-    elif kind == "null":
-        ok = null_ok
     else:
-        ok = pl.lit(kind in allowed)
+        if kind == "integer":
+            fits = bool(allowed & {"integer", "number"})
+        else:
+            fits = kind in allowed
+        if kind == "null" or not fits:
+            return e.is_null() & null_ok
+        return pl.lit(True) if "null" in allowed else e.is_not_null()
     return pl.when(e.is_null()).then(null_ok).otherwise(ok)
 
 
@@ -106,11 +121,11 @@ def compile_row(
     if schema is True or schema == {}:
         return checks
     if schema is False:
-        return [("", "false", pl.lit(False))]
+        return [Check("", "false", pl.lit(False))]
     # The row itself is an object: a frame row is never null.
     types = _types(schema)
     if types is not None and "object" not in types:
-        checks.append(("", "type", pl.lit(False)))
+        checks.append(Check("", "type", pl.lit(False)))
     fields = {name: (pl.col(name), pl.col(name), dtype) for name, dtype in columns.items()}
     checks.extend(_object(schema, fields, "", distinct))
     return checks
@@ -129,14 +144,14 @@ def _object(
     props: dict[str, Any] = found if isinstance(found, dict) else {}
     for name in node.get("required") or ():
         if name not in fields:
-            checks.append((f"{path}/{name}", "required", pl.lit(False)))
+            checks.append(Check(f"{path}/{name}", "required", pl.lit(False)))
     extra = node.get("additionalProperties")
     for name, (e, src, dtype) in fields.items():
         sub = props.get(name)
         if sub is None:
             if extra is False:
                 # an extra column: its value is present (even null) in every row
-                checks.append((f"{path}/{name}", "additionalProperties", pl.lit(False)))
+                checks.append(Check(f"{path}/{name}", "additionalProperties", pl.lit(False)))
                 continue
             sub = extra if isinstance(extra, dict) else None
         if sub is not None:
@@ -154,11 +169,11 @@ def _value(
     if node is True or node == {}:
         return []
     if node is False or not isinstance(node, dict):
-        return [(path, "false", pl.lit(False))]
+        return [Check(path, "false", pl.lit(False))]
     checks: list[Check] = []
     types = _types(node)
     if types is not None:
-        checks.append((path, "type", _type_check(e, dtype, types)))
+        checks.append(Check(path, "type", _type_check(e, dtype, types)))
     kind = _json_kind(dtype)
     present = e.is_not_null()
     if kind in ("integer", "float", "decimal"):
@@ -168,40 +183,38 @@ def _value(
             bound = node.get(key)
             if isinstance(bound, int | float) and not isinstance(bound, bool):
                 cmp = getattr(e, op)(bound)
-                checks.append((path, key, (~num | cmp).fill_null(True)))
+                checks.append(Check(path, key, (~num | cmp).fill_null(True)))
     if (kind == "string" and dtype in (pl.String, pl.Categorical)) or isinstance(dtype, pl.Enum):
         length = e.cast(pl.String).str.len_chars()
         for key, op in (("minLength", "ge"), ("maxLength", "le")):
             bound = node.get(key)
             if isinstance(bound, int) and not isinstance(bound, bool):
-                checks.append((path, key, getattr(length, op)(bound).fill_null(True)))
+                checks.append(Check(path, key, getattr(length, op)(bound).fill_null(True)))
     if kind == "object" and isinstance(dtype, pl.Struct):
         fields = {
             f.name: (e.struct.field(f.name), src.struct.field(f.name), f.dtype)
             for f in dtype.fields
         }
-        for sub_path, key, check in _object(node, fields, path, distinct):
-            checks.append((sub_path, key, (~present | check).fill_null(True)))
+        for c in _object(node, fields, path, distinct):
+            checks.append(c._replace(expr=(~present | c.expr).fill_null(True)))
     if kind == "array":
         inner = dtype.inner
         size = e.list.len() if isinstance(dtype, pl.List) else e.arr.len()
         for key, op in (("minItems", "ge"), ("maxItems", "le")):
             bound = node.get(key)
             if isinstance(bound, int) and not isinstance(bound, bool):
-                checks.append((path, key, getattr(size, op)(bound).fill_null(True)))
+                checks.append(Check(path, key, getattr(size, op)(bound).fill_null(True)))
         items = node.get("items")
         if items is not None and items is not True:
             as_list = e if isinstance(dtype, pl.List) else e.arr.to_list()
             flat = src.explode() if isinstance(dtype, pl.List) else src.arr.explode()
-            for sub_path, key, check in _value(
-                items, pl.element(), flat, inner, f"{path}/[]", distinct
-            ):
-                every = as_list.list.eval(check).list.all()
-                checks.append((sub_path, key, (~present | every).fill_null(True)))
+            for c in _value(items, pl.element(), flat, inner, f"{path}/[]", distinct):
+                every = as_list.list.eval(c.expr).list.all()  # (no rescue: not row-aligned)
+                checks.append(Check(c.path, c.keyword, (~present | every).fill_null(True)))
     if kind not in ("object", "array"):
         rest = {k: v for k, v in node.items() if k not in _NATIVE and not k.startswith("x-")}
         checks.extend(_scalar(rest, e, src, dtype, path, distinct))
-    return checks
+    return [c for c in checks if not c.expr.meta.eq(pl.lit(True))]  # (no work for no-ops)
 
 
 # Keywords checked one by one (each an independent assertion on the value); anything else
@@ -286,21 +299,26 @@ def _per_value(
     keyword = next(iter(rest)) if len(rest) == 1 else "+".join(sorted(rest))
     native = _native(rest, dtype) if len(rest) == 1 else None
     if native is not None and native[1]:
-        return path, keyword, pl.when(e.is_null()).then(null_ok).otherwise(native[0](e))
-    sure = None if native is None else native[0]
-    values = distinct(src if sure is None else src.filter(~sure(src)), path)
-    listed = values.to_list()
-    pattern = rest.get("pattern") if len(rest) == 1 else None
-    if isinstance(pattern, str) and values.dtype == pl.String:
-        search = re.compile(pattern).search  # jsonschema's `pattern`: re.search
-        good = [v for v in listed if search(v)]
-    else:
+        return Check(path, keyword, pl.when(e.is_null()).then(null_ok).otherwise(native[0](e)))
+
+    def good(listed: list[Any]) -> list[Any]:
+        pattern = rest.get("pattern") if len(rest) == 1 else None
+        if isinstance(pattern, str) and all(isinstance(v, str) for v in listed):
+            search = re.compile(pattern).search  # jsonschema's `pattern`: re.search
+            return [v for v in listed if search(v)]
         encoded = msgspec.json.decode(msgspec.json.encode(listed, enc_hook=_enc))
-        good = [v for v, j in zip(listed, encoded, strict=True) if validator.is_valid(j)]
-    ok = _member(e, pl.Series(values.name, good, dtype=values.dtype))
+        return [v for v, j in zip(listed, encoded, strict=True) if validator.is_valid(j)]
+
+    sure = None if native is None else native[0]
+    if sure is not None and src.meta.eq(e):
+        # row-aligned: the prefilter is the check; its failing rows are rescued afterwards
+        expr = pl.when(e.is_null()).then(null_ok).otherwise(sure(e))
+        return Check(path, keyword, expr, rescue=(src, good))
+    values = distinct(src if sure is None else src.filter(~sure(src)), path)
+    ok = _member(e, pl.Series(values.name, good(values.to_list()), dtype=values.dtype))
     if sure is not None:
         ok = sure(e) | ok
-    return path, keyword, pl.when(e.is_null()).then(null_ok).otherwise(ok)
+    return Check(path, keyword, pl.when(e.is_null()).then(null_ok).otherwise(ok))
 
 
 def _member(x: Any, allowed: Any) -> Any:

@@ -24,8 +24,8 @@ class ValidationReport:
     """The result of :func:`execctx_nb.validate`.
 
     ``ok``, ``rows`` checked, ``violations`` (worst first), ``invalid_rows`` (row indices, a
-    Polars Series: ``df.with_row_index().filter(pl.col("index").is_in(report.invalid_rows))``
-    splits good from bad rows) and :meth:`to_polars`.
+    Polars Series), :meth:`split` (the checked frame's valid and invalid rows) and
+    :meth:`to_polars`.
     """
 
     def __init__(self, rows: int, violations: tuple[PathViolations, ...], invalid_rows: Any):
@@ -40,6 +40,22 @@ class ValidationReport:
 
     def __bool__(self) -> bool:
         return self.ok
+
+    def split(self, frame: Any) -> tuple[Any, Any]:
+        """``(valid, invalid)``: the rows of ``frame`` (the Polars DataFrame or LazyFrame
+        that was checked) that satisfy the schema, and the others, in their order."""
+        import polars as pl
+
+        from execctx_nb.errors import InvalidArgumentError
+
+        if not isinstance(frame, pl.DataFrame | pl.LazyFrame):
+            raise InvalidArgumentError(
+                f"Cannot split a {type(frame).__name__} - at `ValidationReport.split(frame)`;"
+                " pass the Polars DataFrame or LazyFrame that was validated"
+                " (pl.from_arrow / pl.from_pandas convert others)"
+            )
+        bad = pl.int_range(pl.len(), dtype=pl.UInt32).is_in(self.invalid_rows.implode())
+        return frame.filter(~bad), frame.filter(bad)
 
     def to_polars(self) -> Any:
         """One row per failing path and keyword."""

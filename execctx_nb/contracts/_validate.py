@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from execctx_nb.contracts._compile import compile_row
+from execctx_nb.contracts._compile import Check, compile_row
 from execctx_nb.contracts._report import PathViolations, ValidationReport
 from execctx_nb.errors import InvalidArgumentError
 
@@ -12,6 +12,7 @@ __all__ = ["validate"]
 
 SHOWN = 5  # offending rows kept per path
 _ROW = "__execctx_row"
+_BITS = 63  # failed checks per UInt64 mask column
 
 
 def validate(obj: Any, schema: Any) -> ValidationReport:
@@ -59,33 +60,48 @@ def _frame(lazy: Any, schema: Any) -> ValidationReport:
     import polars as pl
 
     columns = dict(lazy.collect_schema())
+    # Compiled twice: the first time records which columns' distinct values the per-value
+    # checks need, so they are collected together (one query each, run in parallel).
+    wanted: list[Any] = []
 
-    def distinct(expr: Any, path: str) -> Any:
-        return lazy.select(expr.drop_nulls().unique().alias("v")).collect(engine="streaming")["v"]
+    def record(expr: Any, path: str) -> Any:
+        wanted.append(lazy.select(expr.drop_nulls().unique().alias("v")))
+        return pl.Series("v", [])
 
-    checks = compile_row(schema, columns, distinct)
+    checks = compile_row(schema, columns, record)
+    if wanted:
+        found = iter(pl.collect_all(wanted, engine="streaming"))
+        checks = compile_row(schema, columns, lambda expr, path: next(found)["v"])
     indexed = lazy.with_row_index(_ROW)
-    names = [f"__execctx_check{i}" for i in range(len(checks))]
-    exprs = [expr.fill_null(True).alias(n) for n, (_, _, expr) in zip(names, checks, strict=True)]
-    if not exprs:
-        total = int(lazy.select(pl.len()).collect(engine="streaming").item())
+    total = int(lazy.select(pl.len()).collect(engine="streaming").item())  # Parquet: metadata
+    if not checks:
         return ValidationReport(
             rows=total, violations=(), invalid_rows=pl.Series(_ROW, [], pl.UInt32)
         )
-    scored = indexed.select(pl.col(_ROW), *exprs)
-    counts = scored.select(
-        pl.len().alias("rows"), *[(~pl.col(n)).sum().alias(n) for n in names]
-    ).collect(engine="streaming")
-    total = int(counts["rows"][0])
-    # Only the violating rows' indices and verdicts are collected (memory bounded by the
-    # violations, not the rows); their values are read for the few rows shown.
-    bad = scored.filter(~pl.all_horizontal(names)).collect(engine="streaming")
+    # One pass; only the violating rows are collected, each as its index and the failed
+    # checks as bits (63 per integer: memory bounded by the violations, a few bytes each).
+    names = [f"__execctx_failed{i}" for i in range(len(checks))]
+    failed = [c.expr.fill_null(True).not_().alias(n) for c, n in zip(checks, names, strict=True)]
+    masks = [
+        pl.sum_horizontal(
+            pl.col(n).cast(pl.UInt64) * (1 << bit) for bit, n in enumerate(names[at : at + _BITS])
+        ).alias(f"__execctx_mask{at // _BITS}")
+        for at in range(0, len(names), _BITS)
+    ]
+    bad = (
+        indexed.select(pl.col(_ROW), *failed)
+        .filter(pl.any_horizontal(names))
+        .select(pl.col(_ROW), *masks)
+        .collect(engine="streaming")
+        .rechunk()
+    )
+    if bad.height and any(c.rescue for c in checks):
+        bad = _rescue(indexed, bad, checks)
     by_path: dict[tuple[str, str], list[int]] = {}
-    for name, (path, keyword, _) in zip(names, checks, strict=True):
-        n = int(counts[name][0])
-        if n:
-            rows = bad.filter(~pl.col(name))[_ROW].head(SHOWN).to_list()
-            by_path[(path, keyword)] = [n, *rows]
+    for i, (path, keyword, _, _) in enumerate(checks):
+        hit = bad.filter(_failed(i))
+        if hit.height:
+            by_path[(path, keyword)] = [hit.height, *hit[_ROW].head(SHOWN).to_list()]
     values = _offending_values(indexed, columns, by_path)
     violations = tuple(
         PathViolations(
@@ -99,6 +115,49 @@ def _frame(lazy: Any, schema: Any) -> ValidationReport:
         for (path, keyword), entry in sorted(by_path.items(), key=lambda kv: -kv[1][0])
     )
     return ValidationReport(rows=total, violations=violations, invalid_rows=bad[_ROW])
+
+
+def _failed(i: int) -> Any:
+    """The rows of ``bad`` that failed check ``i``."""
+    import polars as pl
+
+    return (pl.col(f"__execctx_mask{i // _BITS}") & (1 << (i % _BITS))) != 0
+
+
+def _rescue(indexed: Any, bad: Any, checks: list[Check]) -> Any:
+    """``bad`` without the failures of prefilter checks that jsonschema accepts: the failing
+    rows' values are read (one more pass that keeps only those rows) and checked once per
+    distinct value; rows left with no failed check drop out."""
+    import polars as pl
+
+    hits = {
+        i: rows
+        for i, c in enumerate(checks)
+        if c.rescue is not None and len(rows := bad.filter(_failed(i))[_ROW])
+    }
+    if not hits:
+        return bad
+    wanted = pl.concat(list(hits.values())).unique()
+    values = (
+        indexed.filter(pl.col(_ROW).is_in(wanted.implode()))
+        .select(_ROW, *[checks[i].rescue[0].alias(f"v{i}") for i in hits])  # type: ignore[index]
+        .collect(engine="streaming")
+    )
+    for i, rows in hits.items():
+        _, good = checks[i].rescue  # type: ignore[misc]
+        mine = values.filter(pl.col(_ROW).is_in(rows.implode()))
+        column = mine[f"v{i}"]
+        ok = pl.Series(good(column.drop_nulls().unique().to_list()), dtype=column.dtype)
+        saved = mine.filter(pl.col(f"v{i}").is_in(ok.implode()))[_ROW]
+        if len(saved):
+            mask = f"__execctx_mask{i // _BITS}"
+            bit = 1 << (i % _BITS)
+            is_saved = pl.col(_ROW).is_in(saved.implode())
+            bad = bad.with_columns(
+                pl.when(is_saved).then(pl.col(mask) - bit).otherwise(pl.col(mask)).alias(mask)
+            )
+    masks = [c for c in bad.columns if c != _ROW]
+    return bad.filter(pl.any_horizontal(pl.col(m) != 0 for m in masks))
 
 
 def _offending_values(
