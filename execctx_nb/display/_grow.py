@@ -24,9 +24,11 @@ from execctx_nb.display._layout import (
     GraphNode,
     Layout,
     NodePosition,
+    columns,
     graph_from_envelopes,
     layer_x,
     layout,
+    route,
 )
 
 __all__ = ["Change", "GrowingGraph"]
@@ -60,6 +62,7 @@ class GrowingGraph:
         self.width = self.height = 2 * MARGIN
         self._bottom: dict[int, int] = {}  # layer -> y of its last node
         self._rank: dict[int, int] = {}  # layer -> rank of its last node
+        self._tops: dict[int, list[int]] = {}  # layer -> its nodes' tops, sorted
         self._graph: Graph | None = None
         self._layout: Layout | None = None
         self.relayout()
@@ -84,6 +87,11 @@ class GrowingGraph:
             )
         return self._layout
 
+    def route(self, src: str, dst: str) -> tuple[int, ...]:
+        """The lanes of the edge ``src -> dst`` through the layers between (new nodes are
+        placed a gap below a layer's last node, so a drawn lane never comes to cross one)."""
+        return route(self.pos[src], self.pos[dst], self._tops)
+
     def inputs(self, step_id: str) -> frozenset[str]:
         """The drawn inputs of ``step_id``."""
         return self._preds.get(step_id, frozenset())
@@ -103,6 +111,7 @@ class GrowingGraph:
         self.pos = {p.node_id: p for p in lay.positions}
         self.width, self.height = lay.width, lay.height
         self._bottom, self._rank = {}, {}
+        self._tops = columns(lay.positions)
         for p in lay.positions:
             self._bottom[p.layer] = max(self._bottom.get(p.layer, -1), p.y)
             self._rank[p.layer] = max(self._rank.get(p.layer, -1), p.rank)
@@ -175,6 +184,7 @@ class GrowingGraph:
                 self._rank[li] = self._rank.get(li, -1) + 1
                 p = NodePosition(node, li, self._rank[li], layer_x(li), y)
                 self.pos[node] = p
+                self._tops.setdefault(li, []).append(y)  # the lowest: the list stays sorted
                 self.width = max(self.width, p.x + NODE_W + MARGIN)
                 self.height = max(self.height, p.y + NODE_H + MARGIN)
             todo = [n for n in todo if n not in self.pos]

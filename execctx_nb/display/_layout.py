@@ -6,7 +6,9 @@ fast, runs everywhere and gives byte-identical SVG for identical input (nbval co
 
 Layers come from the longest path from a source; the order inside a layer from a few
 barycentre sweeps with stable tie-breaks (previous position, then step id). The graph flows
-left to right.
+left to right. An edge that spans several layers is routed through each layer in between
+along a free lane (a gap between that layer's nodes, or above or below them), as layered
+layouts such as dagre route long edges through virtual nodes: it never passes behind a node.
 
 Examples
 --------
@@ -21,7 +23,7 @@ True
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -37,8 +39,11 @@ __all__ = [
     "NodePosition",
     "graph_from_envelopes",
     "layout",
+    "columns",
+    "edge_path",
     "edge_svg",
     "layer_x",
+    "route",
     "node_caption",
     "node_svg",
     "render_svg",
@@ -209,7 +214,9 @@ def layout(graph: Graph) -> Layout:
         sweep(range(depth - 2, -1, -1), succs)
 
     tallest = max((len(lay) for lay in layers), default=0)
-    height = 2 * MARGIN + tallest * NODE_H + max(tallest - 1, 0) * GAP_Y
+    # Room for a lane above and below every layer when an edge may need one.
+    pad = GAP_Y if any(layer_of[b] - layer_of[a] > 1 for b in ids for a in preds[b]) else 0
+    height = 2 * (MARGIN + pad) + tallest * NODE_H + max(tallest - 1, 0) * GAP_Y
     width = 2 * MARGIN + depth * NODE_W + max(depth - 1, 0) * GAP_X
     positions: list[NodePosition] = []
     for li, lay in enumerate(layers):
@@ -222,7 +229,7 @@ def layout(graph: Graph) -> Layout:
                     li,
                     ri,
                     layer_x(li),
-                    MARGIN + offset + ri * (NODE_H + GAP_Y),
+                    MARGIN + pad + offset + ri * (NODE_H + GAP_Y),
                 )
             )
     return Layout(
@@ -277,9 +284,11 @@ def render_svg(graph: Graph, lay: Layout | None = None, *, selected: str | None 
     by_id = {n.node_id: n for n in graph.nodes}
     pos = {p.node_id: p for p in lay.positions}
     out = [svg_open(graph, lay)]
+    cols = columns(lay.positions)
     for src, dst in sorted(set(graph.edges)):
         if src in pos and dst in pos and src != dst:
-            out.append(edge_svg(pos[src], pos[dst]))
+            a, b = pos[src], pos[dst]
+            out.append(edge_svg(a, b, route(a, b, cols)))
     out.extend(node_svg(by_id[p.node_id], p, selected=selected) for p in lay.positions)
     if not lay.positions:
         out.append(f'<text x="{MARGIN}" y="{MARGIN + 14}" fill="#5f6368">no steps yet</text>')
@@ -311,14 +320,74 @@ def svg_open(graph: Graph, lay: Layout) -> str:
     )
 
 
-def edge_svg(a: NodePosition, b: NodePosition) -> str:
-    """One edge from ``a`` to ``b``: a curve and its arrowhead."""
-    x1, y1 = a.x + NODE_W, a.y + NODE_H // 2
+def columns(positions: Iterable[NodePosition]) -> dict[int, list[int]]:
+    """Layer -> the sorted tops of its nodes (what :func:`route` avoids)."""
+    out: dict[int, list[int]] = {}
+    for p in positions:
+        out.setdefault(p.layer, []).append(p.y)
+    for tops in out.values():
+        tops.sort()
+    return out
+
+
+def route(a: NodePosition, b: NodePosition, cols: Mapping[int, Sequence[int]]) -> tuple[int, ...]:
+    """The y at which the edge ``a -> b`` crosses each layer strictly between theirs: the
+    free lane (centre of a gap between nodes, or just above or below them) nearest to the
+    straight line between the two nodes' centres; ties go to the upper lane."""
+    if b.layer <= a.layer + 1:
+        return ()
+    ya, yb = a.y + NODE_H / 2, b.y + NODE_H / 2
+    half = GAP_Y // 2
+    via = []
+    for layer in range(a.layer + 1, b.layer):
+        aim = ya + (yb - ya) * (layer - a.layer) / (b.layer - a.layer)
+        tops = cols.get(layer, ())
+        if not tops:
+            via.append(round(aim))
+            continue
+        lanes = [tops[0] - half] + [t + NODE_H + half for t in tops]
+        via.append(min(lanes, key=lambda y: (abs(y - aim), y)))
+    return tuple(via)
+
+
+Segment = tuple[tuple[float, float], ...]  # 2 points: a line; 4: a cubic curve
+
+
+def edge_path(a: NodePosition, b: NodePosition, via: Sequence[int] = ()) -> list[Segment]:
+    """The segments of the edge ``a -> b`` crossing the layers between at the ``via`` ys:
+    curves in the gaps between layers, straight lines through a layer's column."""
+    points = [(float(a.x + NODE_W), a.y + NODE_H / 2)]
+    for layer, y in zip(range(a.layer + 1, b.layer), via, strict=True):
+        points += [(float(layer_x(layer)), float(y)), (float(layer_x(layer) + NODE_W), float(y))]
+    points.append((float(b.x - 6), b.y + NODE_H / 2))
+    out: list[Segment] = []
+    for i in range(0, len(points) - 1, 2):
+        (x1, y1), (x2, y2) = points[i], points[i + 1]
+        mid = (x1 + x2) / 2
+        out.append(((x1, y1), (mid, y1), (mid, y2), (x2, y2)))
+        if i + 2 < len(points):
+            out.append((points[i + 1], points[i + 2]))
+    return out
+
+
+def _num(v: float) -> str:
+    return f"{v:.1f}".rstrip("0").rstrip(".")
+
+
+def edge_svg(a: NodePosition, b: NodePosition, via: Sequence[int] = ()) -> str:
+    """One edge from ``a`` to ``b`` (through the lanes ``via``): a path and its arrowhead."""
+    segments = edge_path(a, b, via)
+    d = [f"M{_num(segments[0][0][0])},{_num(segments[0][0][1])}"]
+    for seg in segments:
+        if len(seg) == 4:
+            d.append("C" + " ".join(f"{_num(x)},{_num(y)}" for x, y in seg[1:]))
+        else:
+            d.append(f"L{_num(seg[1][0])},{_num(seg[1][1])}")
     x2, y2 = b.x - 6, b.y + NODE_H // 2
-    mid = (x1 + x2) // 2
+    esc = html.escape
     return (
-        f'<path class="execctx-edge" d="M{x1},{y1} C{mid},{y1} {mid},{y2} {x2},{y2}"'
-        ' fill="none" stroke="#9aa0a6" stroke-width="1.5"/>'
+        f'<path class="execctx-edge" data-from="{esc(a.node_id)}" data-to="{esc(b.node_id)}"'
+        f' d="{" ".join(d)}" fill="none" stroke="#9aa0a6" stroke-width="1.5"/>'
         # A drawn arrowhead, not an SVG <marker>: markers need document-unique ids.
         f'<polygon points="{x2},{y2 - 4} {x2 + 6},{y2} {x2},{y2 + 4}" fill="#9aa0a6"/>'
     )

@@ -198,7 +198,10 @@ class LineageGraph(LiveWidget):
     def _send_changes(self, change: Change) -> None:
         grow = self._grow
         nodes = self._nodes_svg(change.nodes)
-        edges = [edge_svg(grow.pos[src], grow.pos[dst]) for src, dst in change.edges]
+        edges = [
+            edge_svg(grow.pos[src], grow.pos[dst], grow.route(src, dst))
+            for src, dst in change.edges
+        ]
         if nodes or edges:
             self.send(
                 {
