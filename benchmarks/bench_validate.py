@@ -193,19 +193,24 @@ def write_in_chunks(path: Path, rows: int, chunk: int = 500_000) -> None:
         writer.close()
 
 
-def memory(schema: dict[str, Any], sizes: tuple[int, ...]) -> None:
-    print("\nPeak RSS, validate(pl.scan_parquet(...)) in a fresh process:")
+def memory(schema: dict[str, Any], sizes: tuple[int, ...], runs: int = 3) -> None:
+    print(f"\nPeak RSS, validate(pl.scan_parquet(...)) in a fresh process (median of {runs}):")
     base = None
+    per_row = frame(100_000).estimated_size() / 100_000
     with tempfile.TemporaryDirectory() as tmp:
         schema_path = Path(tmp) / "schema.json"
         schema_path.write_text(json.dumps(schema))
         for n in sizes:
             path = Path(tmp) / f"rows{n}.parquet"
             write_in_chunks(path, n)
-            mb = peak_rss_mb(path, schema_path)
+            mb = statistics.median(peak_rss_mb(path, schema_path) for _ in range(runs))
             base = base or mb
             size = path.stat().st_size / 2**20
-            print(f"  {n:>12,} rows ({size:6.0f} MB file)  {mb:7.0f} MB peak  {mb / base:5.2f}x")
+            data = per_row * n / 2**20
+            print(
+                f"  {n:>12,} rows ({size:5.0f} MB file, {data:6.0f} MB as a frame)"
+                f"  {mb:6.0f} MB peak  {mb / base:5.2f}x"
+            )
             path.unlink()
 
 
@@ -253,7 +258,9 @@ def main() -> int:
     )
     if not args.no_memory:
         memory(schema, (rows, rows * 10))
-    print(f"\n(this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB peak)")
+    print(
+        f"\n(this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB peak)"
+    )
     return 0
 
 

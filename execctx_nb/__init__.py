@@ -7,7 +7,9 @@ The table of contents:
 - keys: :mod:`execctx_nb.keys` builds every Valkey key and object-store path
 - :func:`idempotency_key`
 - event stream: :class:`ExecutionEventPublisher`, :class:`ExecutionEventSubscriber`,
-  :class:`AsyncExecutionEventSubscriber`, :class:`EventMeta`, :func:`tail`
+  :class:`AsyncExecutionEventSubscriber`, :class:`EventMeta`, :func:`tail`; consumer groups:
+  :func:`group_status` (:class:`StreamStatus`), :func:`replay_dead_letter`,
+  :func:`remove_consumer`
 - inference: :func:`infer_schema`, :func:`schema_hash`, :func:`merge_schemas`,
   :func:`schema_diff` (:class:`SchemaDiff`), namespace :mod:`execctx_nb.inference`;
   :func:`schema_to_polars` / :func:`schema_to_arrow` (JSON Schema to dtypes);
@@ -25,6 +27,12 @@ from execctx_nb._connection._health import HealthState
 from execctx_nb._dtypes import schema_to_arrow, schema_to_polars
 from execctx_nb._events._async_subscriber import AsyncExecutionEventSubscriber
 from execctx_nb._events._core import EventMeta
+from execctx_nb._events._groups import (
+    StreamStatus,
+    group_status,
+    remove_consumer,
+    replay_dead_letter,
+)
 from execctx_nb._events._publisher import ExecutionEventPublisher
 from execctx_nb._events._subscriber import ExecutionEventSubscriber
 from execctx_nb._events._tail import TailEntry, tail
@@ -86,6 +94,7 @@ __all__ = [
     "StepEnvelope",
     "StepMetadata",
     "StoreUnavailableError",
+    "StreamStatus",
     "TailEntry",
     "ValidationReport",
     "__version__",
@@ -98,12 +107,15 @@ __all__ = [
     "errors",
     "events",
     "executions_frame",
+    "group_status",
     "idempotency_key",
     "infer_schema",
     "inference",
     "keys",
     "load_ipython_extension",
     "merge_schemas",
+    "remove_consumer",
+    "replay_dead_letter",
     "schema_diff",
     "schema_hash",
     "schema_to_arrow",

@@ -46,6 +46,8 @@ lineage TENANT EXEC [--static]     the step DAG (live widget; --static: SVG only
 validate VAR [TENANT EXEC STEP] [--schema VAR]
                                    check every row of a frame against a stored step's
                                    schema (or the schema in VAR): a report, worst first
+groups TENANT [--live]             the stream's consumer groups: pending, lag, idle
+                                   consumers, dead letters (--live: a StreamMonitor)
 tail TENANT [--kind KIND ...] [--execution EXEC] [--replay] [--max N]
                                    live event tail (replaces an earlier tail of TENANT)
 tail --stop                        stop every running tail
@@ -115,6 +117,9 @@ def _parser() -> MagicArgumentParser:
     p.add_argument("tenant")
     p.add_argument("execution")
     p.add_argument("--static", action="store_true")
+    p = sub.add_parser("groups")
+    p.add_argument("tenant")
+    p.add_argument("--live", action="store_true")
     p = sub.add_parser("tail")
     p.add_argument("tenant", nargs="?")
     # Both `--kind a b` (as the help reads) and `--kind a --kind b`.
@@ -198,6 +203,15 @@ class ExecctxMagics(Magics):
             raise UsageError(f"No variable `{a.var}` in this notebook: expected a defined name")
         schema = infer_schema(user_ns[a.var])
         return SchemaView(schema, title=a.var, schema_hash=schema_hash(schema))
+
+    def _groups(self, a: argparse.Namespace) -> Any:
+        from execctx_nb._events._groups import group_status
+
+        if a.live:
+            from execctx_nb.widgets import StreamMonitor
+
+            return StreamMonitor(a.tenant, store=self._store())
+        return group_status(a.tenant, store=self._store())
 
     def _tenants(self, a: argparse.Namespace) -> Any:
         return self._store().list_tenants()

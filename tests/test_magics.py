@@ -109,6 +109,22 @@ def test_lineage_and_tail_widgets(shell, demo_tenant) -> None:
     assert not tail.running and not both.running
 
 
+def test_groups_reads_the_consumer_groups(shell, demo_tenant, valkey_client) -> None:
+    from execctx_nb import StreamStatus, keys
+    from execctx_nb.widgets import StreamMonitor
+
+    stream = keys.events_key(demo_tenant)
+    valkey_client.xgroup_create(stream, "engine", "0")
+    valkey_client.xreadgroup("engine", "worker-1", {stream: ">"}, count=3)
+    status = run(shell, f"groups {demo_tenant}")
+    assert isinstance(status, StreamStatus)
+    assert [(g.name, g.pending) for g in status.groups] == [("engine", 3)]
+    assert "worker-1: 3 pending" in str(status)
+    live = run(shell, f"groups {demo_tenant} --live")
+    assert isinstance(live, StreamMonitor) and live.status == "live" and not live.actions
+    live.close()
+
+
 @pytest.mark.parametrize(
     ("line", "message"),
     [

@@ -27,7 +27,6 @@ from typing import Any, NamedTuple
 __all__ = ["Check", "compile_row"]
 
 
-
 class Check(NamedTuple):
     """``expr`` is True for the rows whose value at ``path`` satisfies ``keyword``.
 
@@ -39,6 +38,7 @@ class Check(NamedTuple):
     keyword: str
     expr: Any
     rescue: tuple[Any, Callable[[list[Any]], list[Any]]] | None = None
+
 
 Distinct = Callable[[Any, str], Any]  # (column expression, path) -> its distinct values
 
@@ -97,19 +97,14 @@ def _type_check(e: Any, dtype: Any, allowed: set[str]) -> Any:
         whole = e == e.cast(pl.Int128, strict=False).cast(dtype, strict=False)
         ok = pl.lit("number" in allowed) | (whole.fill_null(False) & pl.lit("integer" in allowed))
     else:
-        if kind == "integer":
-            fits = bool(allowed & {"integer", "number"})
-        else:
-            fits = kind in allowed
+        fits = bool(allowed & {"integer", "number"}) if kind == "integer" else kind in allowed
         if kind == "null" or not fits:
             return e.is_null() & null_ok
         return pl.lit(True) if "null" in allowed else e.is_not_null()
     return pl.when(e.is_null()).then(null_ok).otherwise(ok)
 
 
-def compile_row(
-    schema: Any, columns: dict[str, Any], distinct: Distinct
-) -> list[Check]:
+def compile_row(schema: Any, columns: dict[str, Any], distinct: Distinct) -> list[Check]:
     """Checks of a row schema against a frame with ``columns`` (name -> dtype).
 
     ``distinct(expr, path)`` returns the distinct non-null values of ``expr`` (the caller
@@ -159,9 +154,7 @@ def _object(
     return checks
 
 
-def _value(
-    node: Any, e: Any, src: Any, dtype: Any, path: str, distinct: Distinct
-) -> list[Check]:
+def _value(node: Any, e: Any, src: Any, dtype: Any, path: str, distinct: Distinct) -> list[Check]:
     """Checks of ``node`` on the value ``e``; ``src`` is the same values as a column
     expression of the frame (for distinct values: ``e`` may be ``pl.element()``)."""
     import polars as pl

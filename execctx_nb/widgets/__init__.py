@@ -3,6 +3,8 @@
 - :class:`EventTail`: follow a tenant's execution events, filter, pause and resume.
 - :class:`LineageGraph`: an execution's step DAG, live on step events, click a node to see
   its envelope; renders as a static SVG where widgets do not.
+- :class:`StreamMonitor`: a tenant's consumer groups and dead letters, refreshed live;
+  read-only unless asked for actions (replay a dead letter, remove a consumer, confirmed).
 
 Importing this module imports anywidget; ``import execctx_nb`` does not. Without the
 notebook extra the import raises :class:`~execctx_nb.errors.MissingExtraError` saying what to
@@ -26,6 +28,7 @@ if _missing:
     )
 
 from execctx_nb.widgets._lineage import LineageGraph  # noqa: E402
+from execctx_nb.widgets._monitor import StreamMonitor  # noqa: E402
 from execctx_nb.widgets._tail import EventTail  # noqa: E402
 
-__all__ = ["EventTail", "LineageGraph"]
+__all__ = ["EventTail", "LineageGraph", "StreamMonitor"]
