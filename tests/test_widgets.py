@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +20,7 @@ from execctx_nb import (
     StepMetadata,
 )
 from execctx_nb import connect as store_connect
+from execctx_nb.errors import InvalidArgumentError
 from execctx_nb.events import ExecutionLog, StepCommitted, StepFailed
 from execctx_nb.widgets import EventTail, LineageGraph
 from tests.servers import ControlledServer
@@ -80,15 +84,43 @@ def test_tail_shows_event_published_after_it_started(make_tail, publisher, tenan
     assert tail.received == 1
 
 
-def test_tail_replay_and_default_from_now(make_tail, publisher, tenant) -> None:
-    publisher.publish(tenant, committed("run-1", "old"))
-    replay = make_tail(tenant, from_id="0", start=False).start()
-    wait_for(lambda: len(replay.events) == 1)
-    replay.stop()
-    fresh = make_tail(tenant)
+def test_tail_starts_with_history_since_and_restarts_without_gaps(
+    make_tail, publisher, tenant
+) -> None:
+    ids = [publisher.publish(tenant, committed("run-1", f"old{i}")) for i in range(5)]
+    recent = make_tail(tenant, history=3)
+    wait_for(lambda: len(recent.events) == 3)
+    assert [e["stepId"] for e in recent.events] == ["old2", "old3", "old4"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC", recent.events[0]["ts"])
+    # One tail per stream in a kernel: each new one stops the previous (it says so).
+    since = make_tail(tenant, since=ids[1])  # inclusive
+    wait_for(lambda: len(since.events) == 4)
+    assert since.events[0]["stepId"] == "old1" and recent.status == "stopped"
+    replay = make_tail(tenant, from_id="0")
+    wait_for(lambda: len(replay.events) == 5)
+    later = make_tail(tenant, since=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
+    time.sleep(0.3)
+    assert later.events == [] and later.status == "live"
+    fresh = make_tail(tenant, history=0)
     publisher.publish(tenant, committed("run-1", "new"))
     wait_for(lambda: len(fresh.events) == 1)
     assert fresh.events[0]["stepId"] == "new"
+    with pytest.raises(InvalidArgumentError, match="no time zone"):
+        make_tail(tenant, since=dt.datetime(2024, 5, 1), start=False)
+    with pytest.raises(InvalidArgumentError, match="Invalid since"):
+        make_tail(tenant, since="yesterday", start=False)
+
+    # A stopped tail restarts (the view's button) after the last event it saw.
+    assert not recent.running
+    publisher.publish(tenant, committed("run-1", "while-stopped"))
+    recent._on_view_message(recent, {"op": "restart"}, [])
+    wait_for(lambda: len(recent.events) == 5)
+    assert [e["stepId"] for e in recent.events] == ["old2", "old3", "old4", "new", "while-stopped"]
+    assert recent.status == "live"
+    # a row expands to the whole event
+    whole = json.loads(recent.event_json(ids[4]))
+    assert whole["kind"] == "step.committed" and "old4" in json.dumps(whole)
+    assert recent.event_json("1-0") == ""
 
 
 def test_filters_by_kind_and_execution_and_refilters_the_buffer(
@@ -429,14 +461,15 @@ def test_graph_draws_without_reading_cold_data(valkey_url, tenant, tmp_path) -> 
 
 
 def test_front_end_ships_in_the_package_and_loads_nothing_remote() -> None:
-    import re
     from pathlib import Path
 
     from execctx_nb import widgets
 
     here = Path(widgets.__file__).parent
     files = sorted(here.glob("*.js")) + sorted(here.glob("*.css"))
-    assert [f.name for f in files] == ["lineage.js", "tail.js", "lineage.css", "tail.css"]
+    assert [f.name for f in files] == [
+        "lineage.js", "monitor.js", "tail.js", "lineage.css", "monitor.css", "tail.css"
+    ]  # fmt: skip
     for f in files:
         text = f.read_text()
         assert not re.search(r"https?://", text), f"{f.name} references a remote URL"

@@ -71,14 +71,15 @@ class TailEntry(tuple[str, Event]):
         return f"TailEntry({self[0]!r}, {self[1].kind!r}, idempotency_key={self.idempotency_key!r})"
 
 
-def _start_id(reader: Client, stream: str, from_id: str) -> str:
+def _start_id(reader: Client, stream: str, from_id: str, history: int = 0) -> str:
     # "$" resolved once to a concrete id: re-sending "$" after an empty poll would skip
     # whatever arrived between two polls. Resolved before tail() returns, so an event
-    # published right after the call is never missed.
+    # published right after the call is never missed. With ``history``, the start is the
+    # entry before the last ``history`` ones (XREAD's start is exclusive).
     if from_id != "$":
         return from_id
     try:
-        last = cast(list[Any], reader.xrevrange(stream, "+", "-", count=1))
+        last = cast(list[Any], reader.xrevrange(stream, "+", "-", count=history + 1))
     except (valkey.exceptions.ResponseError, *FORBIDDEN_ERRORS) as exc:
         raise refused(exc, stream) from exc
     except CONNECTION_ERRORS as exc:
@@ -88,6 +89,8 @@ def _start_id(reader: Client, stream: str, from_id: str) -> str:
             f"Could not start a tail of `{stream}`: {type(exc).__name__}: {exc} - check that"
             " the server runs and is reachable, then start the tail again"
         ) from exc
+    if history:
+        return text(last[history][0]) if len(last) > history else "0-0"
     return text(last[0][0]) if last else "0-0"
 
 
@@ -102,6 +105,7 @@ def tail(
     stop: threading.Event | None = None,
     url: str | None = None,
     logger: LoggerLike | None = None,
+    history: int = 0,
 ) -> Iterator[TailEntry]:
     """Yield a :class:`TailEntry` per event of a tenant as they arrive, until ``stop`` is set.
 
@@ -125,6 +129,9 @@ def tail(
         Only yield events of these kinds / of this execution.
     stop
         A threading.Event that ends the iteration; closing the generator works too.
+    history
+        With ``from_id="$"``: first yield the last ``history`` entries of the stream (before
+        the filters), then follow.
 
     Malformed entries are skipped with a warning (the consumer groups dead-letter them).
     A server outage is logged and retried with backoff; the tail resumes where it was.
@@ -153,6 +160,10 @@ def tail(
             f"Invalid from_id {from_id!r}: expected '$', '0' or a stream id such as"
             " '1718000000000-0' (one `tail` yielded) - at `from_id`"
         )
+    if isinstance(history, bool) or not isinstance(history, int) or not 0 <= history <= 10_000:
+        raise InvalidArgumentError(
+            f"Invalid history {history!r}: expected an int from 0 to 10,000 - at `history`"
+        )
     wanted = None if kinds is None else frozenset(kinds)
     if wanted is not None and not wanted <= set(EVENT_KINDS):
         raise InvalidArgumentError(
@@ -168,7 +179,7 @@ def tail(
     else:
         reader = blocking_twin(client, block_ms)
     try:
-        start = _start_id(reader, stream, from_id)
+        start = _start_id(reader, stream, from_id, history)
     except BaseException:
         reader.close()  # type: ignore[no-untyped-call]
         raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import threading
 import time
@@ -45,6 +46,13 @@ def _summary(event: Event) -> str:
     return f"[{getattr(event, 'level', 'info')}] {getattr(event, 'message', '')}"
 
 
+def fmt_event_time(ts: dt.datetime) -> str:
+    """Every time the tail shows, one format with its zone: ``2024-05-01 06:00:00.000 UTC``
+    (an event's time without a zone is taken as UTC, as the protocol writes it)."""
+    utc = ts.astimezone(dt.UTC) if ts.tzinfo is not None else ts
+    return utc.strftime("%Y-%m-%d %H:%M:%S.") + f"{utc.microsecond // 1000:03d} UTC"
+
+
 def event_row(stream_id: str, event: Event) -> dict[str, Any]:
     """The JSON-able row the front-end shows for one event."""
     return {
@@ -53,9 +61,31 @@ def event_row(stream_id: str, event: Event) -> dict[str, Any]:
         "executionId": event.execution_id,
         "stepId": getattr(event, "step_id", None) or "",
         "attempt": event.attempt,
-        "ts": event.ts.isoformat().replace("+00:00", "Z"),
+        "ts": fmt_event_time(event.ts),
         "summary": _summary(event),
     }
+
+
+def since_id(since: dt.datetime | str) -> str:
+    """The exclusive XREAD start for "events from ``since`` on" (a time or a stream id)."""
+    if isinstance(since, dt.datetime):
+        if since.tzinfo is None:
+            raise InvalidArgumentError(
+                f"since={since!r} has no time zone - at `EventTail(since)`; pass an aware"
+                " datetime, e.g. datetime(2024, 5, 1, tzinfo=timezone.utc)"
+            )
+        ms = int(since.timestamp() * 1000)
+        return f"{ms - 1}-{2**64 - 1}" if ms > 0 else "0"
+    head, _, seq = str(since).partition("-")
+    if not head.isdigit() or (seq and not seq.isdigit()):
+        raise InvalidArgumentError(
+            f"Invalid since {since!r}: expected an aware datetime or a stream id such as"
+            " '1718000000000-0' - at `EventTail(since)`"
+        )
+    ms, n = int(head), int(seq or 0)
+    if n:
+        return f"{ms}-{n - 1}"
+    return f"{ms - 1}-{2**64 - 1}" if ms else "0"
 
 
 class EventTail(LiveWidget):
@@ -73,8 +103,14 @@ class EventTail(LiveWidget):
         Show only this execution's events (default: all).
     max_events
         Size of the bounded buffer; older events are dropped (counted in ``dropped``).
+    history
+        With the default ``from_id="$"``: show the stream's last ``history`` events at start
+        (default 50; 0: only events published from now on).
+    since
+        Start at a time (an aware datetime) or a stream id instead (inclusive).
     from_id
-        ``"$"`` (default) shows events published from now on; ``"0"`` replays the stream.
+        ``"$"`` (default): history, then new events; ``"0"`` replays the whole stream; an id
+        to continue after (exclusive).
     start
         Start tailing at once (default); otherwise call :meth:`start`.
 
@@ -115,6 +151,8 @@ class EventTail(LiveWidget):
         kinds: list[str] | tuple[str, ...] | None = None,
         execution_id: str | None = None,
         max_events: int = 200,
+        history: int = 50,
+        since: dt.datetime | str | None = None,
         from_id: str = "$",
         start: bool = True,
     ) -> None:
@@ -136,7 +174,10 @@ class EventTail(LiveWidget):
             max_events=max_events,
         )
         self._url = resolve_url(url or (store.url if store is not None else None))
-        self._from_id = from_id
+        self._from_id = since_id(since) if since is not None else from_id
+        self._history = history if self._from_id == "$" else 0
+        self._last_id = ""
+        self._details: dict[str, str | bytes] = {}  # stream id -> the event's JSON, for shown rows
         self._buffer: deque[dict[str, Any]] = deque(maxlen=max_events)
         self._lock = threading.RLock()
         self._seen: deque[str] = deque(maxlen=4 * max_events)
@@ -165,10 +206,12 @@ class EventTail(LiveWidget):
         stop = threading.Event()
         # tail() resolves "$" before it returns: events published right after the widget
         # was created are never missed.
+        # A restart continues after the last event seen: nothing missed, nothing twice.
         entries = tail(
             self.tenant,
             url=self._url,
-            from_id=self._from_id,
+            from_id=self._last_id or self._from_id,
+            history=0 if self._last_id else self._history,
             block_ms=BLOCK_MS,
             stop=stop,
             logger=self._quiet_log(),
@@ -197,15 +240,19 @@ class EventTail(LiveWidget):
         return not (self.execution_id and row["executionId"] != self.execution_id)
 
     def _on_batch(self, batch: Batch) -> None:
-        rows = [
-            event_row(entry.stream_id, entry.event)
-            for entry in batch
-            if self._first_time(entry.idempotency_key)
-        ]
+        fresh = [entry for entry in batch if self._first_time(entry.idempotency_key)]
+        rows = [event_row(entry.stream_id, entry.event) for entry in fresh]
         # One comm message for all trait changes of this batch.
         with self._lock, self.hold_sync():
+            if batch:
+                self._last_id = batch[-1].stream_id
             overflow = max(0, len(self._buffer) + len(rows) - self.max_events)
             self._buffer.extend(rows)
+            for entry in fresh:
+                self._details[entry.stream_id] = entry.event.to_json()
+            if len(self._details) > 2 * self.max_events:  # bounded like the buffer
+                kept = {r["id"] for r in self._buffer}
+                self._details = {k: v for k, v in self._details.items() if k in kept}
             if self.paused:
                 self.pending += sum(1 for r in rows if self._wanted(r))
             else:
@@ -242,10 +289,28 @@ class EventTail(LiveWidget):
         self.last_update = time.perf_counter()
 
     def _on_view_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
-        # A view was drawn (a cell re-run, a second view): it asks for the rows once.
-        if isinstance(content, dict) and content.get("op") == "sync":
+        if not isinstance(content, dict):
+            return
+        op = content.get("op")
+        if op == "sync":  # a view was drawn (a cell re-run, a second view): all rows, once
             with self._lock:
                 self.send({"op": "reset", "rows": self.events})
+        elif op == "detail":  # a row was expanded: the whole event, as JSON
+            with self._lock:
+                sid = str(content.get("id", ""))
+                self.send({"op": "detail", "id": sid, "json": self.event_json(sid)})
+        elif op == "restart" and not self.running:
+            try:
+                self.start()
+            except Exception as exc:  # shown in the view, never raised into the comm thread
+                self._on_error(exc)
+
+    def event_json(self, stream_id: str) -> str:
+        """The full event of a row still in the buffer, as indented JSON ('' when gone)."""
+        import json
+
+        raw = self._details.get(stream_id)
+        return json.dumps(json.loads(raw), indent=2, ensure_ascii=False) if raw else ""
 
     def _refilter(self, change: dict[str, Any]) -> None:
         with self._lock:

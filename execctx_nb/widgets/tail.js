@@ -23,24 +23,35 @@ function render({ model, el }) {
   el.classList.add("execctx-tail");
   const title = h("span", { class: "title" });
   const status = h("span", { class: "status" });
+  // Pause / Resume while live; Restart once stopped (it continues after the last event).
   const pause = h("button", {
     type: "button",
     class: "pause",
     onclick: () => {
+      if (stopped()) {
+        model.send({ op: "restart" });
+        return;
+      }
       model.set("paused", !model.get("paused"));
       model.save_changes();
     },
   });
+  const stopped = () => ["stopped", "error", "idle"].includes(model.get("status"));
   const kindBoxes = h("span", { class: "kinds" });
   const exec = h("input", {
     type: "text",
     class: "exec",
     placeholder: "execution id (all)",
-    onchange: (e) => {
-      model.set("execution_id", e.target.value.trim());
-      model.save_changes();
+    onchange: (e) => applyExec(e.target.value),
+    onkeydown: (e) => {
+      if (e.key === "Enter") applyExec(e.target.value); // Enter applies, as Tab or a click
     },
   });
+  function applyExec(value) {
+    if (value.trim() === model.get("execution_id")) return;
+    model.set("execution_id", value.trim());
+    model.save_changes();
+  }
   const counts = h("span", { class: "counts" });
   const error = h("div", { class: "error" });
   const body = h("tbody");
@@ -84,7 +95,7 @@ function render({ model, el }) {
     const s = model.get("status");
     status.textContent = s;
     status.className = `status s-${s}`;
-    pause.textContent = model.get("paused") ? "Resume" : "Pause";
+    pause.textContent = stopped() ? "Restart" : model.get("paused") ? "Resume" : "Pause";
     if (document.activeElement !== exec) exec.value = model.get("execution_id");
     const pending = model.get("pending");
     counts.textContent = `${model.get("shown")} shown · ${model.get("received")} received` +
@@ -96,20 +107,44 @@ function render({ model, el }) {
     error.style.display = message ? "block" : "none";
   }
 
+  // A click on a row expands it to the whole event (asked from Python: rows carry only
+  // what the table shows); a second click folds it.
   function rowOf(ev) {
-    return h("tr", { class: `k-${KIND_CLASS[ev.kind] || "log"}`, "data-id": ev.id },
-      h("td", { class: "ts" }, ev.ts.replace("T", " ").slice(0, 23)),
+    return h("tr", { class: `k-${KIND_CLASS[ev.kind] || "log"}`, "data-id": ev.id,
+      title: "click: the whole event", onclick: () => toggle(ev.id) },
+      h("td", { class: "ts" }, ev.ts),
       h("td", {}, ev.kind),
       h("td", {}, ev.executionId),
       h("td", {}, ev.stepId),
       h("td", { class: "num" }, ev.attempt),
-      h("td", {}, ev.summary));
+      h("td", { class: "summary" }, ev.summary));
+  }
+
+  function toggle(id) {
+    const row = body.querySelector(`tr[data-id="${CSS.escape(id)}"]`);
+    const open = row && row.nextElementSibling;
+    if (open && open.classList.contains("detail")) {
+      open.remove();
+      return;
+    }
+    model.send({ op: "detail", id });
+  }
+
+  function showDetail(msg) {
+    const row = body.querySelector(`tr[data-id="${CSS.escape(msg.id)}"]`);
+    if (!row) return;
+    const text = msg.json || "(no longer in the buffer)";
+    row.after(h("tr", { class: "detail" }, h("td", { colspan: "6" }, h("pre", {}, text))));
   }
 
   // Python sends changes, not the whole buffer: "add" (new rows, oldest first, and how many
   // rows to keep) per batch, "reset" (every row) on a filter change, a resume, or on request.
   // Newest first on screen, so new rows go on top and the oldest leave at the bottom.
   function onMessage(msg) {
+    if (msg.op === "detail") {
+      showDetail(msg);
+      return;
+    }
     if (msg.op === "reset") {
       body.replaceChildren(...msg.rows.slice().reverse().map(rowOf));
     } else if (msg.op === "add") {
@@ -117,7 +152,12 @@ function render({ model, el }) {
       const fresh = document.createDocumentFragment();
       for (let i = rows.length - 1; i >= 0; i--) fresh.append(rowOf(rows[i]));
       body.prepend(fresh);
-      while (body.childElementCount > msg.keep) body.lastElementChild.remove();
+      const shown = body.querySelectorAll(":scope > tr:not(.detail)");
+      for (let i = shown.length - 1; i >= msg.keep; i--) {
+        const next = shown[i].nextElementSibling;
+        if (next && next.classList.contains("detail")) next.remove(); // its expansion too
+        shown[i].remove();
+      }
     }
     drawHeader();
   }
