@@ -6,6 +6,7 @@ on a node the step's envelope. A screenshot goes to test-artifacts/ (gitignored)
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -14,10 +15,19 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from execctx_nb import ExecutionEventPublisher, ExecutionScope, StepEnvelope, connect
+from execctx_nb import (
+    ExecutionEventPublisher,
+    ExecutionEventSubscriber,
+    ExecutionScope,
+    StepEnvelope,
+    connect,
+    keys,
+)
+from execctx_nb._connection import make_client
 from execctx_nb.demo import EXECUTIONS, STEPS, load_demo
 from execctx_nb.events import ExecutionLog, StepCommitted
 from tests.labs import CHROMIUM, chromium, jupyterlab
+from tests.twins import run_loop_until
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
@@ -30,21 +40,57 @@ pytestmark = [
 ]
 
 
+def _dead_letter_and_pending(valkey_url: str, tenant: str) -> None:
+    """Produced for real: a subscriber whose handler fails dead-letters an event; a consumer
+    reads an entry and dies without acknowledging it."""
+    sub = ExecutionEventSubscriber(
+        make_client(valkey_url),
+        group="engine",
+        consumer="worker-1",
+        min_idle_ms=300,
+        claim_interval_s=0.1,
+        lease_ms=300,
+        max_deliveries=2,
+        handle_signals=False,
+    )
+
+    with ExecutionEventPublisher(url=valkey_url) as pub:
+        pub.publish(tenant, StepCommitted(execution_id="browser-run", step_id="poison"))
+
+    def refuse(event: Any, meta: Any) -> None:
+        if getattr(event, "step_id", "") == "poison":
+            raise ValueError("no handler for this step yet")
+
+    run_loop_until(sub, tenant, refuse, lambda: sub.stats.dead_lettered >= 1, block_ms=100)
+    with ExecutionEventPublisher(url=valkey_url) as pub:
+        pub.publish(tenant, StepCommitted(execution_id="browser-run", step_id="stuck"))
+    client = make_client(valkey_url)
+    client.xreadgroup("engine", "dead-1", {keys.events_key(tenant): ">"}, count=1)
+    client.close()
+
+
 @pytest.fixture
 def lab(tmp_path: Path, valkey_url: str, tenant: str) -> Iterator[str]:
-    """A JupyterLab server on a notebook with both widgets; yields the notebook URL."""
+    """A JupyterLab server on a notebook with the three widgets; yields the notebook URL."""
     with connect(valkey_url) as store:
         load_demo(store, tenant)
+    with ExecutionEventPublisher(url=valkey_url) as pub:  # history the tail shows at start
+        pub.publish(tenant, ExecutionLog(execution_id="before-run", message="before the tail"))
+    _dead_letter_and_pending(valkey_url, tenant)
     nb = new_notebook(
         cells=[
             new_code_cell(
                 "from execctx_nb import connect\n"
-                "from execctx_nb.widgets import EventTail, LineageGraph\n"
+                "from execctx_nb.widgets import EventTail, LineageGraph, StreamMonitor\n"
                 f"store = connect({valkey_url!r})"
             ),
             new_code_cell(f"tail = EventTail({tenant!r}, store=store, max_events=5)\ntail"),
             new_code_cell(
                 f"graph = LineageGraph({tenant!r}, {EXECUTIONS[0]!r}, store=store)\ngraph"
+            ),
+            new_code_cell(
+                f"monitor = StreamMonitor({tenant!r}, store=store, actions=True, interval=0.5)\n"
+                "monitor"
             ),
         ]
     )
@@ -85,6 +131,10 @@ def test_widgets_render_and_update_in_jupyterlab(
             tail = page.locator(".execctx-tail")
             expect(tail).to_be_visible(timeout=60_000)
             expect(tail.locator(".status")).to_have_text("live", timeout=30_000)
+            # history at start: an event published before the tail existed
+            expect(tail.locator("tbody tr", has_text="before the tail")).to_be_visible()
+            ts = tail.locator("tbody tr td.ts").first.inner_text()
+            assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC", ts), ts
             graph = page.locator(".execctx-lineage-widget")
             expect(graph).to_be_visible(timeout=60_000)
             nodes = graph.locator("g[data-step]")
@@ -125,12 +175,53 @@ def test_widgets_render_and_update_in_jupyterlab(
             expect(rows.first).to_contain_text("a log")
             tail.locator('input[data-kind="step.committed"]').check()
             expect(rows).to_have_count(5, timeout=30_000)
+            # Enter applies the execution filter (no Tab, no click elsewhere)
+            exec_box = tail.locator("input.exec")
+            exec_box.fill("no-such-run")
+            exec_box.press("Enter")
+            expect(rows).to_have_count(0, timeout=30_000)
+            exec_box.fill("browser-run")
+            exec_box.press("Enter")
+            expect(rows).to_have_count(5, timeout=30_000)
+            # a row expands to the whole event, its summary is never clipped
+            rows.first.click()
+            detail = tail.locator("tr.detail pre")
+            expect(detail).to_contain_text('"execution.log"', timeout=30_000)
+            expect(detail).to_contain_text("a log")
+            summary = rows.first.locator("td.summary")
+            assert summary.evaluate("td => td.scrollWidth <= td.clientWidth + 1")
 
-            # The demo graph is drawn wider than the cell, so it must scale down to fit.
+            # The demo graph is drawn wider than the cell: it is fitted, but its labels never
+            # shrink below 85% (12 px -> 10.2 px); the rest is a pan away.
             canvas = graph.locator(".canvas")
             drawn = float(graph.locator("svg").get_attribute("width") or 0)
             assert drawn > _box(canvas)["width"], "the test needs a graph wider than its cell"
-            _assert_nodes_inside(nodes, canvas)
+            fitted = float(canvas.get_attribute("data-scale") or 0)
+            assert 0.85 <= fitted < 1
+            label = graph.locator('g[data-step="join"] text').first
+            assert _box(label)["height"] >= 10, "labels stay readable"
+            # the long edge ingest_customers -> join runs outside every node box
+            assert _edge_clear(graph, "ingest_customers", "join")
+            # wheel zooms around the cursor, a drag pans, "fit" goes back
+            box = _box(canvas)
+            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+            page.mouse.wheel(0, -300)
+            expect(canvas).not_to_have_attribute("data-scale", f"{fitted:.3f}")
+            assert float(canvas.get_attribute("data-scale") or 0) > fitted
+            before = graph.locator("svg").get_attribute("viewBox")
+            page.mouse.down()
+            page.mouse.move(box["x"] + box["width"] / 2 - 120, box["y"] + box["height"] / 2 - 20)
+            page.mouse.up()
+            assert graph.locator("svg").get_attribute("viewBox") != before
+            graph.locator("button.z-fit").click()
+            expect(canvas).to_have_attribute("data-scale", f"{fitted:.3f}")
+            # search by step id
+            graph.locator("input.search").fill("scor")
+            graph.locator("input.search").press("Enter")
+            expect(graph.locator('g.match[data-step="score"]')).to_have_count(1)
+            expect(graph.locator(".found")).to_have_text("1 found")
+            graph.locator("input.search").fill("")
+            graph.locator("button.z-fit").click()
 
             # Clicking a node shows its envelope under the graph; the graph stays whole
             # (a scrolling canvas used to follow the click and cut off the first column).
@@ -138,9 +229,16 @@ def test_widgets_render_and_update_in_jupyterlab(
             panel = graph.locator(".panel")
             expect(panel).to_contain_text("score", timeout=30_000)
             expect(panel).to_contain_text("step envelope")
-            _assert_nodes_inside(nodes, canvas)
+            expect(panel.locator(".load code")).to_contain_text(
+                f"df = %execctx load {tenant} {EXECUTIONS[0]} score --attempt"
+            )
             rect = graph.locator('g[data-step="score"] rect')
             expect(rect).to_have_attribute("stroke-width", "3")  # the patched selection
+            # the selection's upstream and downstream paths are highlighted, the rest dimmed
+            for step in ("features", "join", "clean", "ingest_orders", "export"):
+                expect(graph.locator(f'g.hl[data-step="{step}"]')).to_have_count(1)
+            expect(graph.locator('g.hl[data-step="quality_report"]')).to_have_count(0)
+            page.screenshot(path=str(ARTIFACTS / "browser-lineage-highlight.png"))
 
             # A step committed later is patched in: a node and its edge, nothing redrawn.
             edges = graph.locator("path.execctx-edge")
@@ -174,6 +272,31 @@ def test_widgets_render_and_update_in_jupyterlab(
             assert defaults["checkForUpdates"] is False, defaults
             expect(page.get_by_text("official Jupyter news")).to_have_count(0)
 
+            # The monitor: the pending entry of the dead consumer and the real dead letter;
+            # replay asks first, then puts it back, and a consumer handles it.
+            monitor = page.locator(".execctx-monitor")
+            expect(monitor).to_be_visible(timeout=60_000)
+            expect(monitor.locator("tr[data-consumer='dead-1']")).to_contain_text("1")
+            dead = monitor.locator("tr[data-dead]")
+            expect(dead).to_have_count(1)
+            expect(dead).to_contain_text("no handler for this step yet")
+            monitor.screenshot(path=str(ARTIFACTS / "browser-monitor.png"))
+            dead.locator("button[data-op='replay']").click()
+            expect(monitor.locator(".ask")).to_contain_text("Replay dead letter")
+            expect(dead).to_have_count(1)  # asked, not done
+            monitor.locator(".ask button.confirm").click()
+            expect(monitor.locator(".result")).to_contain_text("replayed", timeout=30_000)
+            expect(monitor.locator("tr[data-dead]")).to_have_count(0, timeout=30_000)
+            replayed = (monitor.locator(".result").inner_text()).rsplit(" ", 1)[-1]
+            handled: list[str] = []
+            sub = ExecutionEventSubscriber(
+                make_client(valkey_url), group="engine", consumer="worker-2",
+                min_idle_ms=60_000, handle_signals=False,
+            )  # fmt: skip
+            run_loop_until(
+                sub, tenant, lambda e, m: handled.append(m.stream_id), lambda: replayed in handled
+            )
+
             page.screenshot(path=str(ARTIFACTS / "browser-widgets.png"), full_page=True)
         finally:
             browser.close()
@@ -185,14 +308,23 @@ def _box(locator: Any) -> dict[str, float]:
     return cast("dict[str, float]", box)
 
 
-def _assert_nodes_inside(nodes: Any, area: Any) -> None:
-    """Every node's box lies within ``area``'s box (its visible, unscrolled part)."""
-    outer = _box(area)
-    # A scrolled canvas would also hide nodes inside its box; it must not have scrolled.
-    assert area.evaluate("(el) => el.scrollLeft") == 0
-    for i in range(nodes.count()):
-        node = nodes.nth(i)
-        box, step = _box(node), node.get_attribute("data-step")
-        assert box["x"] >= outer["x"] - 1 and box["y"] >= outer["y"] - 1, (step, box, outer)
-        assert box["x"] + box["width"] <= outer["x"] + outer["width"] + 1, (step, box, outer)
-        assert box["y"] + box["height"] <= outer["y"] + outer["height"] + 1, (step, box, outer)
+def _edge_clear(graph: Any, src: str, dst: str) -> bool:
+    """The drawn edge ``src -> dst`` (its path, sampled every 2 px) enters no node box."""
+    return bool(
+        graph.locator(f'path[data-from="{src}"][data-to="{dst}"]').evaluate(
+            """(path) => {
+              const boxes = [...path.ownerSVGElement.querySelectorAll("g[data-step] rect")]
+                .map((r) => [+r.getAttribute("x"), +r.getAttribute("y"),
+                             +r.getAttribute("width"), +r.getAttribute("height")]);
+              const n = Math.ceil(path.getTotalLength() / 2);
+              for (let i = 0; i <= n; i++) {
+                const p = path.getPointAtLength((i / n) * path.getTotalLength());
+                for (const [x, y, w, h] of boxes) {
+                  if (p.x > x + 0.5 && p.x < x + w - 0.5 && p.y > y + 0.5 && p.y < y + h - 0.5)
+                    return false;
+                }
+              }
+              return n > 10;
+            }"""
+        )
+    )

@@ -263,6 +263,8 @@ def node_caption(node: GraphNode) -> str:
     if node.status == "pending":
         return "not written yet"
     parts = [_fmt_rows(node.row_count)]
+    if node.status in ("failed", "running"):
+        parts.insert(0, node.status)  # said in words, not only by colour
     if node.elapsed_ms is not None:
         parts.append(_fmt_ms(node.elapsed_ms))
     return " · ".join(parts)

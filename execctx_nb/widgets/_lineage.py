@@ -281,6 +281,9 @@ class LineageGraph(LiveWidget):
             "lineage": [e.step_id for e in env.lineage],
             "error": env.error,
             "html": envelope_html(env),
+            # the exact attempt shown, as the magic that loads it into a variable
+            "load": f"df = %execctx load {self.tenant} {self.execution_id} {env.step_id}"
+            f" --attempt {env.attempt}",
         }
 
     def _on_select(self, change: dict[str, Any]) -> None:
