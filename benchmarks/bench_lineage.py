@@ -87,8 +87,35 @@ def main() -> None:
         )
     print(
         f"widget total at 500 steps / at 250 steps: {totals[500] / totals[250]:.2f}"
-        " (linear: 2, quadratic: 4)"
+        " (linear: 2, quadratic: 4; here an edge i//2 -> i crosses i/2 layers, so the"
+        " routed edges alone grow as steps^2)"
     )
+    # What a view's reset costs at 500 steps: one full layout (long edges routed) + SVG.
+    for shape, envs in (("chain + halves", _envelopes(500)), ("wide (25 x 20)", _wide(500))):
+        g = graph_from_envelopes(envs, "run")
+        full = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            render_svg(g, layout(g))
+            full.append(time.perf_counter() - t0)
+        print(f"full layout + SVG of 500 steps, {shape}: {statistics.median(full) * 1e3:.0f} ms")
+
+
+def _wide(n: int, width: int = 25) -> list[StepEnvelope]:
+    """Layers of ``width`` steps, each reading two of the layer before and one from the
+    start of the run (a long edge over every layer)."""
+    return [
+        StepEnvelope(
+            execution_id="run",
+            step_id=f"w{i:04d}",
+            lineage=tuple(
+                LineageEntry(step_id=f"w{j:04d}")
+                for j in sorted({i - width, i - width + 1, i % width})
+                if 0 <= j < i and (j < i - width + 2 or j == i % width)
+            ),
+        )
+        for i in range(n)
+    ]
 
 
 if __name__ == "__main__":

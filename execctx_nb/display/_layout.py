@@ -22,6 +22,7 @@ True
 
 from __future__ import annotations
 
+import bisect
 import html
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
@@ -334,20 +335,23 @@ def columns(positions: Iterable[NodePosition]) -> dict[int, list[int]]:
 
 def route(a: NodePosition, b: NodePosition, cols: Mapping[int, Sequence[int]]) -> tuple[int, ...]:
     """The y at which the edge ``a -> b`` crosses each layer strictly between theirs: the
-    free lane (centre of a gap between nodes, or just above or below them) nearest to the
-    straight line between the two nodes' centres; ties go to the upper lane."""
+    straight line between the two nodes' centres where it passes at least half a gap from
+    every node of that layer, else the free lane (centre of a gap between nodes, or just
+    above or below them) nearest to it; ties go to the upper lane."""
     if b.layer <= a.layer + 1:
         return ()
     ya, yb = a.y + NODE_H / 2, b.y + NODE_H / 2
     half = GAP_Y // 2
+    span = b.layer - a.layer
     via = []
     for layer in range(a.layer + 1, b.layer):
-        aim = ya + (yb - ya) * (layer - a.layer) / (b.layer - a.layer)
+        aim = ya + (yb - ya) * (layer - a.layer) / span
         tops = cols.get(layer, ())
-        if not tops:
-            via.append(round(aim))
+        i = bisect.bisect_right(tops, aim + half) - 1  # the last node starting above aim
+        if i < 0 or aim >= tops[i] + NODE_H + half:
+            via.append(round(aim))  # clear of every node of the layer
             continue
-        lanes = [tops[0] - half] + [t + NODE_H + half for t in tops]
+        lanes = (tops[i] - half, tops[i] + NODE_H + half)
         via.append(min(lanes, key=lambda y: (abs(y - aim), y)))
     return tuple(via)
 
@@ -357,18 +361,32 @@ Segment = tuple[tuple[float, float], ...]  # 2 points: a line; 4: a cubic curve
 
 def edge_path(a: NodePosition, b: NodePosition, via: Sequence[int] = ()) -> list[Segment]:
     """The segments of the edge ``a -> b`` crossing the layers between at the ``via`` ys:
-    curves in the gaps between layers, straight lines through a layer's column."""
-    points = [(float(a.x + NODE_W), a.y + NODE_H / 2)]
-    for layer, y in zip(range(a.layer + 1, b.layer), via, strict=True):
-        points += [(float(layer_x(layer)), float(y)), (float(layer_x(layer) + NODE_W), float(y))]
-    points.append((float(b.x - 6), b.y + NODE_H / 2))
+    curves between two heights, straight lines along a lane (one line for a run of layers
+    at the same height, so a long edge costs its bends, not its length)."""
+    start = (float(a.x + NODE_W), a.y + NODE_H / 2)
+    end = (float(b.x - 6), b.y + NODE_H / 2)
     out: list[Segment] = []
-    for i in range(0, len(points) - 1, 2):
-        (x1, y1), (x2, y2) = points[i], points[i + 1]
-        mid = (x1 + x2) / 2
-        out.append(((x1, y1), (mid, y1), (mid, y2), (x2, y2)))
-        if i + 2 < len(points):
-            out.append((points[i + 1], points[i + 2]))
+    at = start
+
+    def go(x: float, y: float) -> None:
+        nonlocal at
+        (x1, y1) = at
+        if y1 == y:  # level: extend a level line, or start one
+            if out and len(out[-1]) == 2 and out[-1][0][1] == y:
+                out[-1] = (out[-1][0], (x, y))
+            else:
+                out.append((at, (x, y)))
+        else:
+            mid = (x1 + x) / 2
+            out.append((at, (mid, y1), (mid, y), (x, y)))
+        at = (x, y)
+
+    layer = a.layer + 1
+    for y in via:
+        go(float(layer_x(layer)), float(y))
+        go(float(layer_x(layer) + NODE_W), float(y))
+        layer += 1
+    go(*end)
     return out
 
 
