@@ -93,7 +93,7 @@ def test_tutorials_show_saved_graphs_and_keep_their_widgets(
                 " {theme: 'JupyterLab Dark'})"
             )
             page.wait_for_function("document.body.dataset.jpThemeLight === 'false'", timeout=30_000)
-            page.screenshot(path=str(ARTIFACTS / "tutorial-04-dark.png"))
+            page.screenshot(path=str(ARTIFACTS / "tutorial-05-dark.png"))
 
             # Tutorial 04 end to end: its last cell stops both widgets, which keep showing.
             page.evaluate(
@@ -103,6 +103,11 @@ def test_tutorials_show_saved_graphs_and_keep_their_widgets(
             page.wait_for_function(
                 f"window.jupyterapp.shell.currentWidget?.context?.path === {LIVE + '.ipynb'!r}",
                 timeout=60_000,
+            )
+            # (each tutorial was opened by a page load: mark this panel again)
+            page.evaluate(
+                "window.jupyterapp.shell.currentWidget.node.setAttribute('data-tutorial',"
+                f" {LIVE!r})"
             )
             panel = page.locator(f'[data-tutorial="{LIVE}"]')
             page.wait_for_function(
