@@ -42,7 +42,9 @@ schema TENANT EXEC STEP [--attempt N]
                                    a step's schema as a collapsible tree
 diff TENANT STEP OLD_EXEC NEW_EXEC [--new-step STEP]
                                    how a step's schema changed between executions
-lineage TENANT EXEC [--static]     the step DAG (live widget; --static: SVG only)
+lineage TENANT EXEC [--static] [--direction LR|TB]
+                                   the step DAG (live widget; --static: SVG only;
+                                   TB: layers top to bottom)
 validate VAR [TENANT EXEC STEP] [--schema VAR]
                                    check every row of a frame against a stored step's
                                    schema (or the schema in VAR): a report, worst first
@@ -117,6 +119,7 @@ def _parser() -> MagicArgumentParser:
     p.add_argument("tenant")
     p.add_argument("execution")
     p.add_argument("--static", action="store_true")
+    p.add_argument("--direction", choices=("LR", "TB"), default="LR")
     p = sub.add_parser("groups")
     p.add_argument("tenant")
     p.add_argument("--live", action="store_true")
@@ -324,10 +327,12 @@ class ExecctxMagics(Magics):
         if a.static:  # a picture: no widget library needed
             from execctx_nb.display import LineageView
 
-            return LineageView(store.get_execution(scope, data=False), a.execution, a.tenant)
+            return LineageView(
+                store.get_execution(scope, data=False), a.execution, a.tenant, a.direction
+            )
         from execctx_nb.widgets import LineageGraph
 
-        return LineageGraph(a.tenant, a.execution, store=store, live=True)
+        return LineageGraph(a.tenant, a.execution, store=store, live=True, direction=a.direction)
 
     def _tail(self, a: argparse.Namespace) -> Any:
         from execctx_nb.widgets import EventTail

@@ -222,6 +222,28 @@ def test_widgets_render_and_update_in_jupyterlab(
             expect(graph.locator(".found")).to_have_text("1 found")
             graph.locator("input.search").fill("")
             graph.locator("button.z-fit").click()
+            # top to bottom and back: layers below each other, the long edge still clear
+            flip = graph.locator("button.direction")
+            flip.click()
+            expect(flip).to_have_text("left to right", timeout=30_000)
+            clean = graph.locator('g[data-step="clean"] rect')
+            expect(clean).to_have_attribute("x", re.compile(r".+"))
+            page.wait_for_function(
+                "() => { const y = (s) => +document.querySelector("
+                "`.execctx-lineage-widget g[data-step=\"${s}\"] rect`).getAttribute('y');"
+                " return y('clean') > y('ingest_orders') && y('join') > y('clean'); }",
+                timeout=30_000,
+            )
+            assert _edge_clear(graph, "ingest_customers", "join")
+            page.screenshot(path=str(ARTIFACTS / "browser-lineage-top-to-bottom.png"))
+            flip.click()
+            expect(flip).to_have_text("top to bottom", timeout=30_000)
+            page.wait_for_function(
+                "() => { const y = (s) => +document.querySelector("
+                "`.execctx-lineage-widget g[data-step=\"${s}\"] rect`).getAttribute('x');"
+                " return y('join') > y('clean'); }",
+                timeout=30_000,
+            )
 
             # Clicking a node shows its envelope under the graph; the graph stays whole
             # (a scrolling canvas used to follow the click and cut off the first column).

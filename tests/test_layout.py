@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import re
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -25,6 +26,7 @@ from execctx_nb.display._layout import (
     render_svg,
     route,
 )
+from execctx_nb.errors import InvalidArgumentError
 
 PIPELINE = Graph(
     nodes=tuple(
@@ -71,16 +73,21 @@ def _point(seg: tuple[tuple[float, float], ...], t: float) -> tuple[float, float
 
 
 def assert_edges_clear(
-    pos: dict[str, NodePosition], edges: list[tuple[str, str]], lanes: object = None
+    pos: dict[str, NodePosition],
+    edges: list[tuple[str, str]],
+    lanes: object = None,
+    direction: str = "LR",
 ) -> None:
     """No edge (of a later layer) passes through a node box: 40 points on each segment."""
-    cols = columns(pos.values())
+    cols = columns(pos.values(), direction)
     for src, dst in edges:
         a, b = pos[src], pos[dst]
         if a.layer >= b.layer:
             continue  # an edge closing a cycle (bad lineage)
-        via = route(a, b, cols) if lanes is None else lanes(src, dst)  # type: ignore[operator]
-        for seg in edge_path(a, b, via):
+        via = (
+            route(a, b, cols, direction) if lanes is None else lanes(src, dst)  # type: ignore[operator]
+        )
+        for seg in edge_path(a, b, via, direction):
             for i in range(41):
                 x, y = _point(seg, i / 40)
                 for p in pos.values():
@@ -88,7 +95,8 @@ def assert_edges_clear(
                     assert not inside, f"{src}->{dst} passes through {p.node_id} at {x},{y}"
 
 
-def test_long_edges_go_around_the_nodes_between() -> None:
+@pytest.mark.parametrize("direction", ["LR", "TB"])
+def test_long_edges_go_around_the_nodes_between(direction: str) -> None:
     """The issue's two cases: enrich -> publish past transform, a -> d past b and c."""
     for nodes, edges in (
         ("extract transform publish enrich", [("extract", "transform"),
@@ -96,17 +104,30 @@ def test_long_edges_go_around_the_nodes_between() -> None:
         ("a b c d", [("a", "b"), ("b", "c"), ("c", "d"), ("a", "d")]),
     ):  # fmt: skip
         g = Graph(nodes=tuple(GraphNode(n) for n in nodes.split()), edges=tuple(edges))
-        lay = layout(g)
+        lay = layout(g, direction)
         pos = {p.node_id: p for p in lay.positions}
-        assert_edges_clear(pos, edges)
+        assert_edges_clear(pos, edges, direction=direction)
         long = [(s, d) for s, d in edges if pos[d].layer - pos[s].layer > 1]
         assert long  # the case has a long edge
+        size = lay.height if direction == "LR" else lay.width
         for src, dst in long:
-            via = route(pos[src], pos[dst], columns(lay.positions))
-            assert via and all(0 < y < lay.height for y in via)
-        svg = render_svg(g)
-        assert svg == render_svg(Graph(nodes=g.nodes[::-1], edges=g.edges[::-1]))
+            via = route(pos[src], pos[dst], columns(lay.positions, direction), direction)
+            assert via and all(0 < v < size for v in via)
+        svg = render_svg(g, lay)
+        again = Graph(nodes=g.nodes[::-1], edges=g.edges[::-1])
+        assert svg == render_svg(again, layout(again, direction))
         assert svg.count("<path") == len(edges)
+
+
+def test_top_to_bottom_puts_layers_below_each_other() -> None:
+    lay = layout(PIPELINE, "TB")
+    pos = {p.node_id: p for p in lay.positions}
+    assert lay.direction == "TB" and pos["ingest"].y < pos["clean"].y < pos["join"].y
+    assert pos["ingest"].x != pos["customers"].x and pos["ingest"].y == pos["customers"].y
+    assert lay.height > lay.width  # a chain of six layers, two wide
+    assert_layout_contract(PIPELINE)
+    with pytest.raises(InvalidArgumentError, match="Invalid direction 'up'"):
+        layout(PIPELINE, "up")
 
 
 def _on_cycle(graph: Graph, src: str, dst: str) -> bool:
@@ -190,19 +211,29 @@ def test_empty_graph() -> None:
             st.just(n),
             st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=30),
         )
-    )
+    ),
+    st.sampled_from(["LR", "TB"]),
 )
-def test_layout_contract_on_random_graphs(case: tuple[int, list[tuple[int, int]]]) -> None:
+def test_layout_contract_on_random_graphs(
+    case: tuple[int, list[tuple[int, int]]], direction: str
+) -> None:
     n, pairs = case
     g = Graph(
         nodes=tuple(GraphNode(f"n{i}") for i in range(n)),
         edges=tuple((f"n{a}", f"n{b}") for a, b in pairs),
     )
     assert_layout_contract(g)
-    lay = layout(g)
-    assert_edges_clear({p.node_id: p for p in lay.positions}, list(g.edges))
+    lay = layout(g, direction)
+    assert_edges_clear({p.node_id: p for p in lay.positions}, list(g.edges), direction=direction)
+    spots = [(p.x, p.y) for p in lay.positions]
+    assert all(
+        abs(x1 - x2) >= NODE_W or abs(y1 - y2) >= NODE_H
+        for i, (x1, y1) in enumerate(spots)
+        for x2, y2 in spots[i + 1 :]
+    )  # no two boxes overlap
     shuffled = Graph(nodes=g.nodes[::-1], edges=g.edges[::-1])
-    assert layout(shuffled) == lay and render_svg(shuffled) == render_svg(g)  # deterministic
+    again = layout(shuffled, direction)
+    assert again == lay and render_svg(shuffled, again) == render_svg(g, lay)  # deterministic
 
 
 def test_svg_scales_to_its_container_and_is_never_cropped() -> None:
@@ -288,15 +319,16 @@ def _lineage_env(
         ),
         min_size=1,
         max_size=8,
-    )
+    ),
+    st.sampled_from(["LR", "TB"]),
 )
 def test_growing_graph_is_the_full_graph_after_every_update(
-    batches: list[list[tuple[int, list[int], str, int]]],
+    batches: list[list[tuple[int, list[int], str, int]]], direction: str
 ) -> None:
     """Updates in place (new steps, re-attempts, pending steps written, cycles) always end
     in the graph :func:`graph_from_envelopes` builds; a placement never moves a drawn node."""
     envs: dict[str, StepEnvelope] = {}
-    grow = GrowingGraph(envs, "r1")
+    grow = GrowingGraph(envs, "r1", direction)
     for batch in batches:
         before = dict(grow.pos)
         for step, ins, status, attempt in batch:
@@ -311,14 +343,14 @@ def test_growing_graph_is_the_full_graph_after_every_update(
         assert len(spots) == len(grow.pos)  # no two nodes drawn on each other
         for p in grow.pos.values():
             assert p.x + NODE_W <= grow.width and p.y <= grow.height
-        assert_edges_clear(grow.pos, list(full.edges), grow.route)
+        assert_edges_clear(grow.pos, list(full.edges), grow.route, direction)
         if change is not None:
             assert all(grow.pos[k] == p for k, p in before.items())  # nothing moved
             for src, dst in full.edges:
                 on_cycle = _on_cycle(full, src, dst)
                 assert grow.pos[src].layer < grow.pos[dst].layer or on_cycle
         else:
-            assert grow.layout == layout(full)  # laid out anew: the full layout
+            assert grow.layout == layout(full, direction)  # laid out anew: the full layout
 
 
 def test_growing_graph_costs_what_an_update_changes() -> None:

@@ -316,6 +316,25 @@ def test_graph_click_shows_envelope(store, tenant) -> None:
     assert graph.details == {}
 
 
+def test_graph_turns_top_to_bottom_live_and_offers_the_load_line(store, tenant) -> None:
+    put_steps(store, tenant, "run-1", {"ingest": (), "clean": ("ingest",), "report": ("clean",)})
+    graph = LineageGraph(tenant, "run-1", store=store, live=False)
+    ys = {n["id"]: n["y"] for n in graph.nodes}
+    assert ys["ingest"] == ys["clean"] == ys["report"]  # left to right
+    sent: list[Any] = []
+    graph.send = lambda content, buffers=None: sent.append(content)  # type: ignore[method-assign]
+    graph.direction = "TB"
+    assert sent and sent[-1]["op"] == "reset"  # the view gets the new drawing whole
+    xs = {n["id"]: (n["x"], n["y"]) for n in graph.nodes}
+    assert xs["ingest"][0] == xs["report"][0] and xs["ingest"][1] < xs["clean"][1] < xs["report"][1]
+    graph.direction = "diagonal"  # refused, undone, said
+    assert graph.direction == "TB" and "Invalid direction 'diagonal'" in graph.error
+    graph.selected = "clean"
+    assert graph.details["load"] == f"df = %execctx load {tenant} run-1 clean --attempt 0"
+    with pytest.raises(InvalidArgumentError, match="Invalid direction"):
+        LineageGraph(tenant, "run-1", store=store, live=False, direction="up")
+
+
 def test_graph_follows_step_events_live(store, publisher, tenant) -> None:
     put_steps(store, tenant, "run-1", {"ingest": ()})
     graph = LineageGraph(tenant, "run-1", store=store)

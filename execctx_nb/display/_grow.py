@@ -16,7 +16,6 @@ from collections.abc import Iterable, Mapping
 
 from execctx_nb._records import StepEnvelope
 from execctx_nb.display._layout import (
-    GAP_Y,
     MARGIN,
     NODE_H,
     NODE_W,
@@ -25,8 +24,8 @@ from execctx_nb.display._layout import (
     Layout,
     NodePosition,
     columns,
+    geometry,
     graph_from_envelopes,
-    layer_x,
     layout,
     route,
 )
@@ -51,7 +50,11 @@ class GrowingGraph:
     :class:`Change`, or None when everything was laid out again (send the whole drawing).
     """
 
-    def __init__(self, envelopes: Mapping[str, StepEnvelope], execution_id: str) -> None:
+    def __init__(
+        self, envelopes: Mapping[str, StepEnvelope], execution_id: str, direction: str = "LR"
+    ) -> None:
+        self._geo = geometry(direction)
+        self.direction = direction
         self._envelopes = envelopes
         self._execution_id = execution_id
         self.nodes: dict[str, GraphNode] = {}
@@ -60,7 +63,7 @@ class GrowingGraph:
         self.failed = 0
         self.pos: dict[str, NodePosition] = {}
         self.width = self.height = 2 * MARGIN
-        self._bottom: dict[int, int] = {}  # layer -> y of its last node
+        self._bottom: dict[int, int] = {}  # layer -> where its last node starts (across)
         self._rank: dict[int, int] = {}  # layer -> rank of its last node
         self._tops: dict[int, list[int]] = {}  # layer -> its nodes' tops, sorted
         self._graph: Graph | None = None
@@ -83,14 +86,17 @@ class GrowingGraph:
         """The current layout (built once per change, when asked for)."""
         if self._layout is None:
             self._layout = Layout(
-                positions=tuple(self.pos.values()), width=self.width, height=self.height
+                positions=tuple(self.pos.values()),
+                width=self.width,
+                height=self.height,
+                direction=self.direction,
             )
         return self._layout
 
     def route(self, src: str, dst: str) -> tuple[int, ...]:
         """The lanes of the edge ``src -> dst`` through the layers between (new nodes are
         placed a gap below a layer's last node, so a drawn lane never comes to cross one)."""
-        return route(self.pos[src], self.pos[dst], self._tops)
+        return route(self.pos[src], self.pos[dst], self._tops, self.direction)
 
     def inputs(self, step_id: str) -> frozenset[str]:
         """The drawn inputs of ``step_id``."""
@@ -100,7 +106,7 @@ class GrowingGraph:
     def relayout(self) -> None:
         """Build the graph from every envelope and lay it out from scratch."""
         graph = graph_from_envelopes(self._envelopes.values(), self._execution_id)
-        lay = layout(graph)
+        lay = layout(graph, self.direction)
         preds: dict[str, set[str]] = {}
         for src, dst in graph.edges:
             preds.setdefault(dst, set()).add(src)
@@ -111,9 +117,9 @@ class GrowingGraph:
         self.pos = {p.node_id: p for p in lay.positions}
         self.width, self.height = lay.width, lay.height
         self._bottom, self._rank = {}, {}
-        self._tops = columns(lay.positions)
+        self._tops = columns(lay.positions, self.direction)
         for p in lay.positions:
-            self._bottom[p.layer] = max(self._bottom.get(p.layer, -1), p.y)
+            self._bottom[p.layer] = max(self._bottom.get(p.layer, -1), self._geo.of(p)[1])
             self._rank[p.layer] = max(self._rank.get(p.layer, -1), p.rank)
         self._graph, self._layout = graph, lay
 
@@ -179,12 +185,15 @@ class GrowingGraph:
                 return False
             for node in ready:
                 li = 1 + max((self.pos[q].layer for q in self.inputs(node)), default=-1)
-                y = MARGIN if li not in self._bottom else self._bottom[li] + NODE_H + GAP_Y
-                self._bottom[li] = y
+                geo = self._geo
+                last = self._bottom.get(li)
+                v = MARGIN if last is None else last + geo.across + geo.gap_across
+                self._bottom[li] = v
                 self._rank[li] = self._rank.get(li, -1) + 1
-                p = NodePosition(node, li, self._rank[li], layer_x(li), y)
+                x, y = geo.point(geo.layer_at(li), v)
+                p = NodePosition(node, li, self._rank[li], int(x), int(y))
                 self.pos[node] = p
-                self._tops.setdefault(li, []).append(y)  # the lowest: the list stays sorted
+                self._tops.setdefault(li, []).append(v)  # the last: the list stays sorted
                 self.width = max(self.width, p.x + NODE_W + MARGIN)
                 self.height = max(self.height, p.y + NODE_H + MARGIN)
             todo = [n for n in todo if n not in self.pos]

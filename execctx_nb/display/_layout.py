@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from execctx_nb.errors import InvalidArgumentError
+
 if TYPE_CHECKING:
     from execctx_nb._records import StepEnvelope
 
@@ -40,9 +42,12 @@ __all__ = [
     "NodePosition",
     "graph_from_envelopes",
     "layout",
+    "DIRECTIONS",
+    "Geometry",
     "columns",
     "edge_path",
     "edge_svg",
+    "geometry",
     "layer_x",
     "route",
     "node_caption",
@@ -58,6 +63,31 @@ GAP_X = 56
 GAP_Y = 22
 MARGIN = 12
 _SWEEPS = 4
+
+
+class Geometry(msgspec.Struct, frozen=True):
+    """A direction's sizes: along the flow (layers follow each other) and across it (the
+    nodes of one layer). Layouts are computed in (along, across) and drawn as (x, y) for
+    ``LR`` and (y, x) for ``TB``; nodes are always drawn NODE_W x NODE_H, upright."""
+
+    direction: str
+    along: int  # a node's size along the flow
+    across: int  # a node's size across it
+    gap_along: int  # between layers
+    gap_across: int  # between the nodes of a layer
+
+    def point(self, u: float, v: float) -> tuple[float, float]:
+        """Drawing coordinates of (along, across)."""
+        return (u, v) if self.direction == "LR" else (v, u)
+
+    def of(self, p: NodePosition) -> tuple[int, int]:
+        """(along, across) of a position's top-left corner."""
+        return (p.x, p.y) if self.direction == "LR" else (p.y, p.x)
+
+    def layer_at(self, layer: int) -> int:
+        """Where ``layer`` starts along the flow."""
+        return MARGIN + layer * (self.along + self.gap_along)
+
 
 #: Fill and stroke per node status (colour-blind safe pairs, readable on white and dark).
 STATUS_COLOURS: dict[str, tuple[str, str]] = {
@@ -88,6 +118,9 @@ class Graph(msgspec.Struct, frozen=True):
     edges: tuple[tuple[str, str], ...] = ()
 
 
+DIRECTIONS = ("LR", "TB")
+
+
 class NodePosition(msgspec.Struct, frozen=True):
     """Where a node is drawn: its layer, its rank inside the layer, and its top-left corner."""
 
@@ -99,11 +132,13 @@ class NodePosition(msgspec.Struct, frozen=True):
 
 
 class Layout(msgspec.Struct, frozen=True):
-    """Positions of every node (in layer, then rank order) and the drawing size."""
+    """Positions of every node (in layer, then rank order), the drawing size and the
+    direction the layers follow each other (``LR``: left to right, ``TB``: top to bottom)."""
 
     positions: tuple[NodePosition, ...]
     width: int
     height: int
+    direction: str = "LR"
 
     def position(self, node_id: str) -> NodePosition:
         """The position of ``node_id``; KeyError names the missing node."""
@@ -111,6 +146,21 @@ class Layout(msgspec.Struct, frozen=True):
             if pos.node_id == node_id:
                 return pos
         raise KeyError(f"no node {node_id!r} in this layout")
+
+
+LR = Geometry("LR", NODE_W, NODE_H, GAP_X, GAP_Y)
+TB = Geometry("TB", NODE_H, NODE_W, 40, 24)
+
+
+def geometry(direction: str) -> Geometry:
+    """The geometry of ``"LR"`` or ``"TB"``; anything else is named in the error."""
+    if direction == "LR":
+        return LR
+    if direction == "TB":
+        return TB
+    raise InvalidArgumentError(
+        f"Invalid direction {direction!r}: expected 'LR' (left to right) or 'TB' (top to bottom)"
+    )
 
 
 def graph_from_envelopes(
@@ -180,8 +230,10 @@ def _layers(ids: list[str], preds: dict[str, list[str]]) -> dict[str, int]:
     return layer
 
 
-def layout(graph: Graph) -> Layout:
-    """Lay ``graph`` out in layers, left to right; the result depends only on the input set."""
+def layout(graph: Graph, direction: str = "LR") -> Layout:
+    """Lay ``graph`` out in layers, left to right (``"TB"``: top to bottom); the result
+    depends only on the input set."""
+    geo = geometry(direction)
     ids = sorted(n.node_id for n in graph.nodes)
     known = set(ids)
     preds: dict[str, list[str]] = {i: [] for i in ids}
@@ -215,26 +267,25 @@ def layout(graph: Graph) -> Layout:
         sweep(range(depth - 2, -1, -1), succs)
 
     tallest = max((len(lay) for lay in layers), default=0)
-    # Room for a lane above and below every layer when an edge may need one.
-    pad = GAP_Y if any(layer_of[b] - layer_of[a] > 1 for b in ids for a in preds[b]) else 0
-    height = 2 * (MARGIN + pad) + tallest * NODE_H + max(tallest - 1, 0) * GAP_Y
-    width = 2 * MARGIN + depth * NODE_W + max(depth - 1, 0) * GAP_X
+    # Room for a lane beside every layer when an edge may need one.
+    long = any(layer_of[b] - layer_of[a] > 1 for b in ids for a in preds[b])
+    pad = geo.gap_across if long else 0
+    step = geo.across + geo.gap_across
+    across = 2 * (MARGIN + pad) + tallest * geo.across + max(tallest - 1, 0) * geo.gap_across
+    along = 2 * MARGIN + depth * geo.along + max(depth - 1, 0) * geo.gap_along
     positions: list[NodePosition] = []
     for li, lay in enumerate(layers):
-        # Centre short layers vertically so single chains sit on the middle line.
-        offset = (tallest - len(lay)) * (NODE_H + GAP_Y) // 2
+        # Centre short layers so single chains sit on the middle line.
+        offset = (tallest - len(lay)) * step // 2
         for ri, node in enumerate(lay):
-            positions.append(
-                NodePosition(
-                    node,
-                    li,
-                    ri,
-                    layer_x(li),
-                    MARGIN + pad + offset + ri * (NODE_H + GAP_Y),
-                )
-            )
+            x, y = geo.point(geo.layer_at(li), MARGIN + pad + offset + ri * step)
+            positions.append(NodePosition(node, li, ri, int(x), int(y)))
+    width, height = (int(v) for v in geo.point(along, across))
     return Layout(
-        positions=tuple(positions), width=max(width, 2 * MARGIN), height=max(height, 2 * MARGIN)
+        positions=tuple(positions),
+        width=max(width, 2 * MARGIN),
+        height=max(height, 2 * MARGIN),
+        direction=geo.direction,
     )
 
 
@@ -287,11 +338,11 @@ def render_svg(graph: Graph, lay: Layout | None = None, *, selected: str | None 
     by_id = {n.node_id: n for n in graph.nodes}
     pos = {p.node_id: p for p in lay.positions}
     out = [svg_open(graph, lay)]
-    cols = columns(lay.positions)
+    cols = columns(lay.positions, lay.direction)
     for src, dst in sorted(set(graph.edges)):
         if src in pos and dst in pos and src != dst:
             a, b = pos[src], pos[dst]
-            out.append(edge_svg(a, b, route(a, b, cols)))
+            out.append(edge_svg(a, b, route(a, b, cols, lay.direction), lay.direction))
     out.extend(node_svg(by_id[p.node_id], p, selected=selected) for p in lay.positions)
     if not lay.positions:
         out.append(f'<text x="{MARGIN}" y="{MARGIN + 14}" fill="#5f6368">no steps yet</text>')
@@ -323,35 +374,39 @@ def svg_open(graph: Graph, lay: Layout) -> str:
     )
 
 
-def columns(positions: Iterable[NodePosition]) -> dict[int, list[int]]:
-    """Layer -> the sorted tops of its nodes (what :func:`route` avoids)."""
+def columns(positions: Iterable[NodePosition], direction: str = "LR") -> dict[int, list[int]]:
+    """Layer -> the sorted starts (across the flow) of its nodes: what :func:`route` avoids."""
+    geo = geometry(direction)
     out: dict[int, list[int]] = {}
     for p in positions:
-        out.setdefault(p.layer, []).append(p.y)
+        out.setdefault(p.layer, []).append(geo.of(p)[1])
     for tops in out.values():
         tops.sort()
     return out
 
 
-def route(a: NodePosition, b: NodePosition, cols: Mapping[int, Sequence[int]]) -> tuple[int, ...]:
-    """The y at which the edge ``a -> b`` crosses each layer strictly between theirs: the
-    straight line between the two nodes' centres where it passes at least half a gap from
-    every node of that layer, else the free lane (centre of a gap between nodes, or just
-    above or below them) nearest to it; ties go to the upper lane."""
+def route(
+    a: NodePosition, b: NodePosition, cols: Mapping[int, Sequence[int]], direction: str = "LR"
+) -> tuple[int, ...]:
+    """Where (across the flow) the edge ``a -> b`` crosses each layer strictly between
+    theirs: on the straight line between the two nodes' centres where it passes at least
+    half a gap from every node of that layer, else in the free lane (beside the node in the
+    way, half a gap from it) nearest to that line; ties go to the upper (left) lane."""
     if b.layer <= a.layer + 1:
         return ()
-    ya, yb = a.y + NODE_H / 2, b.y + NODE_H / 2
-    half = GAP_Y // 2
+    geo = geometry(direction)
+    ya, yb = geo.of(a)[1] + geo.across / 2, geo.of(b)[1] + geo.across / 2
+    half = geo.gap_across // 2
     span = b.layer - a.layer
     via = []
     for layer in range(a.layer + 1, b.layer):
         aim = ya + (yb - ya) * (layer - a.layer) / span
         tops = cols.get(layer, ())
-        i = bisect.bisect_right(tops, aim + half) - 1  # the last node starting above aim
-        if i < 0 or aim >= tops[i] + NODE_H + half:
+        i = bisect.bisect_right(tops, aim + half) - 1  # the last node starting before aim
+        if i < 0 or aim >= tops[i] + geo.across + half:
             via.append(round(aim))  # clear of every node of the layer
             continue
-        lanes = (tops[i] - half, tops[i] + NODE_H + half)
+        lanes = (tops[i] - half, tops[i] + geo.across + half)
         via.append(min(lanes, key=lambda y: (abs(y - aim), y)))
     return tuple(via)
 
@@ -359,57 +414,71 @@ def route(a: NodePosition, b: NodePosition, cols: Mapping[int, Sequence[int]]) -
 Segment = tuple[tuple[float, float], ...]  # 2 points: a line; 4: a cubic curve
 
 
-def edge_path(a: NodePosition, b: NodePosition, via: Sequence[int] = ()) -> list[Segment]:
-    """The segments of the edge ``a -> b`` crossing the layers between at the ``via`` ys:
-    curves between two heights, straight lines along a lane (one line for a run of layers
-    at the same height, so a long edge costs its bends, not its length)."""
-    start = (float(a.x + NODE_W), a.y + NODE_H / 2)
-    end = (float(b.x - 6), b.y + NODE_H / 2)
+def edge_path(
+    a: NodePosition, b: NodePosition, via: Sequence[int] = (), direction: str = "LR"
+) -> list[Segment]:
+    """The segments (drawing coordinates) of the edge ``a -> b`` crossing the layers
+    between at ``via``: curves between two lanes, straight lines along one (one line for a
+    run of layers at the same place, so a long edge costs its bends, not its length)."""
+    geo = geometry(direction)
+    (ua, va), (ub, vb) = geo.of(a), geo.of(b)
     out: list[Segment] = []
-    at = start
+    at = (float(ua + geo.along), va + geo.across / 2)
 
-    def go(x: float, y: float) -> None:
+    def go(u: float, v: float) -> None:
         nonlocal at
-        (x1, y1) = at
-        if y1 == y:  # level: extend a level line, or start one
-            if out and len(out[-1]) == 2 and out[-1][0][1] == y:
-                out[-1] = (out[-1][0], (x, y))
+        (u1, v1) = at
+        if v1 == v:  # level: extend a level line, or start one
+            if out and len(out[-1]) == 2 and out[-1][0][1] == v:
+                out[-1] = (out[-1][0], (u, v))
             else:
-                out.append((at, (x, y)))
+                out.append((at, (u, v)))
         else:
-            mid = (x1 + x) / 2
-            out.append((at, (mid, y1), (mid, y), (x, y)))
-        at = (x, y)
+            mid = (u1 + u) / 2
+            out.append((at, (mid, v1), (mid, v), (u, v)))
+        at = (u, v)
 
     layer = a.layer + 1
-    for y in via:
-        go(float(layer_x(layer)), float(y))
-        go(float(layer_x(layer) + NODE_W), float(y))
+    for v in via:
+        go(float(geo.layer_at(layer)), float(v))
+        go(float(geo.layer_at(layer) + geo.along), float(v))
         layer += 1
-    go(*end)
-    return out
+    go(float(ub - 6), vb + geo.across / 2)
+    return [tuple(geo.point(u, v) for u, v in seg) for seg in out]
 
 
 def _num(v: float) -> str:
     return f"{v:.1f}".rstrip("0").rstrip(".")
 
 
-def edge_svg(a: NodePosition, b: NodePosition, via: Sequence[int] = ()) -> str:
+def edge_svg(
+    a: NodePosition, b: NodePosition, via: Sequence[int] = (), direction: str = "LR"
+) -> str:
     """One edge from ``a`` to ``b`` (through the lanes ``via``): a path and its arrowhead."""
-    segments = edge_path(a, b, via)
+    geo = geometry(direction)
+    segments = edge_path(a, b, via, direction)
     d = [f"M{_num(segments[0][0][0])},{_num(segments[0][0][1])}"]
     for seg in segments:
         if len(seg) == 4:
             d.append("C" + " ".join(f"{_num(x)},{_num(y)}" for x, y in seg[1:]))
         else:
             d.append(f"L{_num(seg[1][0])},{_num(seg[1][1])}")
-    x2, y2 = b.x - 6, b.y + NODE_H // 2
+    ub, vb = geo.of(b)
+    tip_u, tip_v = ub - 6, vb + geo.across // 2
+    head = " ".join(
+        f"{_num(x)},{_num(y)}"
+        for x, y in (
+            geo.point(tip_u, tip_v - 4),
+            geo.point(tip_u + 6, tip_v),
+            geo.point(tip_u, tip_v + 4),
+        )
+    )
     esc = html.escape
     return (
         f'<path class="execctx-edge" data-from="{esc(a.node_id)}" data-to="{esc(b.node_id)}"'
         f' d="{" ".join(d)}" fill="none" stroke="#9aa0a6" stroke-width="1.5"/>'
         # A drawn arrowhead, not an SVG <marker>: markers need document-unique ids.
-        f'<polygon points="{x2},{y2 - 4} {x2 + 6},{y2} {x2},{y2 + 4}" fill="#9aa0a6"/>'
+        f'<polygon points="{head}" fill="#9aa0a6"/>'
     )
 
 

@@ -20,12 +20,13 @@ class LineageView:
         envelopes: Iterable[StepEnvelope],
         execution_id: str | None = None,
         tenant_id: str | None = None,
+        direction: str = "LR",
     ) -> None:
         envs = list(envelopes)
         self.execution_id = execution_id or (envs[0].execution_id if envs else "")
         self.tenant_id = tenant_id
         self.graph = graph_from_envelopes(envs, self.execution_id or None)
-        self.svg = render_svg(self.graph, layout(self.graph))
+        self.svg = render_svg(self.graph, layout(self.graph, direction))
 
     def _repr_html_(self) -> str:
         name = "/".join(x for x in (self.tenant_id, self.execution_id) if x)
@@ -39,6 +40,9 @@ class LineageView:
         )
 
 
-def lineage_svg(envelopes: Iterable[StepEnvelope], execution_id: str | None = None) -> str:
-    """The lineage SVG of ``envelopes`` as one string (no widget library needed)."""
-    return LineageView(envelopes, execution_id).svg
+def lineage_svg(
+    envelopes: Iterable[StepEnvelope], execution_id: str | None = None, direction: str = "LR"
+) -> str:
+    """The lineage SVG of ``envelopes`` as one string (no widget library needed); layers
+    left to right, or top to bottom with ``direction="TB"``."""
+    return LineageView(envelopes, execution_id, direction=direction).svg

@@ -20,6 +20,7 @@ from execctx_nb.display._layout import (
     STATUS_COLOURS,
     Graph,
     edge_svg,
+    geometry,
     node_caption,
     node_svg,
     render_svg,
@@ -67,11 +68,16 @@ class LineageGraph(LiveWidget):
     _esm = _HERE / "lineage.js"
     _css = _HERE / "lineage.css"
 
+    # A class default: Widget.__del__ calls close() even when __init__ raised early.
+    _store: ExecutionContextStore | None = None
+
     tenant = t.Unicode().tag(sync=True)
     execution_id = t.Unicode().tag(sync=True)
     steps = t.Int(0).tag(sync=True)
     failed = t.Int(0).tag(sync=True)
     selected = t.Unicode("").tag(sync=True)
+    direction = t.Unicode("LR").tag(sync=True)
+    """``"LR"``: layers left to right; ``"TB"``: top to bottom (changeable live)."""
     details = t.Dict(default_value={}).tag(sync=True)
     colours = t.Dict(default_value={k: list(v) for k, v in STATUS_COLOURS.items()}).tag(sync=True)
 
@@ -83,9 +89,13 @@ class LineageGraph(LiveWidget):
         store: ExecutionContextStore | None = None,
         envelopes: list[StepEnvelope] | None = None,
         live: bool | None = None,
+        direction: str = "LR",
     ) -> None:
         self._scope = ExecutionScope(tenant, execution_id)
-        super().__init__(tenant=tenant, execution_id=execution_id, status="static")
+        geometry(direction)  # checked before anything starts
+        super().__init__(
+            tenant=tenant, execution_id=execution_id, status="static", direction=direction
+        )
         if store is None and envelopes is None:
             store = connect()
         self._store = store.borrow() if store is not None else None
@@ -118,9 +128,10 @@ class LineageGraph(LiveWidget):
         self._envelopes: dict[str, StepEnvelope] = {e.step_id: e for e in envelopes}
         if self._store is None:
             self._loaded = dict(self._envelopes)  # given envelopes: nothing to load
-        self._grow = GrowingGraph(self._envelopes, execution_id)
+        self._grow = GrowingGraph(self._envelopes, execution_id, direction)
         self._nodes: list[dict[str, Any]] | None = None
         self._redraw(None)
+        self.observe(self._on_direction, names=["direction"])
         if entries is not None:
             self._follow(entries, stop, "execctx-lineage")
 
@@ -199,7 +210,7 @@ class LineageGraph(LiveWidget):
         grow = self._grow
         nodes = self._nodes_svg(change.nodes)
         edges = [
-            edge_svg(grow.pos[src], grow.pos[dst], grow.route(src, dst))
+            edge_svg(grow.pos[src], grow.pos[dst], grow.route(src, dst), grow.direction)
             for src, dst in change.edges
         ]
         if nodes or edges:
@@ -285,6 +296,18 @@ class LineageGraph(LiveWidget):
             "load": f"df = %execctx load {self.tenant} {self.execution_id} {env.step_id}"
             f" --attempt {env.attempt}",
         }
+
+    def _on_direction(self, change: dict[str, Any]) -> None:
+        """Lay the graph out again in the new direction (a bad one is refused and undone)."""
+        try:
+            geometry(change["new"])
+        except ExecctxError as exc:
+            self.error = error_text(exc)
+            self.direction = change["old"]
+            return
+        with self._lock:
+            self._grow = GrowingGraph(self._envelopes, self.execution_id, change["new"])
+        self._redraw(None)
 
     def _on_select(self, change: dict[str, Any]) -> None:
         self._draw()

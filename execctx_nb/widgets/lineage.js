@@ -34,6 +34,19 @@ function render({ model, el }) {
     b.addEventListener("click", fn);
     tools.append(b);
   }
+  const flip = document.createElement("button");
+  flip.type = "button";
+  flip.className = "direction";
+  flip.addEventListener("click", () => {
+    view.fitted = true; // a new layout: show it whole
+    model.set("direction", model.get("direction") === "LR" ? "TB" : "LR");
+    model.save_changes();
+  });
+  const drawFlip = () => {
+    flip.textContent = model.get("direction") === "LR" ? "top to bottom" : "left to right";
+  };
+  drawFlip();
+  tools.append(flip);
   el.append(head, tools, canvas, panel);
 
   // -- pan and zoom: the SVG keeps its drawing; the view is its viewBox. Labels never get
@@ -290,6 +303,7 @@ function render({ model, el }) {
     ["msg:custom", onMessage],
     ["change:status change:error change:notice change:steps change:failed", drawHead],
     ["change:details", drawPanel],
+    ["change:direction", drawFlip],
   ];
   for (const [name, fn] of handlers) model.on(name, fn);
   model.send({ op: "sync" }); // this view's drawing: sent back as one "reset"
