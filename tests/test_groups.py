@@ -177,6 +177,10 @@ def test_the_monitor_is_read_only_until_asked_and_confirms_each_action(
         watch.close()
 
     act = StreamMonitor(tenant, url=valkey_url, actions=True, interval=0.1)
+    again = StreamMonitor(tenant, url=valkey_url, interval=0.1)  # a re-run cell
+    assert again.status == "live" and act.status == "stopped"  # the earlier one stopped
+    again.close()
+    act.start()
     try:
         assert f"data-id='{dead_id}'" in act.html and "data-consumer='dead-1'" in act.html
         act._on_view_message(act, {"op": "replay", "id": dead_id}, [])

@@ -9,8 +9,9 @@ an action only asks (``confirm`` says what would happen) until it is confirmed, 
 from __future__ import annotations
 
 import threading
+import weakref
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import anywidget
 import traitlets as t
@@ -70,6 +71,10 @@ class StreamMonitor(anywidget.AnyWidget):  # type: ignore[misc,unused-ignore]
 
     # A class default: Widget.__del__ calls close() even when __init__ raised early.
     _stop: threading.Event | None = None
+    # One refreshing monitor per (server, tenant) in a kernel: a re-run cell's new monitor
+    # stops the one it replaces, as the live widgets do.
+    _live: ClassVar[dict[tuple[str, str], weakref.ref[StreamMonitor]]] = {}
+    _live_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(
         self,
@@ -125,6 +130,13 @@ class StreamMonitor(anywidget.AnyWidget):  # type: ignore[misc,unused-ignore]
         """Refresh every ``interval`` seconds on a background thread; returns self."""
         if self._stop is not None:
             return self
+        key = (self._store.url, self.tenant)
+        with StreamMonitor._live_lock:
+            previous = StreamMonitor._live.get(key)
+            StreamMonitor._live[key] = weakref.ref(self)
+        old = previous() if previous is not None else None
+        if old is not None and old is not self:
+            old.stop()
         stop = self._stop = threading.Event()
 
         def run() -> None:
