@@ -21,13 +21,14 @@ from execctx_nb.display._layout import (
     NODE_W,
     Graph,
     GraphNode,
+    Lanes,
     Layout,
     NodePosition,
     columns,
+    edge_routes,
     geometry,
     graph_from_envelopes,
     layout,
-    route,
 )
 
 __all__ = ["Change", "GrowingGraph"]
@@ -66,6 +67,8 @@ class GrowingGraph:
         self._bottom: dict[int, int] = {}  # layer -> where its last node starts (across)
         self._rank: dict[int, int] = {}  # layer -> rank of its last node
         self._tops: dict[int, list[int]] = {}  # layer -> its nodes' tops, sorted
+        self._routes: dict[tuple[str, str], tuple[int, ...]] = {}  # drawn edge -> its lanes
+        self._lanes = Lanes(self._tops, direction)
         self._graph: Graph | None = None
         self._layout: Layout | None = None
         self.relayout()
@@ -94,9 +97,13 @@ class GrowingGraph:
         return self._layout
 
     def route(self, src: str, dst: str) -> tuple[int, ...]:
-        """The lanes of the edge ``src -> dst`` through the layers between (new nodes are
-        placed a gap below a layer's last node, so a drawn lane never comes to cross one)."""
-        return route(self.pos[src], self.pos[dst], self._tops, self.direction)
+        """The lanes of the drawn edge ``src -> dst`` through the layers between (new nodes
+        are placed a gap below a layer's last node, so a drawn lane never comes to cross
+        one)."""
+        via = self._routes.get((src, dst))
+        if via is None:
+            via = self._routes[(src, dst)] = self._lanes.route(self.pos[src], self.pos[dst])
+        return via
 
     def inputs(self, step_id: str) -> frozenset[str]:
         """The drawn inputs of ``step_id``."""
@@ -118,6 +125,9 @@ class GrowingGraph:
         self.width, self.height = lay.width, lay.height
         self._bottom, self._rank = {}, {}
         self._tops = columns(lay.positions, self.direction)
+        # the lanes as the static SVG takes them; later edges take theirs as they arrive
+        self._lanes = Lanes(self._tops, self.direction)
+        self._routes = edge_routes(lay, graph.edges, self._lanes)
         for p in lay.positions:
             self._bottom[p.layer] = max(self._bottom.get(p.layer, -1), self._geo.of(p)[1])
             self._rank[p.layer] = max(self._rank.get(p.layer, -1), p.rank)

@@ -45,7 +45,9 @@ __all__ = [
     "DIRECTIONS",
     "Geometry",
     "columns",
+    "Lanes",
     "edge_path",
+    "edge_routes",
     "edge_svg",
     "geometry",
     "layer_x",
@@ -338,11 +340,8 @@ def render_svg(graph: Graph, lay: Layout | None = None, *, selected: str | None 
     by_id = {n.node_id: n for n in graph.nodes}
     pos = {p.node_id: p for p in lay.positions}
     out = [svg_open(graph, lay)]
-    cols = columns(lay.positions, lay.direction)
-    for src, dst in sorted(set(graph.edges)):
-        if src in pos and dst in pos and src != dst:
-            a, b = pos[src], pos[dst]
-            out.append(edge_svg(a, b, route(a, b, cols, lay.direction), lay.direction))
+    for (src, dst), via in edge_routes(lay, graph.edges).items():
+        out.append(edge_svg(pos[src], pos[dst], via, lay.direction))
     out.extend(node_svg(by_id[p.node_id], p, selected=selected) for p in lay.positions)
     if not lay.positions:
         out.append(f'<text x="{MARGIN}" y="{MARGIN + 14}" fill="#5f6368">no steps yet</text>')
@@ -390,8 +389,10 @@ def route(
 ) -> tuple[int, ...]:
     """Where (across the flow) the edge ``a -> b`` crosses each layer strictly between
     theirs: on the straight line between the two nodes' centres where it passes at least
-    half a gap from every node of that layer, else in the free lane (beside the node in the
-    way, half a gap from it) nearest to that line; ties go to the upper (left) lane."""
+    half a gap from every node of that layer (above the first or between two), else in the
+    free lane (beside the node in the way, half a gap from it) nearest to that line; ties go
+    to the upper (left) lane. Nothing passes further below a layer's last node than its
+    lane: that is where a growing graph places the layer's next node."""
     if b.layer <= a.layer + 1:
         return ()
     geo = geometry(direction)
@@ -403,12 +404,64 @@ def route(
         aim = ya + (yb - ya) * (layer - a.layer) / span
         tops = cols.get(layer, ())
         i = bisect.bisect_right(tops, aim + half) - 1  # the last node starting before aim
-        if i < 0 or aim >= tops[i] + geo.across + half:
+        if i < 0 or (aim >= tops[i] + geo.across + half and i < len(tops) - 1):
             via.append(round(aim))  # clear of every node of the layer
+            continue
+        if aim >= tops[i] + geo.across + half:
+            # below the last node: where a growing graph places its next node; the lane
+            # just below the last one stays clear of it
+            via.append(tops[i] + geo.across + half)
             continue
         lanes = (tops[i] - half, tops[i] + geo.across + half)
         via.append(min(lanes, key=lambda y: (abs(y - aim), y)))
     return tuple(via)
+
+
+class Lanes:
+    """The lanes long edges take, per layer: an edge whose lane an earlier edge took is drawn
+    beside it (4 or 8 px off the lane's centre, the same shift all along the edge so its
+    level runs stay level) instead of on top of it; a shift that would come within 2 px of
+    a node is not made there."""
+
+    _OFFSETS = (0, 4, -4, 8, -8)
+
+    def __init__(self, cols: Mapping[int, Sequence[int]], direction: str = "LR") -> None:
+        self.cols = cols  # read live: a growing graph appends to it
+        self._geo = geometry(direction)
+        self._used: dict[tuple[int, int], int] = {}
+
+    def route(self, a: NodePosition, b: NodePosition) -> tuple[int, ...]:
+        """:func:`route`, spread beside the edges that took the same lanes before."""
+        via = route(a, b, self.cols, self._geo.direction)
+        layers = range(a.layer + 1, b.layer)
+        taken = max(
+            (self._used.get((layer, v), 0) for layer, v in zip(layers, via, strict=True)), default=0
+        )
+        shift = self._OFFSETS[taken % len(self._OFFSETS)]
+        out = []
+        for layer, v in zip(layers, via, strict=True):
+            self._used[(layer, v)] = self._used.get((layer, v), 0) + 1
+            out.append(v + shift if shift and self._clear(layer, v + shift) else v)
+        return tuple(out)
+
+    def _clear(self, layer: int, v: int) -> bool:
+        tops = self.cols.get(layer, ())
+        i = bisect.bisect_right(tops, v + 2) - 1
+        return not (i >= 0 and v < tops[i] + self._geo.across + 2)
+
+
+def edge_routes(
+    lay: Layout, edges: Iterable[tuple[str, str]], lanes: Lanes | None = None
+) -> dict[tuple[str, str], tuple[int, ...]]:
+    """The lanes of every drawn edge of ``lay``, taken in sorted order (as
+    :func:`render_svg` draws them) from ``lanes`` (default: fresh ones)."""
+    pos = {p.node_id: p for p in lay.positions}
+    lanes = lanes or Lanes(columns(lay.positions, lay.direction), lay.direction)
+    return {
+        (src, dst): lanes.route(pos[src], pos[dst])
+        for src, dst in sorted(set(edges))
+        if src in pos and dst in pos and src != dst
+    }
 
 
 Segment = tuple[tuple[float, float], ...]  # 2 points: a line; 4: a cubic curve
