@@ -127,6 +127,7 @@ def test_a_malformed_dead_letter_is_listed_and_never_replayed(
         "not json": "{oops",
         "not an object of strings": json.dumps({"kind": 1}),
         "no fields": None,
+        "too big": json.dumps({"kind": "step.committed", "event": "x" * (1 << 20)}),
     }
     ids = {}
     for name, fields in cases.items():
@@ -135,18 +136,19 @@ def test_a_malformed_dead_letter_is_listed_and_never_replayed(
             entry["fields"] = fields
         ids[name] = valkey_client.xadd(dlq, entry).decode()
     status = group_status(tenant, url=valkey_url)
-    assert status.dead_letters == 3
+    assert status.dead_letters == len(cases) == 4
     problems = {d.id: d.problem for d in status.newest_dead_letters}
     assert "not JSON" in str(problems[ids["not json"]])
     assert "object of strings" in str(problems[ids["not an object of strings"]])
     assert "no `fields`" in str(problems[ids["no fields"]])
+    assert "more than 1,048,576" in str(problems[ids["too big"]])
     assert all(d.deliveries is None for d in status.newest_dead_letters)
     html = status._repr_html_()
     assert "<b>not json</b>" not in html and "&lt;b&gt;not json" in html  # escaped
     for dead_id in ids.values():
         with pytest.raises(EventStreamError, match="cannot be replayed"):
             replay_dead_letter(tenant, dead_id, url=valkey_url)
-    assert valkey_client.xlen(dlq) == 3 and not valkey_client.exists(stream)
+    assert valkey_client.xlen(dlq) == 4 and not valkey_client.exists(stream)
     with pytest.raises(InvalidArgumentError, match="Invalid dead letter id"):
         replay_dead_letter(tenant, "0-0 OR 1", url=valkey_url)
 

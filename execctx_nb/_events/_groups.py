@@ -17,8 +17,10 @@ it and is refused by :func:`replay_dead_letter`, never published.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+from collections.abc import Iterator
 from typing import Any, cast
 
 import msgspec
@@ -129,13 +131,18 @@ class StreamStatus(msgspec.Struct, frozen=True):
         return status_html(self)
 
 
-def _client(client: Client | None, url: str | None, store: Any) -> Client:
-    """The client to use: ``client``, a store's, or one for ``url`` (``$VALKEY_URL``)."""
-    if client is not None:
-        return client
-    if store is not None:
-        return cast(Client, store.client)
-    return make_client(resolve_url(url))
+@contextlib.contextmanager
+def _connected(client: Client | None, url: str | None, store: Any) -> Iterator[Any]:
+    """The client to use: ``client``, a store's, or one for ``url`` (``$VALKEY_URL``), which
+    is closed afterwards."""
+    if client is not None or store is not None:
+        yield client if client is not None else store.client
+        return
+    own = make_client(resolve_url(url))
+    try:
+        yield own
+    finally:
+        own.close()  # type: ignore[no-untyped-call]
 
 
 def _fail(exc: BaseException, stream: str, doing: str) -> Exception:
@@ -175,14 +182,14 @@ def group_status(
             f"Invalid dead_letters {dead_letters!r}: expected an int >= 0 - at `group_status`"
         )
     stream, dlq = keys.events_key(tenant_id), keys.dlq_key(tenant_id)
-    c = cast(Any, _client(client, url, store))
-    try:
-        length = int(c.xlen(stream))
-        groups = tuple(_group(c, stream, g) for g in _info_groups(c, stream))
-        dead = int(c.xlen(dlq))
-        newest = c.xrevrange(dlq, "+", "-", count=dead_letters) if dead_letters else []
-    except (valkey.exceptions.ValkeyError, OSError) as exc:
-        raise _fail(exc, stream, "read the consumer groups of") from exc
+    with _connected(client, url, store) as c:
+        try:
+            length = int(c.xlen(stream))
+            groups = tuple(_group(c, stream, g) for g in _info_groups(c, stream))
+            dead = int(c.xlen(dlq))
+            newest = c.xrevrange(dlq, "+", "-", count=dead_letters) if dead_letters else []
+        except (valkey.exceptions.ValkeyError, OSError) as exc:
+            raise _fail(exc, stream, "read the consumer groups of") from exc
     return StreamStatus(
         tenant=tenant_id,
         stream=stream,
@@ -234,8 +241,7 @@ def _dead_letter(entry_id: str, raw: dict[Any, Any]) -> DeadLetter:
     problem: str | None = None
     kind = ""
     try:
-        _original_fields(f)
-        kind = json.loads(text(f["fields"])).get("kind", "")
+        kind = _original(f).get("kind", "")
     except ValueError as exc:
         problem = str(exc)
     deliveries = field("deliveries")
@@ -247,13 +253,13 @@ def _dead_letter(entry_id: str, raw: dict[Any, Any]) -> DeadLetter:
         consumer=field("consumer"),
         group=field("group"),
         ts=field("ts", 64),
-        kind=kind if isinstance(kind, str) else "",
+        kind=kind,
         problem=problem,
     )
 
 
-def _original_fields(f: dict[str, Any]) -> list[str]:
-    """The original entry's field/value list, or ValueError saying what is wrong."""
+def _original(f: dict[str, Any]) -> dict[str, str]:
+    """The original entry's fields, or ValueError saying what is wrong."""
     raw = f.get("fields")
     if raw is None:
         raise ValueError("no `fields` (the original entry) in this dead letter")
@@ -269,7 +275,7 @@ def _original_fields(f: dict[str, Any]) -> list[str]:
         or not all(isinstance(k, str) and isinstance(v, str) for k, v in original.items())
     ):
         raise ValueError("`fields` is not a JSON object of strings (a stream entry's fields)")
-    return [x for kv in sorted(original.items()) for x in kv]
+    return original
 
 
 def replay_dead_letter(
@@ -300,24 +306,27 @@ def replay_dead_letter(
             " '1764076745000-0' - at `replay_dead_letter`; group_status(tenant) lists them"
         )
     stream, dlq = keys.events_key(tenant_id), keys.dlq_key(tenant_id)
-    c = cast(Any, _client(client, url, store))
-    try:
-        found = c.xrange(dlq, dead_letter_id, dead_letter_id)
-        if not found:
-            raise InvalidArgumentError(
-                f"No dead letter {dead_letter_id} in `{dlq}` - it was replayed or removed"
-                " already; group_status(tenant) lists the current ones"
-            )
+    with _connected(client, url, store) as c:
         try:
-            fields = _original_fields({text(k): v for k, v in found[0][1].items()})
-        except ValueError as exc:
-            raise EventStreamError(
-                f"Dead letter {dead_letter_id} in `{dlq}` cannot be replayed: {exc} - it was"
-                " left in place; inspect it with XRANGE and remove it with XDEL"
-            ) from None
-        new_id = c.register_script(REPLAY_LUA)(keys=[stream, dlq], args=[dead_letter_id, *fields])
-    except (valkey.exceptions.ValkeyError, OSError) as exc:
-        raise _fail(exc, stream, "replay a dead letter into") from exc
+            found = c.xrange(dlq, dead_letter_id, dead_letter_id)
+            if not found:
+                raise InvalidArgumentError(
+                    f"No dead letter {dead_letter_id} in `{dlq}` - it was replayed or removed"
+                    " already; group_status(tenant) lists the current ones"
+                )
+            try:
+                original = _original({text(k): v for k, v in found[0][1].items()})
+            except ValueError as exc:
+                raise EventStreamError(
+                    f"Dead letter {dead_letter_id} in `{dlq}` cannot be replayed: {exc} - it was"
+                    " left in place; inspect it with XRANGE and remove it with XDEL"
+                ) from None
+            new_id = c.register_script(REPLAY_LUA)(
+                keys=[stream, dlq],
+                args=[dead_letter_id, *(x for kv in sorted(original.items()) for x in kv)],
+            )
+        except (valkey.exceptions.ValkeyError, OSError) as exc:
+            raise _fail(exc, stream, "replay a dead letter into") from exc
     if new_id is None:
         raise InvalidArgumentError(
             f"No dead letter {dead_letter_id} in `{dlq}` - another client replayed or removed"
@@ -352,33 +361,35 @@ def remove_consumer(
                 f"Invalid {what} {value!r}: expected a non-empty name - at `remove_consumer`"
             )
     stream = keys.events_key(tenant_id)
-    c = cast(Any, _client(client, url, store))
-    try:
-        names = {text(g["name"]) for g in _info_groups(c, stream)}
-        if group not in names:
-            raise InvalidArgumentError(
-                f"No consumer group {group!r} on `{stream}` - groups: {sorted(names)}"
-            )
-        members = {text(x["name"]): x for x in c.xinfo_consumers(stream, group)}
-        if consumer not in members:
-            raise InvalidArgumentError(
-                f"No consumer {consumer!r} in group {group!r} - consumers: {sorted(members)}"
-            )
-        pending = int(members[consumer]["pending"])
-        if to is None:
-            others = sorted((int(x["idle"]), n) for n, x in members.items() if n != consumer)
-            if pending and not others:
+    with _connected(client, url, store) as c:
+        try:
+            names = {text(g["name"]) for g in _info_groups(c, stream)}
+            if group not in names:
                 raise InvalidArgumentError(
-                    f"Consumer {consumer!r} of {group!r} holds {pending} pending entries and is"
-                    " the group's only consumer - pass to='<consumer name>' to hand them over"
+                    f"No consumer group {group!r} on `{stream}` - groups: {sorted(names)}"
                 )
-            to = others[0][1] if others else consumer + "-successor"
-        if to == consumer:
-            raise InvalidArgumentError(
-                f"Cannot hand {consumer!r}'s pending entries to itself - pass another `to`"
+            members = {text(x["name"]): x for x in c.xinfo_consumers(stream, group)}
+            if consumer not in members:
+                raise InvalidArgumentError(
+                    f"No consumer {consumer!r} in group {group!r} - consumers: {sorted(members)}"
+                )
+            pending = int(members[consumer]["pending"])
+            if to is None:
+                others = sorted((int(x["idle"]), n) for n, x in members.items() if n != consumer)
+                if pending and not others:
+                    raise InvalidArgumentError(
+                        f"Consumer {consumer!r} of {group!r} holds {pending} pending entries and is"
+                        " the group's only consumer - pass to='<consumer name>' to hand them over"
+                    )
+                to = others[0][1] if others else consumer + "-successor"
+            if to == consumer:
+                raise InvalidArgumentError(
+                    f"Cannot hand {consumer!r}'s pending entries to itself - pass another `to`"
+                )
+            batches = pending // 100 + 10
+            moved = c.register_script(REMOVE_LUA)(
+                keys=[stream], args=[group, consumer, to, batches]
             )
-        batches = pending // 100 + 10
-        moved = c.register_script(REMOVE_LUA)(keys=[stream], args=[group, consumer, to, batches])
-    except (valkey.exceptions.ValkeyError, OSError) as exc:
-        raise _fail(exc, stream, "remove a consumer from") from exc
+        except (valkey.exceptions.ValkeyError, OSError) as exc:
+            raise _fail(exc, stream, "remove a consumer from") from exc
     return int(moved)
