@@ -84,9 +84,9 @@ def _frame(lazy: Any, schema: Any) -> ValidationReport:
     failed = [c.expr.fill_null(True).not_().alias(n) for c, n in zip(checks, names, strict=True)]
     masks = [
         pl.sum_horizontal(
-            pl.col(n).cast(pl.UInt64) * (1 << bit) for bit, n in enumerate(names[at : at + _BITS])
-        ).alias(f"__execctx_mask{at // _BITS}")
-        for at in range(0, len(names), _BITS)
+            pl.col(n).cast(pl.UInt64) * _bit(i)[1] for i, n in enumerate(names) if i // _BITS == m
+        ).alias(_bit(m * _BITS)[0])
+        for m in range((len(names) + _BITS - 1) // _BITS)
     ]
     bad = (
         indexed.select(pl.col(_ROW), *failed)
@@ -117,11 +117,17 @@ def _frame(lazy: Any, schema: Any) -> ValidationReport:
     return ValidationReport(rows=total, violations=violations, invalid_rows=bad[_ROW])
 
 
+def _bit(i: int) -> tuple[str, int]:
+    """Where check ``i``'s failure is kept: its mask column and bit."""
+    return f"__execctx_mask{i // _BITS}", 1 << (i % _BITS)
+
+
 def _failed(i: int) -> Any:
     """The rows of ``bad`` that failed check ``i``."""
     import polars as pl
 
-    return (pl.col(f"__execctx_mask{i // _BITS}") & (1 << (i % _BITS))) != 0
+    mask, bit = _bit(i)
+    return (pl.col(mask) & bit) != 0
 
 
 def _rescue(indexed: Any, bad: Any, checks: list[Check]) -> Any:
@@ -150,8 +156,7 @@ def _rescue(indexed: Any, bad: Any, checks: list[Check]) -> Any:
         ok = pl.Series(good(column.drop_nulls().unique().to_list()), dtype=column.dtype)
         saved = mine.filter(pl.col(f"v{i}").is_in(ok.implode()))[_ROW]
         if len(saved):
-            mask = f"__execctx_mask{i // _BITS}"
-            bit = 1 << (i % _BITS)
+            mask, bit = _bit(i)
             is_saved = pl.col(_ROW).is_in(saved.implode())
             bad = bad.with_columns(
                 pl.when(is_saved).then(pl.col(mask) - bit).otherwise(pl.col(mask)).alias(mask)

@@ -50,7 +50,6 @@ __all__ = [
     "edge_routes",
     "edge_svg",
     "geometry",
-    "layer_x",
     "route",
     "node_caption",
     "node_svg",
@@ -289,11 +288,6 @@ def layout(graph: Graph, direction: str = "LR") -> Layout:
         height=max(height, 2 * MARGIN),
         direction=geo.direction,
     )
-
-
-def layer_x(layer: int) -> int:
-    """The x of the nodes in ``layer``."""
-    return MARGIN + layer * (NODE_W + GAP_X)
 
 
 def _fmt_rows(n: int | None) -> str:
