@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Iterator
-from typing import ClassVar
+from typing import Any
 
 import anywidget
 import traitlets as t
@@ -21,7 +21,29 @@ from execctx_nb._events._tail import TailEntry
 from execctx_nb.errors import ExecctxError
 from execctx_nb.widgets._runner import Batch, QuietLog, TailRunner
 
-__all__ = ["LiveWidget", "error_text"]
+__all__ = ["LiveWidget", "error_text", "release", "take_over"]
+
+# The one running widget per key in this kernel (what a re-run cell replaces).
+_LIVE: dict[tuple[str, ...], weakref.ref[Any]] = {}
+_LIVE_LOCK = threading.Lock()
+
+
+def take_over(key: tuple[str, ...], widget: Any) -> None:
+    """Make ``widget`` the running widget for ``key``, stopping the one it replaces."""
+    with _LIVE_LOCK:
+        previous = _LIVE.get(key)
+        _LIVE[key] = weakref.ref(widget)
+    old = previous() if previous is not None else None
+    if old is not None and old is not widget:
+        old.stop()
+
+
+def release(widget: Any) -> None:
+    """Forget ``widget`` (it stopped), and widgets that are gone."""
+    with _LIVE_LOCK:
+        for key, ref in list(_LIVE.items()):
+            if ref() is widget or ref() is None:
+                del _LIVE[key]
 
 
 def error_text(exc: BaseException) -> str:
@@ -41,9 +63,6 @@ class LiveWidget(anywidget.AnyWidget):  # type: ignore[misc,unused-ignore]
     error = t.Unicode("").tag(sync=True)
     notice = t.Unicode("").tag(sync=True)
 
-    _live: ClassVar[dict[tuple[str, ...], weakref.ref[LiveWidget]]] = {}
-    _live_lock: ClassVar[threading.Lock] = threading.Lock()
-
     def _stream_key(self) -> tuple[str, ...]:
         """What this widget follows; a newer widget with the same key replaces it."""
         raise NotImplementedError
@@ -54,13 +73,7 @@ class LiveWidget(anywidget.AnyWidget):  # type: ignore[misc,unused-ignore]
     # -- lifecycle ----------------------------------------------------------------------
     def _follow(self, entries: Iterator[TailEntry], stop: threading.Event, name: str) -> None:
         """Run ``entries`` (a :func:`tail` started with ``stop``) on background threads."""
-        key = (type(self).__name__, *self._stream_key())
-        with LiveWidget._live_lock:
-            previous = LiveWidget._live.get(key)
-            LiveWidget._live[key] = weakref.ref(self)
-        old = previous() if previous is not None else None
-        if old is not None and old is not self:
-            old.stop()
+        take_over((type(self).__name__, *self._stream_key()), self)
         self.error = ""
         self._runner = TailRunner(
             lambda _stop: entries, self._on_batch, self._on_error, name=name, stop_flag=stop
@@ -80,10 +93,7 @@ class LiveWidget(anywidget.AnyWidget):  # type: ignore[misc,unused-ignore]
         runner, self._runner = self._runner, None
         if runner is not None:
             runner.stop()
-        with LiveWidget._live_lock:
-            for key, ref in list(LiveWidget._live.items()):
-                if ref() is self or ref() is None:
-                    del LiveWidget._live[key]
+        release(self)
         if self.status in ("live", "paused"):
             self.status = "stopped"
 
@@ -95,8 +105,8 @@ class LiveWidget(anywidget.AnyWidget):  # type: ignore[misc,unused-ignore]
     @classmethod
     def stop_all(cls) -> int:
         """Stop every running widget of this class in this kernel; returns how many ran."""
-        with LiveWidget._live_lock:
-            widgets = [ref() for ref in LiveWidget._live.values()]
+        with _LIVE_LOCK:
+            widgets = [ref() for ref in _LIVE.values()]
         stopped = 0
         for widget in widgets:
             if isinstance(widget, cls) and widget._runner is not None:

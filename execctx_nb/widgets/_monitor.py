@@ -9,9 +9,8 @@ an action only asks (``confirm`` says what would happen) until it is confirmed, 
 from __future__ import annotations
 
 import threading
-import weakref
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import anywidget
 import traitlets as t
@@ -26,7 +25,7 @@ from execctx_nb._store._sync import ExecutionContextStore
 from execctx_nb.display._groups_view import status_html
 from execctx_nb.display._html import esc
 from execctx_nb.errors import InvalidArgumentError
-from execctx_nb.widgets._live import error_text
+from execctx_nb.widgets._live import error_text, release, take_over
 
 __all__ = ["StreamMonitor"]
 
@@ -71,10 +70,6 @@ class StreamMonitor(anywidget.AnyWidget):  # type: ignore[misc,unused-ignore]
 
     # A class default: Widget.__del__ calls close() even when __init__ raised early.
     _stop: threading.Event | None = None
-    # One refreshing monitor per (server, tenant) in a kernel: a re-run cell's new monitor
-    # stops the one it replaces, as the live widgets do.
-    _live: ClassVar[dict[tuple[str, str], weakref.ref[StreamMonitor]]] = {}
-    _live_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(
         self,
@@ -130,13 +125,8 @@ class StreamMonitor(anywidget.AnyWidget):  # type: ignore[misc,unused-ignore]
         """Refresh every ``interval`` seconds on a background thread; returns self."""
         if self._stop is not None:
             return self
-        key = (self._store.url, self.tenant)
-        with StreamMonitor._live_lock:
-            previous = StreamMonitor._live.get(key)
-            StreamMonitor._live[key] = weakref.ref(self)
-        old = previous() if previous is not None else None
-        if old is not None and old is not self:
-            old.stop()
+        # one refreshing monitor per server and tenant: a re-run cell's replaces the last
+        take_over(("StreamMonitor", self._store.url, self.tenant), self)
         stop = self._stop = threading.Event()
 
         def run() -> None:
@@ -152,6 +142,7 @@ class StreamMonitor(anywidget.AnyWidget):  # type: ignore[misc,unused-ignore]
         stop, self._stop = self._stop, None
         if stop is not None:
             stop.set()
+            release(self)
             self.status = "stopped"
 
     def close(self) -> None:
