@@ -27,7 +27,7 @@ from execctx_nb._connection import make_client
 from execctx_nb.demo import EXECUTIONS, STEPS, load_demo
 from execctx_nb.events import ExecutionLog, StepCommitted
 from tests.labs import CHROMIUM, chromium, jupyterlab
-from tests.twins import run_loop_until
+from tests.twins import FAST_RECLAIM, run_loop_until
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
@@ -47,11 +47,8 @@ def _dead_letter_and_pending(valkey_url: str, tenant: str) -> None:
         make_client(valkey_url),
         group="engine",
         consumer="worker-1",
-        min_idle_ms=300,
-        claim_interval_s=0.1,
-        lease_ms=300,
         max_deliveries=2,
-        handle_signals=False,
+        **FAST_RECLAIM,
     )
 
     with ExecutionEventPublisher(url=valkey_url) as pub:

@@ -19,7 +19,7 @@ import valkey
 import valkey.asyncio
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from twins import APIS, async_subscriber, close_all, run_loop_until
+from twins import APIS, FAST_RECLAIM, async_subscriber, close_all, run_loop_until
 
 from execctx_nb import (
     AsyncExecutionEventSubscriber,
@@ -73,15 +73,7 @@ def api(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 def _subscriber(api: str, url: str, **kw: Any) -> Any:
-    options: dict[str, Any] = {
-        "group": "g",
-        "consumer": "c1",
-        "min_idle_ms": 300,
-        "lease_ms": 300,
-        "claim_interval_s": 0.1,
-        "handle_signals": False,
-    }
-    options.update(kw)
+    options: dict[str, Any] = {"group": "g", "consumer": "c1", **FAST_RECLAIM, **kw}
     if api == "async":
         return async_subscriber(url, **options)
     return ExecutionEventSubscriber(make_client(url), **options)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import valkey
-from twins import run_loop_until
+from twins import FAST_RECLAIM, run_loop_until
 
 from execctx_nb import (
     ExecutionEventPublisher,
@@ -27,14 +27,7 @@ pytestmark = pytest.mark.both_topologies
 
 def _subscriber(url: str) -> ExecutionEventSubscriber:
     return ExecutionEventSubscriber(
-        make_client(url),
-        group="g",
-        consumer="c1",
-        min_idle_ms=300,
-        claim_interval_s=0.1,
-        lease_ms=300,
-        max_deliveries=2,
-        handle_signals=False,
+        make_client(url), group="g", consumer="c1", max_deliveries=2, **FAST_RECLAIM
     )
 
 
